@@ -1,0 +1,105 @@
+"""The Connector protocol and the registry of source kinds, imported lazily.
+
+A connector reads one worksheet and applies patches to it. It knows nothing of rules or the
+store: the engine hands it Patch objects and gets Applied back (see sheetsync.model).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from ..errors import MissingExtra, UsageError
+from ..model import Applied, Patch, ReportTab, SheetData
+
+#: kind -> "module:Class"; plain strings so that importing sheetsync imports no gspread/openpyxl.
+REGISTRY: dict[str, str] = {
+    "xlsx": "sheetsync.connectors.xlsx:XlsxConnector",
+    "csv": "sheetsync.connectors.csv:CsvConnector",
+    "gsheets": "sheetsync.connectors.gsheets:GSheetsConnector",
+    "excel": "sheetsync.connectors.excel:ExcelConnector",
+    "memory": "sheetsync.connectors.memory:MemoryConnector",
+}
+
+#: the pip extra that provides each kind's optional dependency
+EXTRAS: dict[str, str] = {"gsheets": "gsheets", "excel": "excel"}
+
+#: every note sheetsync writes starts with this, so its own notes can be told from a person's
+NOTE_PREFIX = "sheetsync: "
+_NOTE_SEPARATOR = "\n---\n"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a source can hold. CSV has no fills or notes; the engine then reports in a sidecar."""
+
+    fills: bool = True
+    notes: bool = True
+    report_tab: bool = True
+    remote: bool = False
+
+
+@runtime_checkable
+class Connector(Protocol):
+    capabilities: Capabilities
+
+    def read(self) -> SheetData:
+        """Read the header and every data row. Raises SourceError, SourceBusy, SourceUnavailable."""
+
+    def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
+              expected: str | None = None) -> Applied:
+        """Apply patches (and rewrite the report tab) in as few writes as the source allows.
+
+        `expected` is the fingerprint of the read the patches were computed from: a connector
+        that cannot check single cells refuses with SourceChanged if the source moved on.
+        Patches whose cell or anchor no longer matches are returned as deferred, not applied.
+        """
+
+    def snapshot(self) -> bytes:
+        """The source's current bytes (a file) or canonical JSON of its values (a remote sheet)."""
+
+
+def connector_class(kind: str) -> type:
+    """Import the connector class for `kind`; a missing optional dependency names its extra."""
+    try:
+        target = REGISTRY[kind]
+    except KeyError:
+        raise UsageError(f"unknown source kind {kind!r}",
+                         hint=f"use one of: {', '.join(sorted(REGISTRY))}") from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        extra = EXTRAS.get(kind)
+        if extra and module_name not in str(exc):
+            raise MissingExtra(f"source kind {kind!r} needs an optional dependency ({exc.name})",
+                               hint=f"pip install 'sheetsync[{extra}]'") from exc
+        raise
+    return getattr(module, class_name)
+
+
+def open_connector(kind: str, **options: Any) -> Connector:
+    return connector_class(kind)(**options)
+
+
+def merge_note(existing: str | None, ours: str) -> str:
+    """Put sheetsync's note on a cell without destroying a person's own note text."""
+    human = strip_note(existing)
+    ours = ours if ours.startswith(NOTE_PREFIX) else NOTE_PREFIX + ours
+    return f"{human}{_NOTE_SEPARATOR}{ours}" if human else ours
+
+
+def strip_note(existing: str | None) -> str | None:
+    """The person's part of a note, sheetsync's part removed; None when nothing is left."""
+    if not existing:
+        return None
+    if existing.startswith(NOTE_PREFIX):
+        return None
+    human, sep, rest = existing.partition(_NOTE_SEPARATOR)
+    if sep and rest.startswith(NOTE_PREFIX):
+        return human or None
+    return existing
+
+
+def is_our_note(text: str | None) -> bool:
+    return bool(text) and (text.startswith(NOTE_PREFIX) or (_NOTE_SEPARATOR + NOTE_PREFIX) in text)

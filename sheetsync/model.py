@@ -1,0 +1,234 @@
+"""Plain data passed between the stages of a sync (connector -> rules -> dedupe -> store -> patches).
+
+Frozen dataclasses only: every stage can be called alone in a test with values built by hand.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence, Union
+
+#: What a connector may hand over for one cell. Connectors do not interpret values: a number
+#: stored in xlsx arrives as float (calamine), a CSV cell as str, an empty cell as None.
+CellValue = Union[str, int, float, bool, _dt.datetime, _dt.date, _dt.time, _dt.timedelta, None]
+
+#: What sheetsync writes into a cell: text stays text (never a formula), numbers stay numbers.
+WriteValue = Union[str, int, float, bool, None]
+
+
+def column_letter(col: int) -> str:
+    """1 -> A, 27 -> AA: the spreadsheet name of a 1-based column number."""
+    if col < 1:
+        raise ValueError(f"column number must be >= 1, got {col}")
+    letters = ""
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def canonical_text(value: CellValue) -> str:
+    """A stable text form of a cell, so that change detection does not see `5000.0` vs `5000`.
+
+    Calamine reads every xlsx number as float, Sheets returns ints, CSV returns text: all three
+    must hash the same when the cell shows the same thing.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return repr(value)
+        if value.is_integer() and abs(value) < 2**63:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, _dt.datetime):
+        if value.time() == _dt.time(0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return str(value)
+    return str(value)
+
+
+def row_hash(values: Sequence[CellValue]) -> str:
+    """Hash of one row's cells as shown; trailing empty cells do not count (Sheets trims them)."""
+    texts = [canonical_text(v) for v in values]
+    while texts and texts[-1] == "":
+        texts.pop()
+    return hashlib.sha1(json.dumps(texts, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CellRef:
+    """Where a cell is, for messages and patches. `row` and `col` are 1-based sheet numbers."""
+
+    sheet: str
+    row: int
+    col: int
+
+    @property
+    def a1(self) -> str:
+        return f"{column_letter(self.col)}{self.row}"
+
+    def __str__(self) -> str:
+        return f"{self.sheet}!{self.a1}"
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One data row as read: its sheet row number and its cells, aligned with SheetData.header."""
+
+    number: int
+    values: tuple[CellValue, ...]
+
+    def get(self, index: int) -> CellValue:
+        return self.values[index] if index < len(self.values) else None
+
+
+@dataclass(frozen=True)
+class SheetData:
+    """Everything a connector read from one worksheet.
+
+    `header` holds the header cells as typed (text), `header_row` its sheet row number; `rows`
+    are the data rows below it, blank rows dropped. `fingerprint` identifies this version of the
+    source (file hash, Drive version), so a write can refuse when the source changed since.
+    `marks` are the cells that already carry a sheetsync note (row, col) -> note text, so stale
+    marks can be found after a crash; connectors that cannot hold notes leave it empty.
+    """
+
+    sheet: str
+    header: tuple[str, ...]
+    rows: tuple[SheetRow, ...]
+    fingerprint: str
+    header_row: int = 1
+    source: str = ""
+    marks: Mapping[tuple[int, int], str] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+PatchKind = Literal["corrected", "invalid", "duplicate", "conflict", "protected", "pushed", "clear"]
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change sheetsync wants in one cell of the synced worksheet.
+
+    - `write=True` sets the cell to `value` (str is written as text, never as a formula).
+    - `fill`/`note` set sheetsync's mark: the fill colour "RRGGBB" and the explanation note.
+    - `clear=True` removes sheetsync's own mark: the fill goes back to `restore_fill` (None = no
+      fill) and sheetsync's part of the note is removed; a person's own note text is kept.
+    - `expected` is the cell's text when it was read (canonical_text). The connector re-checks
+      it just before writing and drops the patch if a person changed the cell since: that edit
+      is left for the next run.
+    - `anchor` is (col, text) of the row's key cell, checked the same way, so a patch replayed
+      after rows moved never lands on another record.
+    """
+
+    row: int
+    col: int
+    kind: PatchKind
+    write: bool = False
+    value: WriteValue = None
+    fill: str | None = None
+    note: str | None = None
+    clear: bool = False
+    restore_fill: str | None = None
+    expected: str | None = None
+    anchor: tuple[int, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "row": self.row, "col": self.col, "kind": self.kind, "write": self.write,
+            "value": self.value, "fill": self.fill, "note": self.note, "clear": self.clear,
+            "restore_fill": self.restore_fill, "expected": self.expected,
+            "anchor": list(self.anchor) if self.anchor else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Patch":
+        anchor = data.get("anchor")
+        return cls(**{**data, "anchor": tuple(anchor) if anchor else None})
+
+
+@dataclass(frozen=True)
+class ReportTab:
+    """The report tab sheetsync (re)writes in full: a title row, a header, one row per problem."""
+
+    name: str
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a connector's apply() did. `applied` + `deferred` account for every patch given.
+
+    `deferred` patches were dropped because the cell or its row changed since the read (a person
+    edited it); they are left for the next run. `prior_fills` maps (row, col) of each newly
+    marked cell to the fill it had before sheetsync's mark (None = none), so a later clear can
+    put it back. `api_calls` counts requests made to a remote service (0 for local files).
+    """
+
+    applied: tuple[Patch, ...]
+    deferred: tuple[Patch, ...] = ()
+    prior_fills: Mapping[tuple[int, int], str | None] = field(default_factory=dict)
+    api_calls: int = 0
+
+
+Outcome = Literal["ok", "corrected", "invalid", "protected"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One data problem, as data: rendered into a message by messages.render(code, params, lang)."""
+
+    code: str
+    field: str | None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    row: int | None = None
+    col: int | None = None
+    record_key: str | None = None
+
+
+RunOutcome = Literal["ok", "problems", "partial", "failed"]
+
+
+@dataclass
+class RunResult:
+    """The summary of one run; `to_json()` gives the keys of DESIGN.md's CLI contract."""
+
+    layout: str
+    run_id: str
+    outcome: RunOutcome = "ok"
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    corrected: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    protected: int = 0
+    held_back: int = 0
+    patches_applied: int = 0
+    patches_deferred: int = 0
+    replayed: int = 0
+    api_calls: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    problems: tuple[Problem, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        keys = ("layout", "run_id", "outcome", "rows_read", "inserted", "updated", "unchanged",
+                "deleted", "corrected", "invalid", "duplicates", "conflicts", "protected",
+                "held_back", "patches_applied", "patches_deferred", "replayed", "api_calls",
+                "seconds", "message")
+        out = {k: getattr(self, k) for k in keys}
+        out["seconds"] = round(self.seconds, 3)
+        return out
