@@ -1,0 +1,312 @@
+"""The .xlsx/.xlsm connector: python-calamine reads (fast), openpyxl writes patches back.
+
+Writes refuse while the file is open in Excel/LibreOffice, when it changed since the read, or
+when openpyxl would drop parts of the workbook (xlsx_guard); the save is atomic.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import SourceChanged, SourceError
+from ..model import Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text
+from . import Capabilities, is_our_note, merge_note, strip_note
+from .xlsx_guard import (atomic_write, fingerprint, guard_features, open_zip, read_bytes,
+                         read_comments, refuse_if_open, sheet_comments_part)
+
+log = logging.getLogger(__name__)
+
+_REF = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
+
+
+def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_row: bool,
+                   where: str) -> tuple[tuple[str, ...], tuple[SheetRow, ...]]:
+    """Header texts and non-blank data rows from a full grid (grid[0] is sheet row 1, col A).
+
+    Rows above `header_row` (titles) are ignored; trailing all-empty columns are trimmed.
+    """
+    cells = [[None if v == "" else v for v in row] for row in grid]
+    if len(cells) < header_row or not any(v is not None for v in cells[header_row - 1]):
+        raise SourceError(f"no header in row {header_row} (the sheet is empty there)", where=where,
+                          hint="check source.header_row in the layout, or that this is the right sheet")
+    body = [(n, row) for n, row in enumerate(cells[header_row:], start=header_row + 1)
+            if any(canonical_text(v) != "" for v in row)]
+    if totals_row and body:
+        body.pop()
+    width = max((_used_width(r) for r in [cells[header_row - 1]] + [r for _, r in body]), default=0)
+    header = tuple(canonical_text(v) for v in _pad(cells[header_row - 1], width))
+    rows = tuple(SheetRow(n, tuple(_pad(row, width))) for n, row in body)
+    return header, rows
+
+
+def _used_width(row: Sequence[CellValue]) -> int:
+    for i in range(len(row), 0, -1):
+        if canonical_text(row[i - 1]) != "":
+            return i
+    return 0
+
+
+def _pad(row: Sequence[CellValue], width: int) -> list[CellValue]:
+    row = list(row[:width])
+    return row + [None] * (width - len(row))
+
+
+def ref_to_cell(ref: str) -> tuple[int, int] | None:
+    """"B6" -> (6, 2); None for anything else."""
+    m = _REF.match(ref.upper())
+    if not m:
+        return None
+    col = 0
+    for ch in m.group(1):
+        col = col * 26 + ord(ch) - 64
+    return int(m.group(2)), col
+
+
+def fill_code(fill: Any) -> str | None:
+    """A cell's fill as text: "RRGGBB" for a plain solid colour, else "pattern|kind:value[:tint]"."""
+    if fill is None or not fill.fill_type:
+        return None
+    colour = fill.fgColor
+    if fill.fill_type == "solid" and colour.type == "rgb" and isinstance(colour.rgb, str):
+        return colour.rgb[-6:].upper()
+    if colour.type == "theme":
+        return f"{fill.fill_type}|theme:{colour.theme}:{colour.tint}"
+    if colour.type == "indexed":
+        return f"{fill.fill_type}|indexed:{colour.indexed}"
+    return f"{fill.fill_type}|rgb:{colour.rgb if isinstance(colour.rgb, str) else '00000000'}"
+
+
+def make_fill(code: str | None) -> Any:
+    """The openpyxl PatternFill for a fill_code (None = no fill)."""
+    from openpyxl.styles import Color, PatternFill
+    if not code:
+        return PatternFill(fill_type=None)
+    if "|" not in code:
+        return PatternFill(fill_type="solid", fgColor=code, bgColor=code)
+    pattern, _, spec = code.partition("|")
+    kind, _, value = spec.partition(":")
+    if kind == "theme":
+        theme, _, tint = value.partition(":")
+        colour = Color(theme=int(theme), tint=float(tint or 0))
+    elif kind == "indexed":
+        colour = Color(indexed=int(value))
+    else:
+        colour = Color(rgb=value)
+    return PatternFill(fill_type=pattern, fgColor=colour)
+
+
+def _default_mark_colours() -> frozenset[str]:
+    from ..layout import Colours
+    return frozenset(str(v).upper() for v in Colours().model_dump().values())
+
+
+class XlsxConnector:
+    """One worksheet of a local .xlsx/.xlsm file."""
+
+    capabilities = Capabilities(fills=True, notes=True, report_tab=True)
+
+    def __init__(self, path: Path | str, sheet: str | None = None, header_row: int = 1,
+                 allow_feature_loss: bool = False, totals_row: bool = False) -> None:
+        self.path = Path(path)
+        self.sheet = sheet
+        self.header_row = header_row
+        self.allow_feature_loss = allow_feature_loss
+        self.totals_row = totals_row
+
+    def _where(self, sheet: str | None = None) -> str:
+        return f"{self.path}[{sheet}]" if sheet else str(self.path)
+
+    def read(self) -> SheetData:
+        data = read_bytes(self.path)
+        zf = open_zip(data, self._where())
+        name, grid = self._calamine_grid(data)
+        header, rows = rows_from_grid(grid, self.header_row, self.totals_row, self._where(name))
+        return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),
+                         header_row=self.header_row, source=str(self.path),
+                         marks=self._marks(zf, name), meta={"kind": "xlsx"})
+
+    def _calamine_grid(self, data: bytes) -> tuple[str, list[list[CellValue]]]:
+        import python_calamine as pc
+        try:
+            book = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+            names = list(book.sheet_names)
+            name = self.sheet or (names[0] if names else None)
+            if name not in names:
+                raise SourceError(f"no sheet named {name!r}", where=self._where(name),
+                                  hint="sheets in this workbook: " + ", ".join(names))
+            return name, book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        except SourceError:
+            raise
+        except Exception as exc:  # calamine raises its own zoo (XmlError, ZipError, ...)
+            raise SourceError(f"cannot read the workbook: {exc}", where=self._where(self.sheet),
+                              hint="open it in Excel and save it again as .xlsx") from None
+
+    @staticmethod
+    def _marks(zf: Any, sheet: str) -> dict[tuple[int, int], str]:
+        part = sheet_comments_part(zf, sheet)
+        if not part:
+            return {}
+        marks = {}
+        for ref, text in read_comments(zf, part).items():
+            cell = ref_to_cell(ref)
+            if cell and is_our_note(text):
+                marks[cell] = text
+        return marks
+
+    def snapshot(self) -> bytes:
+        return read_bytes(self.path)
+
+    def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
+              expected: str | None = None) -> Applied:
+        if not patches and report is None:
+            return Applied(applied=())
+        refuse_if_open(self.path)
+        data = read_bytes(self.path)
+        if expected is not None and fingerprint(data) != expected:
+            raise SourceChanged("the workbook changed since it was read", where=self._where(self.sheet),
+                                hint="nothing was written; the next run reads it again and retries")
+        guard_features(open_zip(data, self._where()), self._where(self.sheet), self.allow_feature_loss)
+        book, ws = self._load(data)
+        texts = _CellTexts(ws, lambda: self._calamine_grid(data)[1])
+        applied, deferred, prior = [], [], {}
+        for patch in patches:
+            if not texts.matches(patch) or not _writable(ws, patch):
+                deferred.append(patch)
+                continue
+            before = _apply_patch(ws, patch)
+            if before is not _NOT_MARKED:
+                prior[(patch.row, patch.col)] = before
+            applied.append(patch)
+        if report is not None:
+            _write_report(book, ws, report, self._where(report.name))
+        if applied or report is not None:
+            self._save(book, data)
+        return Applied(applied=tuple(applied), deferred=tuple(deferred), prior_fills=prior)
+
+    def _load(self, data: bytes) -> tuple[Any, Any]:
+        import openpyxl
+        try:
+            book = openpyxl.load_workbook(io.BytesIO(data), rich_text=True,
+                                          keep_vba=self.path.suffix.lower() == ".xlsm")
+        except Exception as exc:
+            raise SourceError(f"openpyxl cannot open the workbook: {exc}", where=str(self.path),
+                              hint="open it in Excel and save it again as .xlsx") from None
+        name = self.sheet or book.sheetnames[0]
+        if name not in book.sheetnames:
+            raise SourceError(f"no sheet named {name!r}", where=self._where(name),
+                              hint="sheets in this workbook: " + ", ".join(book.sheetnames))
+        return book, book[name]
+
+    def _save(self, book: Any, data: bytes) -> None:
+        """Atomic save; refuse if someone saved the file while we were patching it."""
+        if fingerprint(read_bytes(self.path)) != fingerprint(data):
+            raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
+                                where=str(self.path), hint="nothing was written; run again")
+        refuse_if_open(self.path)
+        atomic_write(self.path, book.save)
+
+
+class _CellTexts:
+    """Current cell texts for the expected/anchor checks; formula cells use their cached result."""
+
+    def __init__(self, ws: Any, grid: Any) -> None:
+        self.ws = ws
+        self._grid_factory = grid
+        self._grid: list[list[CellValue]] | None = None
+
+    def text(self, row: int, col: int) -> str:
+        cell = self.ws.cell(row=row, column=col)
+        if cell.data_type != "f":
+            return canonical_text(cell.value)
+        if self._grid is None:
+            self._grid = self._grid_factory()
+        grid = self._grid
+        value = grid[row - 1][col - 1] if row <= len(grid) and col <= len(grid[row - 1]) else None
+        return canonical_text(value)
+
+    def matches(self, patch: Patch) -> bool:
+        if patch.expected is not None and self.text(patch.row, patch.col) != patch.expected:
+            return False
+        if patch.anchor is not None:
+            col, text = patch.anchor
+            return self.text(patch.row, col) == text
+        return True
+
+
+_NOT_MARKED = object()
+
+
+def _writable(ws: Any, patch: Patch) -> bool:
+    from openpyxl.cell.cell import MergedCell
+    if isinstance(ws.cell(row=patch.row, column=patch.col), MergedCell):
+        log.warning("%s: cell %s%s is inside a merged range; patch left for a person",
+                    ws.title, patch.col, patch.row)
+        return False
+    return True
+
+
+def _apply_patch(ws: Any, patch: Patch) -> Any:
+    """Apply one patch to its cell; returns the prior fill when a new mark was set."""
+    cell = ws.cell(row=patch.row, column=patch.col)
+    if patch.write:
+        _set_value(cell, patch.value)
+    if patch.clear:
+        _clear_mark(cell, patch)
+        return _NOT_MARKED
+    prior: Any = _NOT_MARKED
+    old_note = cell.comment.text if cell.comment else None
+    if patch.fill:
+        if not is_our_note(old_note):
+            prior = fill_code(cell.fill)
+        cell.fill = make_fill(patch.fill)
+    if patch.note:
+        _set_note(cell, merge_note(old_note, patch.note), cell.comment)
+    return prior
+
+
+def _set_value(cell: Any, value: Any) -> None:
+    """Text stays text (a leading `=` is not a formula); numbers and booleans keep their type."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    if isinstance(value, str):
+        cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell.data_type = "s"
+    else:
+        cell.value = value
+
+
+def _set_note(cell: Any, text: str | None, old: Any) -> None:
+    from openpyxl.comments import Comment
+    if not text:
+        cell.comment = None
+        return
+    author = old.author if old is not None and old.author and not is_our_note(old.text) else "sheetsync"
+    cell.comment = Comment(text, author, height=100, width=260)
+
+
+def _clear_mark(cell: Any, patch: Patch) -> None:
+    """Remove sheetsync's mark; a fill a person changed since is left alone, as is their note."""
+    current = fill_code(cell.fill)
+    ours = {patch.fill.upper()} if patch.fill else _default_mark_colours()
+    if current is not None and current.upper() in ours:
+        cell.fill = make_fill(patch.restore_fill)
+    if cell.comment is not None and is_our_note(cell.comment.text):
+        _set_note(cell, strip_note(cell.comment.text), cell.comment)
+
+
+def _write_report(book: Any, ws: Any, report: ReportTab, where: str) -> None:
+    """(Re)create the report tab in place; it is never the synced sheet."""
+    if report.name == ws.title:
+        raise SourceError("the report tab has the same name as the synced sheet", where=where,
+                          hint="set a different `report_tab` name in the layout")
+    index = len(book.sheetnames)
+    if report.name in book.sheetnames:
+        index = book.sheetnames.index(report.name)
+        book.remove(book[report.name])
+    tab = book.create_sheet(report.name, index)
+    for r, row in enumerate(report.rows, start=1):
+        for c, text in enumerate(row, start=1):
+            if text not in (None, ""):
+                _set_value(tab.cell(row=r, column=c), str(text))

@@ -1,0 +1,212 @@
+"""Guards for touching a local workbook file: zip-bomb limits, parts openpyxl would drop,
+lock files of an open editor, and the temp-file + fsync + os.replace save (shared with CSV).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import posixpath
+import re
+import stat
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..errors import FeatureLossError, SourceBusy, SourceError
+
+log = logging.getLogger(__name__)
+
+#: refuse workbooks whose members declare more than this many uncompressed bytes in all
+MAX_UNCOMPRESSED = 1 << 30
+#: ... or whose member (bigger than MIN_RATIO_SIZE) expands more than this many times
+MAX_RATIO = 200
+MIN_RATIO_SIZE = 1 << 20
+
+# A formula cell keeps its cached result in <v> right after <f>; openpyxl drops that result.
+_CACHED_FORMULA = re.compile(
+    rb"<(?:\w+:)?f(?:\s[^>]*)?(?:/>|>[^<]*</(?:\w+:)?f>)\s*<(?:\w+:)?v>[^<]")
+
+
+def fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, or a SourceError naming it (missing, a folder, unreadable)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError("file not found", where=str(path),
+                          hint="check source.path in the layout (relative to the layout file)") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read the file: {exc.strerror or exc}", where=str(path),
+                          hint="check the path and the file's permissions") from None
+
+
+def check_zip(zf: zipfile.ZipFile, where: str) -> None:
+    """Refuse zip bombs by the sizes the archive declares, before anything inflates them."""
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > MIN_RATIO_SIZE and ratio > MAX_RATIO:
+            raise SourceError(f"refusing a suspicious workbook: part {info.filename} expands "
+                              f"{ratio:.0f} times", where=where,
+                              hint="this looks like a zip bomb; open and re-save it in Excel if it is genuine")
+    if total > MAX_UNCOMPRESSED:
+        raise SourceError(f"refusing a workbook that expands to {total / 2**30:.1f} GiB", where=where,
+                          hint="split the workbook; sheetsync reads workbooks up to 1 GiB unpacked")
+
+
+def open_zip(data: bytes, where: str) -> zipfile.ZipFile:
+    """Open workbook bytes as a checked zip; a corrupt or non-xlsx file is a SourceError."""
+    import io
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise SourceError(f"not a valid .xlsx workbook ({exc})", where=where,
+                          hint="open it in Excel and save it as .xlsx, or check source.kind") from None
+    check_zip(zf, where)
+    return zf
+
+
+def lost_features(zf: zipfile.ZipFile) -> list[str]:
+    """What openpyxl would drop on save, in words a person understands; empty when nothing."""
+    names = zf.namelist()
+    lost: list[str] = []
+
+    def has(prefix: str) -> bool:
+        return any(n.startswith(prefix) for n in names)
+
+    sheets = [n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+    drawings = [n for n in names if n.startswith("xl/drawings/") and n.endswith(".xml")]
+    sheet_parts = [(n, zf.read(n)) for n in sheets]
+    if any(_CACHED_FORMULA.search(body) for _, body in sheet_parts):
+        lost.append("cached formula results (other programs see blanks until Excel recalculates)")
+    if any(b"sparklineGroup" in body for _, body in sheet_parts):
+        lost.append("sparklines")
+    if any(b"x14:dataBar" in body or b"x14:conditionalFormatting" in body for _, body in sheet_parts):
+        lost.append("Excel 2010 data bars / conditional formats")
+    if any(re.search(rb"<(?:xdr:)?(?:sp|cxnSp)[\s>]", zf.read(n)) for n in drawings):
+        lost.append("shapes and text boxes")
+    checks: Iterable[tuple[bool, str]] = (
+        (has("xl/ctrlProps/") or has("xl/activeX/"), "form controls"),
+        (has("xl/threadedComments/"), "threaded comments (replies would become plain notes)"),
+        (has("xl/media/") and importlib.util.find_spec("PIL") is None, "images (Pillow is not installed)"),
+        (has("xl/pivotTables/") or has("xl/pivotCache/"), "pivot tables"),
+        (has("xl/slicers/") or has("xl/slicerCaches/") or has("xl/timelines/"), "slicers"),
+        (has("xl/embeddings/"), "embedded objects"),
+    )
+    lost.extend(label for present, label in checks if present)
+    return lost
+
+
+def guard_features(zf: zipfile.ZipFile, where: str, allow: bool) -> None:
+    """Refuse to save a workbook that would lose parts, unless the layout allows the loss."""
+    lost = lost_features(zf)
+    if not lost:
+        return
+    if allow:
+        log.warning("%s: writing anyway (allow_feature_loss); this will drop: %s", where, "; ".join(lost))
+        return
+    raise FeatureLossError("writing back would drop: " + "; ".join(lost), where=where,
+                           hint="remove these from the workbook, or set `source.allow_feature_loss: true` "
+                                "in the layout to accept the loss")
+
+
+def sheet_comments_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip path of the comments part of worksheet `sheet`, via workbook.xml and the rels."""
+    from defusedxml import ElementTree as ET
+    names = set(zf.namelist())
+    if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
+        return None
+    book = ET.fromstring(zf.read("xl/workbook.xml"))
+    rid = None
+    for el in book.iter():
+        if el.tag.endswith("}sheet") and el.get("name") == sheet:
+            rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
+    target = _rel_target(zf, "xl/_rels/workbook.xml.rels", "xl", lambda r: r.get("Id") == rid)
+    if not rid or not target:
+        return None
+    folder, base = posixpath.split(target)
+    rels = posixpath.join(folder, "_rels", base + ".rels")
+    if rels not in names:
+        return None
+    part = _rel_target(zf, rels, folder, lambda r: r.get("Type", "").endswith("/comments"))
+    return part if part in names else None
+
+
+def _rel_target(zf: zipfile.ZipFile, rels: str, base: str,
+                match: Callable[[object], bool]) -> str | None:
+    from defusedxml import ElementTree as ET
+    for rel in ET.fromstring(zf.read(rels)):
+        if match(rel):
+            target = rel.get("Target", "")
+            if target.startswith("/"):
+                return target.lstrip("/")
+            return posixpath.normpath(posixpath.join(base, target))
+    return None
+
+
+def read_comments(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
+    """Cell reference ("B6") -> the comment's plain text, from one comments part."""
+    from defusedxml import ElementTree as ET
+    out: dict[str, str] = {}
+    for el in ET.fromstring(zf.read(part)).iter():
+        if el.tag.endswith("}comment") and el.get("ref"):
+            texts = [t.text or "" for t in el.iter() if t.tag.endswith("}t")]
+            out[el.get("ref")] = "".join(texts)
+    return out
+
+
+def lock_files(path: Path) -> list[Path]:
+    """The lock files Excel (`~$name`) and LibreOffice (`.~lock.name#`) keep while a file is open."""
+    candidates = [path.with_name("~$" + path.name), path.with_name(f".~lock.{path.name}#")]
+    return [p for p in candidates if p.exists()]
+
+
+def refuse_if_open(path: Path) -> None:
+    locks = lock_files(path)
+    if locks:
+        raise SourceBusy(f"the file is open in another program (lock file {locks[0].name})",
+                         where=str(path), hint="close the workbook in Excel/LibreOffice and run again")
+
+
+def atomic_write(path: Path, write: Callable[[object], None]) -> None:
+    """Write via a temp file in the same folder, fsync, os.replace, then restore the file mode.
+
+    Readers never see a half-written file, and a crash leaves the original intact.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if mode is not None:
+        os.chmod(path, mode)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
