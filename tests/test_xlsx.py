@@ -1,0 +1,247 @@
+"""The xlsx connector on real workbooks built in tmp_path."""
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+import python_calamine as pc
+from openpyxl.comments import Comment
+from openpyxl.styles import PatternFill
+
+from sheetsync.connectors import open_connector
+from sheetsync.connectors.xlsx import XlsxConnector
+from sheetsync.connectors.xlsx_guard import lost_features, open_zip
+from sheetsync.errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
+from sheetsync.model import Patch, ReportTab
+
+
+def make_book(path: Path) -> Path:
+    """Title in row 1, merged header in row 3, data below, a totals row at the bottom."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    ws["A1"] = "Customer list 2024"
+    ws["A3"], ws["B3"], ws["D3"] = "Name", "Contact", "Email"
+    ws.merge_cells("B3:C3")
+    ws.append(["张三", 13800138000, "１２３", "a@x.cn"])
+    ws.append(["Bob", "+86-138", None, "b@x.cn"])
+    ws.append([])
+    ws.append(["Ann", 1.5, True, None])
+    ws.append(["Total", 3, None, None])
+    wb.save(path)
+    return path
+
+
+def fill_of(cell) -> str | None:
+    return cell.fill.fgColor.rgb[-6:] if cell.fill.fill_type == "solid" else None
+
+
+def test_reads_header_below_title_merged_header_and_totals(tmp_path):
+    conn = XlsxConnector(make_book(tmp_path / "c.xlsx"), header_row=3, totals_row=True)
+    data = conn.read()
+    assert data.sheet == "Customers"
+    assert data.header == ("Name", "Contact", "", "Email")
+    assert [r.number for r in data.rows] == [4, 5, 7]
+    assert data.rows[0].values == ("张三", 13800138000.0, "１２３", "a@x.cn")
+    assert data.rows[2].values == ("Ann", 1.5, True, None)
+    assert len(data.fingerprint) == 64 and data.marks == {}
+
+
+def test_without_totals_row_keeps_last_row_and_registry_builds_it(tmp_path):
+    conn = open_connector("xlsx", path=make_book(tmp_path / "c.xlsx"), header_row=3)
+    assert [r.number for r in conn.read().rows] == [4, 5, 7, 8]
+
+
+def test_formula_text_stays_text_for_openpyxl_and_calamine(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    conn = XlsxConnector(path, header_row=3)
+    data = conn.read()
+    risky = ["=1+1", "+SUM(A1)", "-2+3", "@cmd"]
+    patches = [Patch(4 + i if i < 2 else 7, 4, "corrected", write=True, value=v)
+               for i, v in enumerate(risky[:3])]
+    applied = conn.apply(patches + [Patch(8, 1, "corrected", write=True, value="@cmd")],
+                         expected=data.fingerprint)
+    assert len(applied.applied) == 4
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert (ws["D4"].value, ws["D4"].data_type) == ("=1+1", "s")
+    assert ws["D5"].value == "+SUM(A1)" and ws["A8"].value == "@cmd"
+    grid = pc.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Customers").to_python(
+        skip_empty_area=False)
+    assert grid[3][3] == "=1+1" and grid[6][3] == "-2+3"
+
+
+def test_numbers_and_bools_keep_their_type(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    conn = XlsxConnector(path, header_row=3)
+    conn.apply([Patch(4, 2, "corrected", write=True, value=5), Patch(5, 3, "corrected", write=True,
+                                                                    value=False)])
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert ws["B4"].value == 5 and ws["B4"].data_type == "n"
+    assert ws["C5"].value is False
+
+
+def test_fill_and_note_set_then_cleared_keeping_persons_note_and_fill(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Customers"]
+    ws["B4"].comment = Comment("call after 6pm", "Li")
+    ws["D4"].fill = PatternFill("solid", fgColor="00FF00")
+    wb.save(path)
+    conn = XlsxConnector(path, header_row=3)
+    marks = [Patch(4, 2, "invalid", fill="FFC7CE", note="phone is invalid"),
+             Patch(4, 4, "corrected", fill="C6EFCE", note="email lower-cased"),
+             Patch(5, 4, "duplicate", fill="FFD8A8", note="same as row 4")]
+    applied = conn.apply(marks, expected=conn.read().fingerprint)
+    assert applied.prior_fills == {(4, 2): None, (4, 4): "00FF00", (5, 4): None}
+    data = conn.read()
+    assert data.marks[(4, 2)] == "call after 6pm\n---\nsheetsync: phone is invalid"
+    assert set(data.marks) == {(4, 2), (4, 4), (5, 4)}
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert fill_of(ws["B4"]) == "FFC7CE" and ws["B4"].comment.author == "Li"
+    # a person recolours D5 after sheetsync marked it: the clear must leave that colour
+    wb = openpyxl.load_workbook(path)
+    wb["Customers"]["D5"].fill = PatternFill("solid", fgColor="123456")
+    wb.save(path)
+    clears = [Patch(4, 2, "clear", clear=True, restore_fill=None),
+              Patch(4, 4, "clear", clear=True, restore_fill="00FF00", fill="C6EFCE"),
+              Patch(5, 4, "clear", clear=True, restore_fill=None)]
+    assert len(conn.apply(clears).applied) == 3
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert fill_of(ws["B4"]) is None and ws["B4"].comment.text == "call after 6pm"
+    assert fill_of(ws["D4"]) == "00FF00" and ws["D4"].comment is None
+    assert fill_of(ws["D5"]) == "123456" and ws["D5"].comment is None
+    assert conn.read().marks == {}
+
+
+def test_person_edit_defers_patch_by_expected_and_anchor(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    conn = XlsxConnector(path, header_row=3)
+    wb = openpyxl.load_workbook(path)
+    wb["Customers"]["D4"] = "new@x.cn"
+    wb.save(path)
+    fp = conn.read().fingerprint
+    patches = [Patch(4, 4, "corrected", write=True, value="a@x.cn", expected="A@x.cn"),
+               Patch(5, 4, "corrected", write=True, value="bob@x.cn", expected="b@x.cn",
+                     anchor=(1, "Bob")),
+               Patch(7, 2, "corrected", write=True, value=2, expected="1.5", anchor=(1, "Someone"))]
+    result = conn.apply(patches, expected=fp)
+    assert [p.row for p in result.applied] == [5]
+    assert [p.row for p in result.deferred] == [4, 7]
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert ws["D4"].value == "new@x.cn" and ws["D5"].value == "bob@x.cn" and ws["B7"].value == 1.5
+
+
+@pytest.mark.parametrize("lock", ["~$c.xlsx", ".~lock.c.xlsx#"])
+def test_lock_file_refuses_and_leaves_file_untouched(tmp_path, lock):
+    path = make_book(tmp_path / "c.xlsx")
+    before = path.read_bytes()
+    (tmp_path / lock).write_text("owner")
+    with pytest.raises(SourceBusy) as info:
+        XlsxConnector(path, header_row=3).apply([Patch(4, 1, "corrected", write=True, value="x")])
+    assert "close the workbook" in info.value.hint and info.value.exit_code == 3
+    assert path.read_bytes() == before
+
+
+def test_fingerprint_mismatch_refuses(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    conn = XlsxConnector(path, header_row=3)
+    before = path.read_bytes()
+    with pytest.raises(SourceChanged):
+        conn.apply([Patch(4, 1, "corrected", write=True, value="x")], expected="0" * 64)
+    assert path.read_bytes() == before
+
+
+def test_file_mode_preserved_and_report_tab_written(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    os.chmod(path, 0o640)
+    conn = XlsxConnector(path, header_row=3)
+    report = ReportTab("sheetsync", (("sheetsync report",), ("cell", "problem"), ("D4", "=bad")))
+    conn.apply([Patch(4, 1, "corrected", write=True, value="Zhang")], report=report)
+    conn.apply([], report=ReportTab("sheetsync", (("only title",),)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["Customers", "sheetsync"]
+    assert wb["sheetsync"]["A1"].value == "only title" and wb["sheetsync"].max_row == 1
+    assert wb["Customers"]["A4"].value == "Zhang"
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_report_tab_may_not_be_the_synced_sheet(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    with pytest.raises(SourceError):
+        XlsxConnector(path, header_row=3).apply([], report=ReportTab("Customers", (("x",),)))
+
+
+def add_parts(path: Path, parts: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "a") as zf:
+        for name, body in parts.items():
+            zf.writestr(name, body)
+
+
+def test_feature_loss_refused_unless_allowed(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    add_parts(path, {"xl/threadedComments/threadedComment1.xml": b"<ThreadedComments/>",
+                     "xl/drawings/drawing1.xml": b"<xdr:wsDr><xdr:sp><xdr:txBody/></xdr:sp></xdr:wsDr>",
+                     "xl/media/image1.png": b"\x89PNG"})
+    before = path.read_bytes()
+    patch = Patch(4, 1, "corrected", write=True, value="x")
+    with pytest.raises(FeatureLossError) as info:
+        XlsxConnector(path, header_row=3).apply([patch])
+    assert "threaded comments" in str(info.value) and "shapes" in str(info.value)
+    assert "allow_feature_loss" in info.value.hint
+    assert path.read_bytes() == before
+    assert XlsxConnector(path, header_row=3, allow_feature_loss=True).apply([patch]).applied
+
+
+def test_cached_formula_results_detected(tmp_path):
+    path = tmp_path / "f.xlsx"
+    sheet = (b'<worksheet><sheetData><row r="1"><c r="A1"><f>1+1</f><v>2</v></c></row>'
+             b'</sheetData></worksheet>')
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("xl/worksheets/sheet1.xml", sheet)
+        zf.writestr("xl/worksheets/sheet2.xml", b'<c r="B1"><f t="shared" si="0"/><v>3</v></c>')
+    assert lost_features(open_zip(path.read_bytes(), "f"))[0].startswith("cached formula")
+    with zipfile.ZipFile(path, "w") as zf:  # openpyxl's own output: formula without a result
+        zf.writestr("xl/worksheets/sheet1.xml", b'<c r="A1"><f>1+1</f><v /></c>')
+    assert lost_features(open_zip(path.read_bytes(), "f")) == []
+
+
+def test_zip_bomb_refused(tmp_path):
+    path = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/worksheets/sheet1.xml", b"\0" * (20 << 20))
+    with pytest.raises(SourceError) as info:
+        XlsxConnector(path).read()
+    assert "bomb" in info.value.hint and info.value.where == str(path)
+
+
+@pytest.mark.parametrize("body", [b"not a zip at all", b"PK\x03\x04broken"])
+def test_corrupt_file_names_the_file(tmp_path, body):
+    path = tmp_path / "bad.xlsx"
+    path.write_bytes(body)
+    with pytest.raises(SourceError) as info:
+        XlsxConnector(path).read()
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_missing_sheet_and_empty_sheet(tmp_path):
+    with pytest.raises(SourceError, match="not found"):
+        XlsxConnector(tmp_path / "none.xlsx").read()
+    path = make_book(tmp_path / "c.xlsx")
+    with pytest.raises(SourceError) as info:
+        XlsxConnector(path, sheet="Orders").read()
+    assert "Customers" in info.value.hint and info.value.where.endswith("[Orders]")
+    wb = openpyxl.load_workbook(path)
+    wb.create_sheet("Empty")
+    wb.save(path)
+    with pytest.raises(SourceError, match="no header"):
+        XlsxConnector(path, sheet="Empty").read()
+
+
+def test_snapshot_is_the_file_bytes(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    assert XlsxConnector(path).snapshot() == path.read_bytes()
