@@ -98,7 +98,8 @@ def make_fill(code: str | None) -> Any:
     return PatternFill(fill_type=pattern, fgColor=colour)
 
 
-def _default_mark_colours() -> frozenset[str]:
+def default_mark_colours() -> frozenset[str]:
+    """The layout's default mark colours: a clear without `fill` treats these as sheetsync's."""
     from ..layout import Colours
     return frozenset(str(v).upper() for v in Colours().model_dump().values())
 
@@ -289,7 +290,7 @@ def _set_note(cell: Any, text: str | None, old: Any) -> None:
 def _clear_mark(cell: Any, patch: Patch) -> None:
     """Remove sheetsync's mark; a fill a person changed since is left alone, as is their note."""
     current = fill_code(cell.fill)
-    ours = {patch.fill.upper()} if patch.fill else _default_mark_colours()
+    ours = {patch.fill.upper()} if patch.fill else default_mark_colours()
     if current is not None and current.upper() in ours:
         cell.fill = make_fill(patch.restore_fill)
     if cell.comment is not None and is_our_note(cell.comment.text):
