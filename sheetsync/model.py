@@ -61,7 +61,9 @@ def row_hash(values: Sequence[CellValue]) -> str:
     texts = [canonical_text(v) for v in values]
     while texts and texts[-1] == "":
         texts.pop()
-    return hashlib.sha1(json.dumps(texts, ensure_ascii=False).encode("utf-8")).hexdigest()
+    # length-prefixed, so no choice of cell text can make two different rows join the same
+    joined = "".join(f"{len(t)}:{t}" for t in texts)
+    return hashlib.blake2b(joined.encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)

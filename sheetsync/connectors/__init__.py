@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ..errors import MissingExtra, UsageError
@@ -103,3 +104,28 @@ def strip_note(existing: str | None) -> str | None:
 
 def is_our_note(text: str | None) -> bool:
     return bool(text) and (text.startswith(NOTE_PREFIX) or (_NOTE_SEPARATOR + NOTE_PREFIX) in text)
+
+
+def from_source(source: Any, base_dir: Path) -> Connector:
+    """Build the connector a layout's `source:` describes; relative paths are from the layout's folder."""
+    def resolve(p: str | None) -> Path | None:
+        if p is None:
+            return None
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else base_dir / path
+
+    kind = source.kind
+    if kind == "xlsx":
+        return open_connector(kind, path=resolve(source.path), sheet=source.sheet, header_row=source.header_row,
+                              allow_feature_loss=source.allow_feature_loss, totals_row=source.totals_row)
+    if kind == "csv":
+        return open_connector(kind, path=resolve(source.path), header_row=source.header_row,
+                              encoding=source.encoding, delimiter=source.delimiter)
+    if kind == "gsheets":
+        return open_connector(kind, spreadsheet_id=source.spreadsheet_id, url=source.url, sheet=source.sheet,
+                              header_row=source.header_row, credentials=resolve(source.credentials),
+                              endpoint=source.endpoint)
+    if kind == "excel":
+        return open_connector(kind, path=resolve(source.path), sheet=source.sheet, header_row=source.header_row,
+                              save=source.save)
+    return open_connector(kind, name=source.name)

@@ -1,0 +1,321 @@
+"""sync_once(): one run of one layout, the ten steps of DESIGN.md in order, each a call.
+
+Nothing changes anywhere before the commit of step 8; after it, the outbox lets any later run
+finish the write-back. Imports no gspread, openpyxl or xlwings: sources come through connectors.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import report as report_mod
+from .connectors import Connector, from_source
+from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
+from .headers import map_headers
+from .layout import LoadedLayout, load_layout
+from .model import Applied, Problem, RunResult, SheetData, canonical_text, row_hash
+from .reconcile import RowDecision, RowInput, reconcile_row
+from .rules import compile_rules
+from .store import BaseRow, Store, default_path
+from .sync_rows import SheetIndex, find_duplicates, index_rows
+from .writeback import RowPlace, clear_stray, plan_row
+
+LEASE_SECONDS = 15 * 60
+STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
+
+
+@dataclass
+class RunContext:
+    loaded: LoadedLayout
+    store: Store
+    connector: Connector
+    result: RunResult
+    hook: Callable[[str], None]
+    clock: Callable[[], float]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def layout(self):
+        return self.loaded.layout
+
+
+def store_path(loaded: LoadedLayout) -> Path:
+    """The layout's `store:`, else $SHEETSYNC_DB, else sheetsync.db next to the layout."""
+    return loaded.resolve(loaded.layout.store) if loaded.layout.store else default_path(loaded.path)
+
+
+def open_store(loaded: LoadedLayout) -> Store:
+    return Store(store_path(loaded))
+
+
+def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
+              connector: Connector | None = None, clock: Callable[[], float] = time.time,
+              hook: Callable[[str], None] | None = None) -> RunResult:
+    """Run one sync of one layout and return its RunResult (also recorded in the store).
+
+    `hook(step)` is called before each step: tests use it to stop a run at a named step.
+    Transient trouble (busy, changed, unavailable) ends the run `partial` with the outbox kept;
+    a layout or source error is raised after recording a `failed` run.
+    """
+    loaded = layout if isinstance(layout, LoadedLayout) else load_layout(layout)
+    own_store = store is None
+    store = store or open_store(loaded)
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(clock())) + "-" + uuid.uuid4().hex[:8]
+    result = RunResult(layout=loaded.name, run_id=run_id)
+    started = time.perf_counter()
+    holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+    try:
+        ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
+                         result, hook or (lambda step: None), clock)
+        ctx.hook("lease")
+        if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
+            who = store.lease_holder(loaded.name)
+            raise SourceBusy(f"another run holds layout {loaded.name!r} ({who[0] if who else '?'})",
+                             hint="wait for it to finish; a lease of a dead process expires by itself")
+        store.start_run(run_id, loaded.name)
+        try:
+            _run(ctx)
+        except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
+            result.outcome, result.message = "partial", str(exc)
+        except SheetsyncError as exc:
+            result.outcome, result.message = "failed", str(exc)
+            raise
+        finally:
+            result.seconds = time.perf_counter() - started
+            with store.transaction():
+                store.finish_run(run_id, result.outcome, result.to_json(), result.message)
+            store.release_lease(loaded.name, holder)
+    finally:
+        if own_store:
+            store.close()
+    return result
+
+
+def _run(ctx: RunContext) -> None:
+    ctx.hook("replay")
+    _replay(ctx)
+    ctx.hook("read")
+    data = ctx.connector.read()
+    ctx.result.api_calls += int(data.meta.get("api_calls", 0)) if data.meta else 0
+    where = f"{data.source or ctx.loaded.path}[{data.sheet}]"
+    cols = map_headers(data.header, ctx.layout, where=where)
+    ctx.store.ensure_table(ctx.layout.table, {f: c.type for f, c in ctx.layout.columns.items()})
+    exact_fields = {f for ks in ctx.layout.dedupe.exact for f in ks[:1]}
+    ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
+    ctx.hook("detect")
+    checker = compile_rules(ctx.layout)
+    sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base(ctx.name))
+    ctx.result.rows_read = len(data.rows)
+    todo = _select(ctx, sheet)
+    ctx.hook("validate")
+    checked = {i: checker.check(sheet.raw[i]) for i in todo}
+    ctx.hook("dedupe")
+    dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
+    ctx.hook("reconcile")
+    decisions = _reconcile(ctx, sheet, checked, dupes)
+    ctx.hook("commit")
+    planned, report = _commit(ctx, data, sheet, cols, decisions)
+    ctx.hook("apply")
+    _apply(ctx, planned, report, data.fingerprint)
+    ctx.hook("finish")
+    problems = ctx.store.problems(ctx.name)
+    if ctx.result.outcome == "ok" and problems:
+        ctx.result.outcome = "problems"
+
+
+def _replay(ctx: RunContext) -> None:
+    """Step 2: apply patches an interrupted run committed but did not apply."""
+    pending = ctx.store.outbox(ctx.name)
+    if not pending:
+        return
+    applied = _apply_patches(ctx, [p for _, p, _, _ in pending], None, None)
+    done = set(applied.applied) | set(applied.deferred)
+    with ctx.store.transaction():
+        ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])
+        _remember_prior_fills(ctx, [(p, ident, f) for _, p, ident, f in pending], applied)
+    ctx.result.replayed = len(applied.applied)
+
+
+def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
+    """Step 4: new and changed rows, plus unchanged rows whose record changed in the store or
+    whose open duplicate partner changed. Unchanged rows cost nothing further."""
+    revs = ctx.store.records(ctx.layout.table, sheet.unchanged) if sheet.unchanged else {}
+    touched = set(sheet.changed) | set(sheet.deleted)
+    todo = set(sheet.changed)
+    for ident in sheet.unchanged:
+        base, rec = sheet.base[ident], revs.get(ident)
+        if rec is not None and base.rev is not None and rec["_rev"] != base.rev:
+            todo.add(ident)
+    for p in ctx.store.problems(ctx.name):
+        if p["code"] == "duplicate" and p["params"].get("other_key") in touched and p["ident"] in sheet.raw:
+            todo.add(p["ident"])
+    ctx.result.unchanged = len(sheet.unchanged) - len(todo - set(sheet.changed))
+    return sorted(todo, key=lambda i: sheet.rows[i])
+
+
+def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> dict[str, RowDecision]:
+    layout = ctx.layout
+    records = ctx.store.records(layout.table, checked)
+    required = frozenset(f for f, c in layout.columns.items() if c.required)
+    protected = frozenset(f for f, c in layout.columns.items() if c.protected)
+    decisions = {}
+    for ident, res in checked.items():
+        d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
+                                   tuple(layout.key_fields), required, protected, layout.conflict))
+        extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
+        d.problems.extend(extra)
+        for p in extra:
+            if p.field in res.cells:
+                d.mark(p.field, "invalid", {"code": p.code, **dict(p.params)})
+        for fld, (params, problem) in dupes.get(ident, {}).items():
+            d.problems.append(problem)
+            d.mark(fld, "duplicate", params)
+        if ident in sheet.key_clash:
+            d.held_back = True
+            d.store_values = {}
+        decisions[ident] = d
+    return decisions
+
+
+def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str, int],
+            decisions: dict[str, RowDecision]) -> tuple[list, Any]:
+    """Step 8: records, history, problems, base, marks, outbox: one transaction."""
+    layout, store, res = ctx.layout, ctx.store, ctx.result
+    notes = ctx.connector.capabilities.notes
+    col1 = {f: i + 1 for f, i in cols.items()}
+    existing = _live_marks(store.marks(ctx.name), sheet, col1, data, notes)
+    planned, marks, problems, base = [], {}, [], {}
+    with store.transaction():
+        for ident, d in decisions.items():
+            rev = _write(ctx, sheet, ident, d, data.sheet)
+            place = RowPlace(sheet.rows[ident], sheet.raw[ident], sheet.anchor(ident, col1))
+            p, m = plan_row(d, place, col1, layout, existing, notes)
+            planned.extend(p)
+            marks.update(m)
+            problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
+            base[ident] = _next_base(sheet, ident, d, cols, rev)
+            _count(res, d)
+        for ident in sheet.deleted:
+            if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
+                                   sheet=data.sheet, row=sheet.base[ident].row):
+                res.deleted += 1
+            marks.update({k: None for k in existing if k[0] == ident})
+        store.replace_problems(ctx.name, list(decisions) + list(sheet.deleted), problems, res.run_id)
+        store.relocate(ctx.name, sheet.moved)
+        store.put_base(ctx.name, base, removed=sheet.deleted)
+        if notes:
+            known = {(sheet.rows[i], col1[f]) for (i, f) in existing if i in sheet.rows and f in col1}
+            planned.extend(clear_stray(data.marks, known))
+        store.put_marks(ctx.name, marks)
+        report = report_mod.report_tab(ctx.loaded, store.problems(ctx.name), res, store)
+        store.add_outbox(ctx.name, res.run_id, planned)
+    return planned, report
+
+
+def _write(ctx: RunContext, sheet: SheetIndex, ident: str, d: RowDecision, sheet_name: str) -> int | None:
+    if d.held_back:
+        ctx.result.held_back += 1
+        return None
+    if not d.store_values and not d.insert:
+        rec = ctx.store.records(ctx.layout.table, [ident]).get(ident)
+        return rec["_rev"] if rec else None
+    rev = ctx.store.write_record(ctx.layout.table, ident, d.store_values,
+                                 action="insert" if d.insert else "update", run_id=ctx.result.run_id,
+                                 layout=ctx.name, sheet=sheet_name, row=sheet.rows[ident])
+    if d.insert:
+        ctx.result.inserted += 1
+    else:
+        ctx.result.updated += 1
+    return rev
+
+
+def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None) -> BaseRow:
+    """The row as it will read after the write-back, so an untouched row hashes equal next time."""
+    values = list(sheet.values[ident])
+    for fld, value in d.writes.items():
+        idx = cols[fld]
+        values.extend([None] * (idx + 1 - len(values)))
+        values[idx] = value
+    return BaseRow(row_hash(values), sheet.rows[ident], d.base_sheet, d.base_store, rev)
+
+
+def _locate(ident: str, p: Problem, row: int, col1: dict[str, int]) -> dict[str, Any]:
+    return {"ident": ident, "field": p.field, "code": p.code, "params": dict(p.params),
+            "row": row, "col": col1.get(p.field or "")}
+
+
+def _count(res: RunResult, d: RowDecision) -> None:
+    res.corrected += d.counts["corrected"]
+    res.invalid += d.counts["invalid"]
+    res.conflicts += d.counts["conflicts"]
+    res.protected += d.counts["protected"]
+    res.duplicates += sum(1 for p in d.problems if p.code == "duplicate")
+
+
+def _live_marks(marks: dict, sheet: SheetIndex, col1: dict[str, int], data: SheetData, notes: bool) -> dict:
+    """Store marks that are really on the sheet (a crash can leave the store believing otherwise)."""
+    if not notes:
+        return {}
+    live = {}
+    for (ident, fld), m in marks.items():
+        row = sheet.rows.get(ident)
+        if row is None or fld not in col1 or (row, col1[fld]) in data.marks:
+            live[(ident, fld)] = m
+    return live
+
+
+def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> None:
+    """Step 9: write the outbox back; what lands leaves the outbox, the rest waits for a later run."""
+    if not planned and report is None:
+        return
+    pending = ctx.store.outbox(ctx.name)
+    applied = _apply_patches(ctx, [p for _, p, _, _ in pending], report, fingerprint)
+    done = set(applied.applied) | set(applied.deferred)
+    with ctx.store.transaction():
+        ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])
+        _remember_prior_fills(ctx, [(p, i, f) for _, p, i, f in pending], applied)
+        if report is not None:
+            ctx.store.set_meta(ctx.name, "report_hash", report_mod.report_hash(report))
+
+
+def _apply_patches(ctx: RunContext, patches: list, report: Any, fingerprint: str | None) -> Applied:
+    try:
+        applied = ctx.connector.apply(patches, report=report, expected=fingerprint)
+    except SourceUnavailable as exc:
+        landed = set(exc.applied)
+        ctx.result.patches_applied += len(landed)
+        with ctx.store.transaction():
+            ctx.store.drop_outbox([i for i, p, _, _ in ctx.store.outbox(ctx.name) if p in landed])
+        raise
+    ctx.result.patches_applied += len(applied.applied)
+    ctx.result.patches_deferred += len(applied.deferred)
+    ctx.result.api_calls += applied.api_calls
+    return applied
+
+
+def _remember_prior_fills(ctx: RunContext, triples: list, applied: Applied) -> None:
+    if not applied.prior_fills:
+        return
+    marks = ctx.store.marks(ctx.name)
+    updates = {}
+    for patch, ident, fld in triples:
+        key = (ident, fld)
+        prior = applied.prior_fills.get((patch.row, patch.col), "missing")
+        if patch.fill and key in marks and prior != "missing" and marks[key].prior_fill is None:
+            m = marks[key]
+            if prior != m.fill and prior not in _our_fills(ctx):
+                updates[key] = type(m)(m.kind, m.fill, m.note, prior)
+    ctx.store.put_marks(ctx.name, updates)
+
+
+def _our_fills(ctx: RunContext) -> set[str]:
+    return set(ctx.layout.colours.model_dump().values())

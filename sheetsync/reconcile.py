@@ -1,0 +1,156 @@
+"""Three-way reconcile of one row, field by field: base (last agreed), sheet (typed now), store (now).
+
+Only the sheet changed: take it. Only the store changed: push it to the sheet. Both changed
+differently: a conflict, settled by the layout's policy and always reported. Invalid values never
+reach the store, and protected fields are reverted to the store's value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from .model import Problem, WriteValue, canonical_text
+from .store import BaseRow
+
+Policy = Literal["store", "sheet", "flag"]
+#: which mark wins when one cell has several reasons to be marked
+MARK_PRIORITY = ("invalid", "protected", "conflict", "duplicate", "corrected", "pushed")
+
+
+@dataclass
+class RowDecision:
+    """What to do with one row: store writes, sheet writes, marks, problems, the next base."""
+
+    ident: str
+    insert: bool = False
+    held_back: bool = False
+    store_values: dict[str, WriteValue] = field(default_factory=dict)
+    writes: dict[str, WriteValue] = field(default_factory=dict)
+    marks: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    base_sheet: dict[str, str] = field(default_factory=dict)
+    base_store: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: {
+        "corrected": 0, "invalid": 0, "conflicts": 0, "protected": 0, "pushed": 0})
+
+    def mark(self, field_name: str, kind: str, params: dict[str, Any]) -> None:
+        current = self.marks.get(field_name)
+        if current is None or MARK_PRIORITY.index(kind) < MARK_PRIORITY.index(current[0]):
+            self.marks[field_name] = (kind, params)
+
+
+@dataclass(frozen=True)
+class RowInput:
+    ident: str
+    cells: Mapping[str, Any]            # field -> rules.CellResult
+    base: BaseRow | None
+    record: Mapping[str, Any] | None    # the store record (may be soft-deleted) or None
+    key_fields: tuple[str, ...]
+    required: frozenset[str]
+    protected: frozenset[str]
+    policy: Policy = "flag"
+
+
+def reconcile_row(row: RowInput) -> RowDecision:
+    live = row.record is not None and not row.record.get("_deleted")
+    decision = RowDecision(ident=row.ident, insert=not live)
+    for name, cell in row.cells.items():
+        if cell.outcome == "invalid":
+            _invalid(decision, row, name, cell, live)
+        else:
+            _field(decision, row, name, cell, live)
+    if decision.insert:
+        blocking = set(row.key_fields) | set(row.required)
+        bad = {n for n, c in row.cells.items() if c.outcome == "invalid"}
+        if bad & blocking or not row.key_fields and not any(
+                c.value not in (None, "") for c in row.cells.values()):
+            decision.held_back = True
+            decision.store_values = {}
+            decision.base_store = {}
+            decision.problems.append(Problem("held_back", None, {
+                "key": row.ident, "fields": ", ".join(sorted(bad & blocking))}))
+    return decision
+
+
+def _text(value: Any) -> str:
+    return canonical_text(value)
+
+
+def _invalid(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool) -> None:
+    decision.counts["invalid"] += 1
+    decision.problems.extend(cell.problems)
+    first = cell.problems[0] if cell.problems else Problem("invalid", name)
+    decision.mark(name, "invalid", {"code": first.code, **dict(first.params), "field": name})
+    store_text = _text(row.record.get(name)) if live else ""
+    decision.base_sheet[name] = _text(cell.raw)
+    decision.base_store[name] = store_text
+
+
+def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool) -> None:
+    raw_text, value_text = _text(cell.raw), _text(cell.value)
+    base = row.base
+    store_val = row.record.get(name) if live else None
+    store_text = _text(store_val)
+    sheet_changed = base is None or raw_text != base.sheet.get(name)
+    store_changed = live and (base is None or store_text != base.store.get(name, ""))
+    if not live:
+        _take_sheet(decision, name, cell, store_text, force=True)
+    elif not sheet_changed:
+        if store_changed and store_text != value_text:
+            _push(decision, name, store_val, raw_text, "pushed", {"source": "store"})
+        else:
+            _take_sheet(decision, name, cell, store_text)
+    elif value_text == store_text:
+        _take_sheet(decision, name, cell, store_text)
+    elif name in row.protected:
+        decision.counts["protected"] += 1
+        _push(decision, name, store_val, raw_text, "protected", {"attempted": raw_text})
+    elif not store_changed:
+        _take_sheet(decision, name, cell, store_text)
+    else:
+        _conflict(decision, row, name, cell, store_val)
+
+
+def _take_sheet(decision: RowDecision, name: str, cell: Any, store_text: str, force: bool = False) -> None:
+    value_text = _text(cell.value)
+    if force or value_text != store_text:
+        decision.store_values[name] = cell.value
+    if cell.outcome == "corrected":
+        decision.counts["corrected"] += 1
+        decision.writes[name] = cell.value
+        decision.mark(name, "corrected", {"old": _text(cell.raw), "new": value_text,
+                                          "rule": cell.rule or "normalise"})
+    decision.base_sheet[name] = value_text
+    decision.base_store[name] = value_text
+
+
+def _push(decision: RowDecision, name: str, store_val: WriteValue, raw_text: str, kind: str,
+          params: dict[str, Any]) -> None:
+    """Write the store's value into the sheet cell (a store-side change, or a reverted edit)."""
+    if kind == "pushed":
+        decision.counts["pushed"] += 1
+    decision.writes[name] = store_val
+    decision.mark(name, kind, {"old": raw_text, "value": _text(store_val), **params})
+    decision.base_sheet[name] = _text(store_val)
+    decision.base_store[name] = _text(store_val)
+
+
+def _conflict(decision: RowDecision, row: RowInput, name: str, cell: Any, store_val: WriteValue) -> None:
+    decision.counts["conflicts"] += 1
+    base_text = row.base.store.get(name, "") if row.base else ""
+    params = {"sheet_value": _text(cell.value), "store_value": _text(store_val), "base_value": base_text,
+              "policy": row.policy}
+    if row.policy == "sheet":
+        _take_sheet(decision, name, cell, _text(store_val), force=True)
+        params["kept"] = params["sheet_value"]
+    elif row.policy == "store":
+        _push(decision, name, store_val, _text(cell.raw), "conflict", {})
+        params["kept"] = params["store_value"]
+    else:
+        params["kept"] = params["store_value"]
+        decision.problems.append(Problem("conflict", name, params))
+        # keep the old base so the conflict is seen again until a person settles it
+        if row.base is not None:
+            decision.base_sheet[name] = row.base.sheet.get(name, "")
+            decision.base_store[name] = row.base.store.get(name, "")
+    decision.mark(name, "conflict", params)

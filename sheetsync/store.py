@@ -1,0 +1,401 @@
+"""The canonical SQLite store: records, field history, problems, base state, marks, outbox, runs, leases.
+
+Every SQL statement of sheetsync lives here (identifiers quoted, values bound), so another store
+(PostgreSQL for several workers) can be added as one module. Layout tables are plain tables with
+readable column names; sheetsync's own bookkeeping lives in tables prefixed `_sheetsync_`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+from .errors import StoreError, UsageError
+from .model import Patch, WriteValue
+
+SCHEMA_VERSION = 1
+_SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
+_RESERVED = {"_key", "_rev", "_deleted", "_created_at", "_updated_at", "_source"}
+
+_MIGRATIONS: list[str] = [
+    # 1: the bookkeeping tables
+    """
+    CREATE TABLE _sheetsync_runs (
+        run_id TEXT PRIMARY KEY, layout TEXT NOT NULL, started REAL NOT NULL, finished REAL,
+        outcome TEXT, result TEXT, message TEXT);
+    CREATE INDEX _sheetsync_runs_layout ON _sheetsync_runs(layout, started);
+    CREATE TABLE _sheetsync_history (
+        id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, record_key TEXT NOT NULL, field TEXT,
+        old TEXT, new TEXT, action TEXT NOT NULL, run_id TEXT, at REAL NOT NULL,
+        layout TEXT, sheet TEXT, row INTEGER, actor TEXT);
+    CREATE INDEX _sheetsync_history_key ON _sheetsync_history(tbl, record_key, id);
+    CREATE TABLE _sheetsync_problems (
+        layout TEXT NOT NULL, ident TEXT NOT NULL, field TEXT NOT NULL, code TEXT NOT NULL,
+        params TEXT NOT NULL, row INTEGER, col INTEGER, run_id TEXT, opened REAL NOT NULL,
+        PRIMARY KEY (layout, ident, field, code));
+    CREATE TABLE _sheetsync_base (
+        layout TEXT NOT NULL, ident TEXT NOT NULL, hash TEXT NOT NULL, row INTEGER,
+        sheet_vals TEXT NOT NULL, store_vals TEXT NOT NULL, rev INTEGER,
+        PRIMARY KEY (layout, ident));
+    CREATE TABLE _sheetsync_marks (
+        layout TEXT NOT NULL, ident TEXT NOT NULL, field TEXT NOT NULL, kind TEXT NOT NULL,
+        fill TEXT, note TEXT, prior_fill TEXT, PRIMARY KEY (layout, ident, field));
+    CREATE TABLE _sheetsync_outbox (
+        id INTEGER PRIMARY KEY, layout TEXT NOT NULL, run_id TEXT NOT NULL, patch TEXT NOT NULL,
+        ident TEXT, field TEXT);
+    CREATE TABLE _sheetsync_leases (layout TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
+    CREATE TABLE _sheetsync_meta (scope TEXT NOT NULL, name TEXT NOT NULL, value TEXT,
+        PRIMARY KEY (scope, name));
+    CREATE TABLE _sheetsync_tables (tbl TEXT PRIMARY KEY, columns TEXT NOT NULL);
+    """,
+]
+
+
+def quote(identifier: str) -> str:
+    """Quote an SQL identifier taken from a layout (field or table names are untrusted text)."""
+    if "\x00" in identifier:
+        raise UsageError(f"identifier {identifier!r} contains a NUL character")
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class BaseRow:
+    """What sheet and store agreed on for one row at the end of the last run."""
+
+    hash: str
+    row: int | None
+    sheet: dict[str, str]
+    store: dict[str, str]
+    rev: int | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    kind: str
+    fill: str | None
+    note: str | None
+    prior_fill: str | None
+
+
+def default_path(layout_path: Path | None = None) -> Path:
+    env = os.environ.get("SHEETSYNC_DB")
+    if env:
+        return Path(env)
+    return (layout_path.parent if layout_path else Path.cwd()) / "sheetsync.db"
+
+
+class Store:
+    """One SQLite file (or :memory:). Methods that write must run inside `transaction()`."""
+
+    def __init__(self, path: str | Path = ":memory:", *, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.clock = clock
+        if self.path != ":memory:":
+            p = Path(self.path)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if not p.exists():
+                p.touch(mode=0o600)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store: {exc}", where=self.path,
+                             hint="check that the file is a sheetsync SQLite store and is writable") from exc
+        self._columns: dict[str, list[str]] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"store schema {version} is newer than this sheetsync ({SCHEMA_VERSION})",
+                             hint="upgrade sheetsync")
+        for number in range(version, SCHEMA_VERSION):
+            # one script = one transaction, so a half-applied migration cannot be left behind
+            self.db.executescript(f"BEGIN IMMEDIATE;{_MIGRATIONS[number]}PRAGMA user_version={number + 1};COMMIT;")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT: the whole of a run's results land together or not at all."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- layout tables -------------------------------------------------------------------------
+
+    def ensure_table(self, table: str, fields: Mapping[str, str]) -> None:
+        """Create the table (or add new columns). `fields` maps field name -> layout type."""
+        bad = _RESERVED.intersection(fields)
+        if bad or table.startswith("_sheetsync"):
+            raise UsageError(f"names reserved by sheetsync: {sorted(bad) or table}",
+                             hint="rename the column or table in the layout")
+        cols = [f"{quote(f)} {_SQL_TYPES.get(t, 'TEXT')}" for f, t in fields.items()]
+        with self.transaction():
+            self.db.execute(
+                f"CREATE TABLE IF NOT EXISTS {quote(table)} (\"_key\" TEXT PRIMARY KEY, "
+                + "".join(c + ", " for c in cols)
+                + "\"_rev\" INTEGER NOT NULL DEFAULT 1, \"_deleted\" INTEGER NOT NULL DEFAULT 0, "
+                "\"_created_at\" REAL, \"_updated_at\" REAL, \"_source\" TEXT)")
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({quote(table)})")}
+            for f, t in fields.items():
+                if f not in have:
+                    self.db.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(f)} {_SQL_TYPES.get(t, 'TEXT')}")
+            self.db.execute("INSERT OR REPLACE INTO _sheetsync_tables(tbl, columns) VALUES (?, ?)",
+                            (table, json.dumps(dict(fields))))
+        self._columns[table] = [r[1] for r in self.db.execute(f"PRAGMA table_info({quote(table)})")]
+
+    def index_fields(self, table: str, fields: Iterable[str]) -> None:
+        """Index the fields used as exact dedupe keys so a lookup stays cheap on big tables."""
+        with self.transaction():
+            for f in fields:
+                name = quote(f"_sheetsync_ix_{table}_{f}")
+                self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {quote(table)}({quote(f)})")
+
+    def tables(self) -> dict[str, dict[str, str]]:
+        return {t: json.loads(c) for t, c in self.db.execute("SELECT tbl, columns FROM _sheetsync_tables")}
+
+    def records(self, table: str, keys: Iterable[str] | None = None, *,
+                include_deleted: bool = True) -> dict[str, dict[str, Any]]:
+        """Records by key; each a dict of its columns including _rev and _deleted."""
+        sql = f"SELECT * FROM {quote(table)}"
+        where = [] if include_deleted else ['"_deleted" = 0']
+        if keys is None:
+            return self._fetch(sql + (" WHERE " + where[0] if where else ""), ())
+        out: dict[str, dict[str, Any]] = {}
+        key_list = list(keys)
+        for chunk in _chunks(key_list, 500):
+            clause = " AND ".join(where + [f'"_key" IN ({",".join("?" * len(chunk))})'])
+            out.update(self._fetch(f"{sql} WHERE {clause}", chunk))
+        return out
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        cur = self.db.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return {row[0]: dict(zip(names, row)) for row in cur}
+
+    def find_by_values(self, table: str, fields: Sequence[str], values: Iterable[tuple]) -> dict[tuple, list[str]]:
+        """Live record keys whose `fields` equal each value tuple (exact dedupe against the store)."""
+        wanted = {v for v in values if all(x not in (None, "") for x in v)}
+        found: dict[tuple, list[str]] = {}
+        cols = ", ".join(quote(f) for f in fields)
+        for chunk in _chunks(sorted({v[0] for v in wanted}, key=str), 500):
+            sql = (f'SELECT "_key", {cols} FROM {quote(table)} WHERE "_deleted" = 0 AND '
+                   f'{quote(fields[0])} IN ({",".join("?" * len(chunk))})')
+            for key, *vals in self.db.execute(sql, chunk):
+                if tuple(vals) in wanted:
+                    found.setdefault(tuple(vals), []).append(key)
+        return found
+
+    def write_record(self, table: str, key: str, values: Mapping[str, WriteValue], *, action: str,
+                     run_id: str | None, layout: str | None = None, sheet: str | None = None,
+                     row: int | None = None, actor: str | None = None) -> int:
+        """Insert or update one record and write one history row per changed field. Returns _rev."""
+        now = self.clock()
+        old = self.records(table, [key]).get(key)
+        changed = {f: v for f, v in values.items() if old is None or old.get(f) != v}
+        if old is not None and not changed and not old["_deleted"]:
+            return old["_rev"]
+        if old is None:
+            names = ["_key", *values, "_created_at", "_updated_at", "_source"]
+            sql = (f"INSERT INTO {quote(table)} ({', '.join(quote(n) for n in names)}) "
+                   f"VALUES ({', '.join('?' * len(names))})")
+            self.db.execute(sql, [key, *values.values(), now, now, layout])
+            rev = 1
+        else:
+            sets = [f"{quote(f)} = ?" for f in changed]
+            sql = (f"UPDATE {quote(table)} SET {', '.join(sets + ['_rev = _rev + 1', '_deleted = 0', '_updated_at = ?', '_source = ?'])} "
+                   f'WHERE "_key" = ?')
+            self.db.execute(sql, [*changed.values(), now, layout, key])
+            rev = old["_rev"] + 1
+            if old["_deleted"]:
+                self._history(table, key, None, "1", "0", "undelete", run_id, now, layout, sheet, row, actor)
+        for f, v in changed.items():
+            before = None if old is None else old.get(f)
+            if old is None and v is None:
+                continue
+            self._history(table, key, f, before, v, action, run_id, now, layout, sheet, row, actor)
+        return rev
+
+    def delete_record(self, table: str, key: str, *, run_id: str | None, layout: str | None = None,
+                      sheet: str | None = None, row: int | None = None) -> int | None:
+        """Soft delete: the record stays readable (and restorable) with _deleted = 1."""
+        old = self.records(table, [key]).get(key)
+        if old is None or old["_deleted"]:
+            return None
+        now = self.clock()
+        self.db.execute(f'UPDATE {quote(table)} SET "_deleted" = 1, "_rev" = "_rev" + 1, '
+                        f'"_updated_at" = ? WHERE "_key" = ?', (now, key))
+        self._history(table, key, None, "0", "1", "delete", run_id, now, layout, sheet, row, None)
+        return old["_rev"] + 1
+
+    def _history(self, table: str, key: str, field: str | None, old: Any, new: Any, action: str,
+                 run_id: str | None, at: float, layout: str | None, sheet: str | None,
+                 row: int | None, actor: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO _sheetsync_history(tbl, record_key, field, old, new, action, run_id, at, "
+            "layout, sheet, row, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (table, key, field, _text(old), _text(new), action, run_id, at, layout, sheet, row, actor))
+
+    def history(self, table: str, key: str) -> list[dict[str, Any]]:
+        cur = self.db.execute(
+            "SELECT id, field, old, new, action, run_id, at, layout, sheet, row, actor "
+            "FROM _sheetsync_history WHERE tbl = ? AND record_key = ? ORDER BY id", (table, key))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    # -- base state, problems, marks -------------------------------------------------------------
+
+    def base(self, layout: str) -> dict[str, BaseRow]:
+        cur = self.db.execute("SELECT ident, hash, row, sheet_vals, store_vals, rev FROM _sheetsync_base "
+                              "WHERE layout = ?", (layout,))
+        return {i: BaseRow(h, r, json.loads(s), json.loads(st), rev) for i, h, r, s, st, rev in cur}
+
+    def put_base(self, layout: str, rows: Mapping[str, BaseRow], removed: Iterable[str] = ()) -> None:
+        self.db.executemany("DELETE FROM _sheetsync_base WHERE layout = ? AND ident = ?",
+                            [(layout, i) for i in removed])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(layout, i, b.hash, b.row, json.dumps(b.sheet, ensure_ascii=False),
+              json.dumps(b.store, ensure_ascii=False), b.rev) for i, b in rows.items()])
+
+    def relocate(self, layout: str, moved: Mapping[str, int]) -> None:
+        """Rows people moved (sorted, inserted above): keep problem cells and base rows right."""
+        self.db.executemany("UPDATE _sheetsync_problems SET row = ? WHERE layout = ? AND ident = ?",
+                            [(r, layout, i) for i, r in moved.items()])
+        self.db.executemany("UPDATE _sheetsync_base SET row = ? WHERE layout = ? AND ident = ?",
+                            [(r, layout, i) for i, r in moved.items()])
+
+    def problems(self, layout: str) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT ident, field, code, params, row, col, run_id, opened "
+                              "FROM _sheetsync_problems WHERE layout = ? ORDER BY row, col, code", (layout,))
+        return [{"ident": i, "field": f, "code": c, "params": json.loads(p), "row": r, "col": col,
+                 "run_id": run, "opened": o} for i, f, c, p, r, col, run, o in cur]
+
+    def replace_problems(self, layout: str, idents: Iterable[str], problems: Iterable[dict[str, Any]],
+                         run_id: str) -> None:
+        """Close every open problem of `idents`, then open `problems` (kept `opened` if still open)."""
+        idents = list(idents)
+        opened = {(p["ident"], p["field"], p["code"]): p["opened"] for p in self.problems(layout)}
+        for chunk in _chunks(idents, 500):
+            self.db.execute(f"DELETE FROM _sheetsync_problems WHERE layout = ? AND ident IN "
+                            f"({','.join('?' * len(chunk))})", (layout, *chunk))
+        now = self.clock()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO _sheetsync_problems(layout, ident, field, code, params, row, col, run_id, opened) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(layout, p["ident"], p["field"] or "", p["code"], json.dumps(p["params"], ensure_ascii=False, default=str),
+              p.get("row"), p.get("col"), run_id, opened.get((p["ident"], p["field"] or "", p["code"]), now))
+             for p in problems])
+
+    def marks(self, layout: str) -> dict[tuple[str, str], Mark]:
+        cur = self.db.execute("SELECT ident, field, kind, fill, note, prior_fill FROM _sheetsync_marks "
+                              "WHERE layout = ?", (layout,))
+        return {(i, f): Mark(k, fill, note, prior) for i, f, k, fill, note, prior in cur}
+
+    def put_marks(self, layout: str, marks: Mapping[tuple[str, str], Mark | None]) -> None:
+        """Set or (value None) remove marks."""
+        self.db.executemany("DELETE FROM _sheetsync_marks WHERE layout = ? AND ident = ? AND field = ?",
+                            [(layout, i, f) for (i, f), m in marks.items() if m is None])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO _sheetsync_marks(layout, ident, field, kind, fill, note, prior_fill) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(layout, i, f, m.kind, m.fill, m.note, m.prior_fill) for (i, f), m in marks.items() if m])
+
+    # -- outbox ----------------------------------------------------------------------------------
+
+    def add_outbox(self, layout: str, run_id: str, patches: Sequence[tuple[Patch, str | None, str | None]]) -> None:
+        """Queue (patch, ident, field) triples; committed with the run so a crash can replay them."""
+        self.db.executemany(
+            "INSERT INTO _sheetsync_outbox(layout, run_id, patch, ident, field) VALUES (?,?,?,?,?)",
+            [(layout, run_id, json.dumps(p.to_json(), ensure_ascii=False), i, f) for p, i, f in patches])
+
+    def outbox(self, layout: str) -> list[tuple[int, Patch, str | None, str | None]]:
+        cur = self.db.execute("SELECT id, patch, ident, field FROM _sheetsync_outbox WHERE layout = ? "
+                              "ORDER BY id", (layout,))
+        return [(i, Patch.from_json(json.loads(p)), ident, f) for i, p, ident, f in cur]
+
+    def drop_outbox(self, ids: Iterable[int]) -> None:
+        self.db.executemany("DELETE FROM _sheetsync_outbox WHERE id = ?", [(i,) for i in ids])
+
+    # -- runs, leases, meta ----------------------------------------------------------------------
+
+    def start_run(self, run_id: str, layout: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT INTO _sheetsync_runs(run_id, layout, started) VALUES (?,?,?)",
+                            (run_id, layout, self.clock()))
+
+    def finish_run(self, run_id: str, outcome: str, result: Mapping[str, Any], message: str = "") -> None:
+        self.db.execute("UPDATE _sheetsync_runs SET finished = ?, outcome = ?, result = ?, message = ? "
+                        "WHERE run_id = ?", (self.clock(), outcome, json.dumps(result, ensure_ascii=False),
+                                             message, run_id))
+
+    def runs(self, layout: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        sql = "SELECT run_id, layout, started, finished, outcome, result, message FROM _sheetsync_runs"
+        params: tuple = ()
+        if layout:
+            sql, params = sql + " WHERE layout = ?", (layout,)
+        cur = self.db.execute(sql + " ORDER BY started DESC, rowid DESC LIMIT ?", (*params, limit))
+        return [{"run_id": r, "layout": lay, "started": s, "finished": f, "outcome": o,
+                 "result": json.loads(res) if res else None, "message": m}
+                for r, lay, s, f, o, res, m in cur]
+
+    def acquire_lease(self, layout: str, holder: str, ttl: float) -> bool:
+        """Take the layout's lease unless a live holder has it; an expired lease is taken over."""
+        now = self.clock()
+        with self.transaction():
+            row = self.db.execute("SELECT holder, expires FROM _sheetsync_leases WHERE layout = ?",
+                                  (layout,)).fetchone()
+            if row and row[0] != holder and row[1] > now:
+                return False
+            self.db.execute("INSERT OR REPLACE INTO _sheetsync_leases(layout, holder, expires) VALUES (?,?,?)",
+                            (layout, holder, now + ttl))
+        return True
+
+    def release_lease(self, layout: str, holder: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM _sheetsync_leases WHERE layout = ? AND holder = ?", (layout, holder))
+
+    def lease_holder(self, layout: str) -> tuple[str, float] | None:
+        row = self.db.execute("SELECT holder, expires FROM _sheetsync_leases WHERE layout = ?", (layout,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def get_meta(self, scope: str, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM _sheetsync_meta WHERE scope = ? AND name = ?",
+                              (scope, name)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, scope: str, name: str, value: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO _sheetsync_meta(scope, name, value) VALUES (?,?,?)",
+                        (scope, name, value))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,118 @@
+"""Steps 4 and 6 of a run: identify each sheet row (new, changed, unchanged, deleted) and find
+exact-key duplicates against the batch and the store.
+
+Unchanged rows are recognised by their hash alone, so a no-change resync costs little more than
+the read itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .layout import Layout
+from .model import Problem, SheetData, canonical_text, row_hash
+from .store import BaseRow, Store
+
+
+@dataclass
+class SheetIndex:
+    """The rows of one read, by identity (the record key, or `row:N` while a row has none)."""
+
+    base: dict[str, BaseRow]
+    rows: dict[str, int] = field(default_factory=dict)            # ident -> sheet row number
+    values: dict[str, tuple] = field(default_factory=dict)        # ident -> the whole row as read
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # ident -> field -> cell
+    hashes: dict[str, str] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)              # new or edited since the base
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    moved: dict[str, int] = field(default_factory=dict)           # unchanged rows now at another row
+    key_clash: dict[str, str] = field(default_factory=dict)       # ident -> ident of the earlier row
+
+    def anchor(self, ident: str, col1: Mapping[str, int], key_fields: tuple[str, ...] = ()) -> tuple[int, str] | None:
+        for f in self._key_fields or key_fields:
+            if f in col1:
+                return (col1[f], canonical_text(self.raw[ident].get(f)))
+        return None
+
+    _key_fields: tuple[str, ...] = ()
+
+
+def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker: Any,
+               base: dict[str, BaseRow]) -> SheetIndex:
+    index = SheetIndex(base=base, _key_fields=tuple(layout.key_fields))
+    by_hash: dict[str, list[str]] = {}
+    for ident, b in base.items():
+        by_hash.setdefault(b.hash, []).append(ident)
+    claimed: set[str] = set()
+    keys = layout.key_fields
+    for sheet_row in data.rows:
+        values = sheet_row.values
+        h = row_hash(values)
+        candidates = [i for i in by_hash.get(h, ()) if i not in claimed]
+        raw = {f: (values[c] if c < len(values) else None) for f, c in cols.items()}
+        if len(candidates) == 1:
+            ident = candidates[0]
+            index.unchanged.append(ident)
+            if base[ident].row != sheet_row.number:
+                index.moved[ident] = sheet_row.number
+        else:
+            ident = _ident(raw, keys, checker, sheet_row.number)
+            if ident in claimed:
+                first = ident
+                ident = f"{ident}@row{sheet_row.number}"
+                index.key_clash[ident] = first
+            b = base.get(ident)
+            (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
+        claimed.add(ident)
+        index.rows[ident], index.values[ident], index.raw[ident], index.hashes[ident] = (
+            sheet_row.number, values, raw, h)
+    index.deleted = [i for i in base if i not in claimed]
+    return index
+
+
+def _ident(raw: Mapping[str, Any], keys: list[str], checker: Any, row: int) -> str:
+    if not keys:
+        return f"row:{row}"
+    parts = []
+    for f in keys:
+        cell = checker.normalise(f, raw.get(f))
+        if cell.outcome == "invalid" or cell.value in (None, ""):
+            return f"row:{row}"
+        parts.append(canonical_text(cell.value))
+    return "|".join(parts)
+
+
+def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Mapping[str, Any]
+                    ) -> dict[str, dict[str, tuple[dict[str, Any], Problem]]]:
+    """ident -> field -> (mark params, Problem) for rows that share an exact key with another row
+    of the batch or a live stored record. Pairs are flagged, never merged."""
+    out: dict[str, dict[str, tuple[dict[str, Any], Problem]]] = {}
+    for ident, first in sheet.key_clash.items():
+        if ident in checked and layout.key_fields:
+            _flag(out, sheet, ident, first, layout.key_fields[0], "same key")
+    for fields in layout.dedupe.exact:
+        tuples = {}
+        for ident, res in checked.items():
+            if ident in sheet.key_clash:
+                continue
+            vals = tuple(res.cells[f].value if f in res.cells and res.cells[f].outcome != "invalid" else None
+                         for f in fields)
+            if all(v not in (None, "") for v in vals):
+                tuples[ident] = vals
+        stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
+        batch: dict[tuple, list[str]] = {}
+        for ident, vals in tuples.items():
+            batch.setdefault(vals, []).append(ident)
+        reason = "same " + ", ".join(fields)
+        for ident, vals in tuples.items():
+            others = [o for o in batch[vals] + stored.get(vals, []) if o != ident]
+            if others:
+                other = min(set(others), key=lambda o: (sheet.rows.get(o, 1 << 30), o))
+                _flag(out, sheet, ident, other, fields[0], reason)
+    return out
+
+
+def _flag(out: dict, sheet: SheetIndex, ident: str, other: str, fld: str, reason: str) -> None:
+    params = {"other_row": sheet.rows.get(other, "-"), "other_key": other, "reason": reason}
+    out.setdefault(ident, {})[fld] = (params, Problem("duplicate", fld, params))
