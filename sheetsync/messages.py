@@ -1,0 +1,170 @@
+"""Problem messages by stable code, in English and Chinese, rendered from a Problem's params.
+
+Codes never change (they are stored with open problems); wording may. A missing or odd param
+never raises: the message shows `?` in its place, so a report is always produced.
+"""
+from __future__ import annotations
+
+import string
+from typing import Any, Literal, Mapping
+
+Lang = Literal["en", "zh"]
+LANGS: tuple[str, ...] = ("en", "zh")
+MAX_VALUE_CHARS = 80
+
+#: code -> (title_en, title_zh, template_en, template_zh)
+TEMPLATES: dict[str, tuple[str, str, str, str]] = {
+    "required": ("Required value missing", "缺少必填值",
+                 "{field} is required", "{field}：必填，不能为空"),
+    "required_if": ("Required value missing", "缺少必填值",
+                    "{field} is required because {other} is `{other_value}`",
+                    "{field}：因为 {other} 为 `{other_value}`，此项必填"),
+    "type.string": ("Not text", "不是文本",
+                    "{field}: `{value}` is not text", "{field}：`{value}` 不是文本"),
+    "type.integer": ("Not a whole number", "不是整数",
+                     "{field}: `{value}` is not a whole number", "{field}：`{value}` 不是整数"),
+    "type.number": ("Not a number", "不是数字",
+                    "{field}: `{value}` is not a number", "{field}：`{value}` 不是数字"),
+    "type.decimal": ("Not a decimal number", "不是有效的小数",
+                     "{field}: `{value}` is not a decimal number",
+                     "{field}：`{value}` 不是有效的小数"),
+    "type.boolean": ("Not yes/no", "不是是/否",
+                     "{field}: `{value}` is not yes/no (true/false)",
+                     "{field}：`{value}` 不是“是/否”值"),
+    "type.date": ("Not a date", "不是日期",
+                  "{field}: `{value}` is not a valid date (expected YYYY-MM-DD)",
+                  "{field}：`{value}` 不是有效的日期（应为 YYYY-MM-DD）"),
+    "type.datetime": ("Not a date and time", "不是日期时间",
+                      "{field}: `{value}` is not a valid date and time (expected YYYY-MM-DD HH:MM:SS)",
+                      "{field}：`{value}` 不是有效的日期时间（应为 YYYY-MM-DD HH:MM:SS）"),
+    "type.enum": ("Not an allowed value", "不是允许的值",
+                  "{field}: `{value}` is not one of {expected}",
+                  "{field}：`{value}` 不是允许的值（{expected}）"),
+    "type.email": ("Invalid email", "邮箱无效",
+                   "{field}: `{value}` is not a valid address", "{field}：`{value}` 不是有效的地址"),
+    "type.phone": ("Invalid phone number", "电话号码无效",
+                   "{field}: `{value}` is not a valid phone number (region {region})",
+                   "{field}：`{value}` 不是有效的电话号码（地区 {region}）"),
+    "type.url": ("Invalid web address", "网址无效",
+                 "{field}: `{value}` is not a valid web address (http or https)",
+                 "{field}：`{value}` 不是有效的网址（http 或 https）"),
+    "pattern": ("Wrong format", "格式不符",
+                "{field}: `{value}` does not match the pattern `{pattern}`",
+                "{field}：`{value}` 不符合格式 `{pattern}`"),
+    "min": ("Below the minimum", "低于最小值",
+            "{field}: `{value}` is below the minimum {limit}", "{field}：`{value}` 小于最小值 {limit}"),
+    "max": ("Above the maximum", "超过最大值",
+            "{field}: `{value}` is above the maximum {limit}", "{field}：`{value}` 大于最大值 {limit}"),
+    "min_date": ("Date too early", "日期过早",
+                 "{field}: `{value}` is before the earliest allowed date {limit}",
+                 "{field}：`{value}` 早于允许的最早日期 {limit}"),
+    "max_date": ("Date too late", "日期过晚",
+                 "{field}: `{value}` is after the latest allowed date {limit}",
+                 "{field}：`{value}` 晚于允许的最晚日期 {limit}"),
+    "min_length": ("Too short", "太短",
+                   "{field}: `{value}` is too short ({length} characters, at least {limit})",
+                   "{field}：`{value}` 太短（{length} 个字符，至少 {limit} 个）"),
+    "max_length": ("Too long", "太长",
+                   "{field}: `{value}` is too long ({length} characters, at most {limit})",
+                   "{field}：`{value}` 太长（{length} 个字符，最多 {limit} 个）"),
+    "one_of": ("Not an allowed value", "不是允许的值",
+               "{field}: `{value}` is not one of {expected}",
+               "{field}：`{value}` 不是允许的值（{expected}）"),
+    "unique": ("Value already used", "值重复",
+               "{field}: `{value}` is already used by {other}", "{field}：`{value}` 已被 {other} 使用"),
+    "compare": ("Fields disagree", "字段不一致",
+                "{left} `{left_value}` must be {op} {right} `{right_value}`",
+                "{left} `{left_value}` 必须 {op} {right} `{right_value}`"),
+    "corrected": ("Corrected", "已更正",
+                  "changed from `{old}` to `{new}` by sheetsync (rule: {rule})",
+                  "sheetsync 已将 `{old}` 改为 `{new}`（规则：{rule}）"),
+    "duplicate": ("Possible duplicate", "可能重复",
+                  "possible duplicate of row {other_row} ({other_key}): {reason}",
+                  "可能与第 {other_row} 行（{other_key}）重复：{reason}"),
+    "conflict": ("Conflicting edits", "编辑冲突",
+                 "{field} was changed in the sheet to `{sheet_value}` and in the store to "
+                 "`{store_value}` (was `{base_value}`); policy {policy} kept `{kept}`",
+                 "{field} 在表格中改为 `{sheet_value}`，在数据库中改为 `{store_value}`"
+                 "（原为 `{base_value}`）；按策略 {policy} 保留 `{kept}`"),
+    "conflict_row": ("Conflicting edits", "编辑冲突",
+                     "row {row} ({key}) has conflicting edits in {fields}",
+                     "第 {row} 行（{key}）的 {fields} 有冲突的编辑"),
+    "protected": ("Protected field", "受保护字段",
+                  "{field} is protected: the edit `{attempted}` was reverted to `{value}`",
+                  "{field} 受保护：修改 `{attempted}` 已恢复为 `{value}`"),
+    "pushed": ("Updated from the store", "已从数据库更新",
+               "updated from the store ({source}): was `{old}`",
+               "已从数据库更新（{source}）：原为 `{old}`"),
+    "deleted": ("Row deleted", "行已删除",
+                "row {row} ({key}) was deleted from the sheet; the record is kept as deleted",
+                "第 {row} 行（{key}）已从表格删除；记录已标记为删除并保留"),
+    "held_back": ("Row held back", "行未入库",
+                  "row {row} ({key}) is not saved until {fields} are fixed",
+                  "第 {row} 行（{key}）在修正 {fields} 之前不会保存"),
+}
+
+#: optional tails appended when the param is present and non-empty
+EXTRAS: dict[str, tuple[str, str]] = {
+    "suggestions": (" (closest: {suggestions})", "（最接近：{suggestions}）"),
+}
+
+#: params each code's message uses, for documentation and the tests
+PARAMS: dict[str, tuple[str, ...]] = {
+    code: tuple(sorted({f for t in (tpl[2], tpl[3])
+                        for _, f, _, _ in string.Formatter().parse(t) if f}))
+    for code, tpl in TEMPLATES.items()
+}
+
+
+class _Params(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _short(value: Any) -> Any:
+    """Params as shown: lists joined, long cell values cut so a note stays readable."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        value = ", ".join(str(v) for v in value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return value[:MAX_VALUE_CHARS - 1] + "…"
+    return value
+
+
+def _index(lang: str) -> int:
+    return 1 if lang == "zh" else 0
+
+
+def render(code: str, params: Mapping[str, Any] | None = None, lang: str = "en") -> str:
+    """The message for one problem. A `message` param (the layout's own text) wins."""
+    params = dict(params or {})
+    custom = params.get("message")
+    if isinstance(custom, str) and custom.strip():
+        return custom
+    shown = _Params({k: _short(v) for k, v in params.items()})
+    tpl = TEMPLATES.get(code)
+    if tpl is None:
+        detail = ", ".join(f"{k}={shown[k]}" for k in sorted(shown))
+        return f"{code}: {detail}" if detail else code
+    i = _index(lang)
+    text = _format(tpl[2 + i], shown)
+    for key, tails in EXTRAS.items():
+        if shown.get(key) not in (None, ""):
+            text += _format(tails[i], shown)
+    return text
+
+
+def _format(template: str, params: _Params) -> str:
+    try:
+        return string.Formatter().vformat(template, (), params)
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError):
+        return template  # a broken param never breaks a report
+
+
+def title(code: str, lang: str = "en") -> str:
+    """A short name for the problem kind (report tab column, summaries)."""
+    tpl = TEMPLATES.get(code)
+    return tpl[_index(lang)] if tpl else code

@@ -1,0 +1,147 @@
+"""Pure normalisers: raw cell -> text, invisible characters, NFKC, spaces, case, phone numbers.
+
+Every function is pure and cheap on clean ASCII (the common case), because the first sync of a
+large sheet runs them on every cell. Dates live in rules/dates.py.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Callable
+
+import phonenumbers
+
+from ..model import CellValue, canonical_text
+from .dates import date_text
+
+#: zero-width and bidi controls are deleted; NBSP-like spaces become a plain space
+_INVISIBLE = {c: None for c in [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E,
+                                *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]}
+_SPACES = {c: " " for c in [0x00A0, 0x3000, 0x2007, 0x202F, 0x2002, 0x2003, 0x2009]}
+_TRANSLATE = {**_INVISIBLE, **_SPACES}
+_RUNS = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
+_PHONE_FLOAT = re.compile(r"\+?\d{5,}\.0+")
+
+
+def cell_to_text(value: CellValue) -> str | None:
+    """A raw cell as text before text normalisers: 13800138000.0 -> "13800138000", dates ISO.
+
+    calamine hands every xlsx number over as float, so integral floats must lose their `.0`
+    before a phone or id column sees them. None stays None (an empty cell).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return canonical_text(value)
+
+
+def strip_invisible(text: str) -> str:
+    """Remove zero-width, bidi and soft-hyphen characters; NBSP and U+3000 become spaces."""
+    return text if text.isascii() else text.translate(_TRANSLATE)
+
+
+def nfkc(text: str) -> str:
+    """Full-width digits and letters to ASCII (１２３ -> 123), compatibility forms folded."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
+
+
+def trim(text: str) -> str:
+    return text.strip()
+
+
+def collapse_spaces(text: str) -> str:
+    """Runs of spaces and tabs become one space; line breaks (notes) are kept."""
+    return _RUNS.sub(" ", text) if ("  " in text or not text.isprintable()) else text
+
+
+def lower(text: str) -> str:
+    return text.lower()
+
+
+def upper(text: str) -> str:
+    return text.upper()
+
+
+def title(text: str) -> str:
+    return text.title()
+
+
+def phone(text: str, region: str = "CN", fmt: str = "international") -> str:
+    """Canonical phone text, or the text unchanged when it is not a valid number."""
+    return format_phone(text, region, fmt) or text
+
+
+def date(text: str) -> str:
+    """ISO date text, or the text unchanged when it is not a recognisable date."""
+    return date_text(text) or text
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_phone(text: str, region: str) -> phonenumbers.PhoneNumber | None:
+    """Parsing costs ~21 us, so results are cached by (text, region); None = not valid."""
+    if _PHONE_FLOAT.fullmatch(text):
+        text = text.split(".", 1)[0]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+_FORMATS = {
+    "E164": phonenumbers.PhoneNumberFormat.E164,
+    "international": phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    "national": phonenumbers.PhoneNumberFormat.NATIONAL,
+}
+
+
+@functools.lru_cache(maxsize=65536)
+def format_phone(text: str, region: str = "CN", fmt: str = "international") -> str | None:
+    """`138 0013 8000` -> `+86 138 0013 8000` (international); None when not a valid number."""
+    number = _parse_phone(nfkc(strip_invisible(text)).strip(), region.upper())
+    if number is None:
+        return None
+    return phonenumbers.format_number(number, _FORMATS[fmt])
+
+
+#: name -> text normaliser; "phone" and "date" here use the defaults (the layout's region and
+#: phone format are applied by the phone type instead)
+NORMALISERS: dict[str, Callable[[str], str]] = {
+    "strip_invisible": strip_invisible, "nfkc": nfkc, "trim": trim,
+    "collapse_spaces": collapse_spaces, "lower": lower, "upper": upper, "title": title,
+    "phone": phone, "date": date,
+}
+
+#: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all
+DEFAULT_NORMALISERS: tuple[str, ...] = ("strip_invisible", "nfkc", "trim", "collapse_spaces")
+
+
+def normaliser_chain(names: list[str] | None, region: str = "CN",
+                     fmt: str = "international") -> tuple[tuple[str, Callable[[str], str]], ...]:
+    """The (name, function) steps a column's text goes through, in order."""
+    if names is None:
+        names = list(DEFAULT_NORMALISERS)
+    if "none" in names:
+        return ()
+    steps = []
+    for name in names:
+        fn = NORMALISERS[name]
+        if name == "phone":
+            fn = functools.partial(phone, region=region, fmt=fmt)
+        steps.append((name, fn))
+    return tuple(steps)
+
+
+def apply_chain(text: str, chain: tuple[tuple[str, Callable[[str], str]], ...]) -> tuple[str, list[str]]:
+    """Run the steps; return the text and the names of the steps that changed it."""
+    changed: list[str] = []
+    for name, fn in chain:
+        out = fn(text)
+        if out != text:
+            changed.append(name)
+            text = out
+    return text, changed
