@@ -1,0 +1,109 @@
+"""Three-way reconcile of one row: base (last agreed), sheet (typed now), store (now)."""
+from __future__ import annotations
+
+from sheetsync.model import Problem
+from sheetsync.reconcile import RowInput, reconcile_row
+from sheetsync.rules import CellResult
+from sheetsync.store import BaseRow
+
+
+def ok(field, value, raw=None):
+    raw = value if raw is None else raw
+    return CellResult(field, raw, value, "ok" if raw == value else "corrected", (), None if raw == value else "trim")
+
+
+def bad(field, raw, code="type.email"):
+    return CellResult(field, raw, None, "invalid", (Problem(code, field, {"value": raw}),))
+
+
+def row(cells, base=None, record=None, *, protected=(), policy="flag", required=("id",)):
+    return RowInput("C1", {c.field: c for c in cells}, base, record, ("id",), frozenset(required),
+                    frozenset(protected), policy)
+
+
+BASE = BaseRow("h", 2, {"id": "C1", "email": "a@x.cn", "limit": "100"}, {"id": "C1", "email": "a@x.cn", "limit": "100"}, 1)
+RECORD = {"_key": "C1", "id": "C1", "email": "a@x.cn", "limit": 100, "_rev": 1, "_deleted": 0}
+
+
+def test_new_row_is_inserted_and_corrections_written_back():
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "a@x.cn", " a@x.cn ")]))
+    assert d.insert and not d.held_back
+    assert d.store_values == {"id": "C1", "email": "a@x.cn"}
+    assert d.writes == {"email": "a@x.cn"}
+    assert d.marks["email"][0] == "corrected" and d.marks["email"][1]["old"] == " a@x.cn "
+
+
+def test_new_row_with_invalid_required_field_is_held_back():
+    d = reconcile_row(row([bad("id", "X1", "pattern"), ok("email", "a@x.cn")]))
+    assert d.held_back and d.store_values == {}
+    assert {p.code for p in d.problems} == {"pattern", "held_back"}
+    assert d.marks["id"][0] == "invalid"
+
+
+def test_invalid_value_never_enters_the_store_and_the_record_keeps_its_value():
+    d = reconcile_row(row([ok("id", "C1"), bad("email", "bob@@x"), ok("limit", 100)], BASE, RECORD))
+    assert "email" not in d.store_values and not d.held_back
+    assert [(p.field, p.code) for p in d.problems] == [("email", "type.email")]
+
+
+def test_only_the_sheet_changed_takes_the_sheet():
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "b@x.cn"), ok("limit", 100)], BASE, RECORD))
+    assert d.store_values == {"email": "b@x.cn"} and d.writes == {} and not d.problems
+
+
+def test_only_the_store_changed_is_pushed_to_the_sheet():
+    record = {**RECORD, "email": "new@x.cn", "_rev": 2}
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "a@x.cn"), ok("limit", 100)], BASE, record))
+    assert d.writes == {"email": "new@x.cn"} and d.store_values == {}
+    assert d.marks["email"][0] == "pushed" and d.base_sheet["email"] == "new@x.cn"
+
+
+def test_both_changed_differently_is_a_conflict_flagged_by_default():
+    record = {**RECORD, "email": "store@x.cn", "_rev": 2}
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "sheet@x.cn"), ok("limit", 100)], BASE, record))
+    assert d.store_values == {} and d.writes == {}
+    assert [(p.field, p.code) for p in d.problems] == [("email", "conflict")]
+    assert d.base_sheet["email"] == "a@x.cn"  # kept, so the conflict is seen again next run
+    assert d.counts["conflicts"] == 1
+
+
+def test_conflict_policies_store_and_sheet():
+    record = {**RECORD, "email": "store@x.cn", "_rev": 2}
+    cells = [ok("id", "C1"), ok("email", "sheet@x.cn"), ok("limit", 100)]
+    store_wins = reconcile_row(row(cells, BASE, record, policy="store"))
+    assert store_wins.writes == {"email": "store@x.cn"} and store_wins.marks["email"][0] == "conflict"
+    sheet_wins = reconcile_row(row(cells, BASE, record, policy="sheet"))
+    assert sheet_wins.store_values == {"email": "sheet@x.cn"} and sheet_wins.marks["email"][0] == "conflict"
+    assert not store_wins.problems and not sheet_wins.problems
+
+
+def test_both_changed_to_the_same_value_is_no_conflict():
+    record = {**RECORD, "email": "same@x.cn", "_rev": 2}
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "same@x.cn"), ok("limit", 100)], BASE, record))
+    assert not d.problems and d.store_values == {} and d.writes == {}
+
+
+def test_protected_edit_is_reverted_to_the_store_value():
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "a@x.cn"), ok("limit", 999999)], BASE, RECORD,
+                          protected=("limit",)))
+    assert d.writes == {"limit": 100} and "limit" not in d.store_values
+    kind, params = d.marks["limit"]
+    assert kind == "protected" and params["attempted"] == "999999" and params["value"] == "100"
+
+
+def test_protected_column_may_be_filled_on_a_new_row():
+    d = reconcile_row(row([ok("id", "C1"), ok("limit", 100)], protected=("limit",)))
+    assert d.store_values["limit"] == 100 and not d.writes
+
+
+def test_a_deleted_record_comes_back_when_its_row_reappears():
+    d = reconcile_row(row([ok("id", "C1"), ok("email", "a@x.cn")], None, {**RECORD, "_deleted": 1}))
+    assert d.insert and d.store_values["email"] == "a@x.cn"
+
+
+def test_invalid_mark_beats_a_correction_mark_on_one_cell():
+    d = reconcile_row(row([ok("id", "C1")]))
+    d.mark("id", "corrected", {})
+    d.mark("id", "invalid", {})
+    d.mark("id", "pushed", {})
+    assert d.marks["id"][0] == "invalid"

@@ -1,0 +1,167 @@
+"""The SQLite store: quoting of untrusted names, history, base state, outbox, leases, migrations."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from sheetsync.errors import StoreError, UsageError
+from sheetsync.model import Patch
+from sheetsync.store import SCHEMA_VERSION, BaseRow, Mark, Store
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_hostile_table_and_column_names_are_quoted_not_executed(tmp_path):
+    store = Store(tmp_path / "s.db")
+    table, col = 'x"; DROP TABLE _sheetsync_runs; --', "name'); DELETE FROM x; --"
+    store.ensure_table(table, {col: "string", "limit": "integer"})
+    with store.transaction():
+        store.write_record(table, "K1", {col: "Robert'); --", "limit": 5}, action="insert", run_id="r1")
+    assert store.records(table)["K1"][col] == "Robert'); --"
+    assert store.db.execute("SELECT count(*) FROM _sheetsync_runs").fetchone() == (0,)
+    types = {r[1]: r[2] for r in store.db.execute(f'PRAGMA table_info("{table.replace(chr(34), chr(34) * 2)}")')}
+    assert types["limit"] == "INTEGER" and types[col] == "TEXT"
+
+
+def test_reserved_column_names_are_refused():
+    with pytest.raises(UsageError):
+        Store().ensure_table("t", {"_rev": "string"})
+
+
+def test_history_records_every_changed_field_with_run_and_place():
+    clock = Clock()
+    store = Store(clock=clock)
+    store.ensure_table("customers", {"name": "string", "phone": "phone"})
+    with store.transaction():
+        store.write_record("customers", "C1", {"name": "张伟", "phone": "+86 138 0013 8000"},
+                           action="insert", run_id="r1", layout="east", sheet="Customers", row=3)
+    clock.t = 2000.0
+    with store.transaction():
+        rev = store.write_record("customers", "C1", {"name": "张伟", "phone": "+86 139 0013 9000"},
+                                 action="update", run_id="r2", layout="east", sheet="Customers", row=4)
+        store.delete_record("customers", "C1", run_id="r3", layout="east", sheet="Customers", row=4)
+    assert rev == 2
+    hist = [(h["field"], h["old"], h["new"], h["action"], h["run_id"], h["row"]) for h in store.history("customers", "C1")]
+    assert hist == [
+        ("name", None, "张伟", "insert", "r1", 3),
+        ("phone", None, "+86 138 0013 8000", "insert", "r1", 3),
+        ("phone", "+86 138 0013 8000", "+86 139 0013 9000", "update", "r2", 4),
+        (None, "0", "1", "delete", "r3", 4),
+    ]
+    rec = store.records("customers")["C1"]
+    assert rec["_deleted"] == 1 and rec["_rev"] == 3
+    assert store.records("customers", include_deleted=False) == {}
+
+
+def test_unchanged_write_adds_no_history_and_keeps_rev():
+    store = Store()
+    store.ensure_table("t", {"a": "string"})
+    with store.transaction():
+        store.write_record("t", "k", {"a": "1"}, action="insert", run_id="r1")
+        assert store.write_record("t", "k", {"a": "1"}, action="update", run_id="r2") == 1
+    assert len(store.history("t", "k")) == 1
+
+
+def test_transaction_rolls_back_everything_on_error():
+    store = Store()
+    store.ensure_table("t", {"a": "string"})
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.write_record("t", "k", {"a": "1"}, action="insert", run_id="r1")
+            store.add_outbox("lay", "r1", [(Patch(row=2, col=1, kind="corrected", write=True, value="x"), "k", "a")])
+            raise RuntimeError("crash inside the commit")
+    assert store.records("t") == {} and store.outbox("lay") == [] and store.history("t", "k") == []
+
+
+def test_base_marks_problems_and_outbox_round_trip():
+    store = Store()
+    with store.transaction():
+        store.put_base("lay", {"C1": BaseRow("h", 3, {"a": "1"}, {"a": "1"}, 2)})
+        store.put_marks("lay", {("C1", "a"): Mark("invalid", "FFC7CE", "sheetsync: bad", None)})
+        store.replace_problems("lay", ["C1"], [{"ident": "C1", "field": "a", "code": "type.email",
+                                               "params": {"value": "x"}, "row": 3, "col": 1}], "r1")
+        patch = Patch(row=3, col=1, kind="invalid", fill="FFC7CE", note="n", expected="x", anchor=(1, "C1"))
+        store.add_outbox("lay", "r1", [(patch, "C1", "a")])
+    assert store.base("lay")["C1"] == BaseRow("h", 3, {"a": "1"}, {"a": "1"}, 2)
+    assert store.marks("lay")[("C1", "a")].kind == "invalid"
+    assert [(p["ident"], p["code"], p["row"]) for p in store.problems("lay")] == [("C1", "type.email", 3)]
+    [(oid, replayed, ident, field)] = store.outbox("lay")
+    assert replayed == patch and (ident, field) == ("C1", "a")
+    with store.transaction():
+        store.drop_outbox([oid])
+        store.relocate("lay", {"C1": 9})
+        store.put_marks("lay", {("C1", "a"): None})
+    assert store.outbox("lay") == [] and store.marks("lay") == {}
+    assert store.problems("lay")[0]["row"] == 9 and store.base("lay")["C1"].row == 9
+
+
+def test_problem_keeps_its_opening_time_while_it_stays_open():
+    clock = Clock(100.0)
+    store = Store(clock=clock)
+    p = {"ident": "C1", "field": "a", "code": "required", "params": {}, "row": 2, "col": 1}
+    with store.transaction():
+        store.replace_problems("lay", ["C1"], [p], "r1")
+    clock.t = 500.0
+    with store.transaction():
+        store.replace_problems("lay", ["C1"], [p], "r2")
+    assert store.problems("lay")[0]["opened"] == 100.0
+
+
+def test_lease_excludes_a_second_holder_until_it_expires():
+    clock = Clock()
+    store = Store(clock=clock)
+    assert store.acquire_lease("lay", "a", 60)
+    assert not store.acquire_lease("lay", "b", 60)
+    clock.t += 61
+    assert store.acquire_lease("lay", "b", 60)
+    store.release_lease("lay", "a")  # not the holder any more: no effect
+    assert store.lease_holder("lay")[0] == "b"
+
+
+def test_lease_is_shared_between_two_connections_to_one_file(tmp_path):
+    one, two = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    assert one.acquire_lease("lay", "p1", 60)
+    assert not two.acquire_lease("lay", "p2", 60)
+
+
+def test_find_by_values_matches_live_records_only():
+    store = Store()
+    store.ensure_table("t", {"phone": "phone", "email": "email"})
+    with store.transaction():
+        store.write_record("t", "A", {"phone": "+86 1", "email": "a@x.cn"}, action="insert", run_id="r")
+        store.write_record("t", "B", {"phone": "+86 1", "email": "b@x.cn"}, action="insert", run_id="r")
+        store.write_record("t", "C", {"phone": "+86 2", "email": "a@x.cn"}, action="insert", run_id="r")
+        store.delete_record("t", "B", run_id="r")
+    assert store.find_by_values("t", ["phone"], [("+86 1",), ("",)]) == {("+86 1",): ["A"]}
+    assert store.find_by_values("t", ["phone", "email"], [("+86 2", "a@x.cn")]) == {("+86 2", "a@x.cn"): ["C"]}
+
+
+def test_new_store_file_is_private_and_migrated(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_store_schema_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_a_file_that_is_not_sqlite_gives_a_clear_error(tmp_path):
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError) as err:
+        Store(path)
+    assert str(path) in str(err.value)
