@@ -24,7 +24,9 @@ def clean(value: Any) -> str:
         return ""
     if isinstance(value, float) and value != value:  # NaN from pandas-built records
         return ""
-    text = unicodedata.normalize("NFKC", canonical_text(value)).translate(_INVISIBLE)
+    text = value if isinstance(value, str) else canonical_text(value)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     return _SPACES.sub(" ", text).strip().casefold()
 
 
