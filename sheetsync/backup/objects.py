@@ -138,8 +138,16 @@ class Repository:
         _fsync_dir(path.parent)
 
     # -- objects -----------------------------------------------------------------------------
-    def name_for(self, data: bytes) -> str:
-        return self.cipher.name_for(data) if self.cipher else hashlib.sha256(data).hexdigest()
+    def name_for(self, data: bytes, sealed: bool | None = None) -> str:
+        """sha256 of plaintext objects; keyed HMAC of sealed ones (default: sealed iff keyed)."""
+        if sealed is None:
+            sealed = self.cipher is not None
+        if not sealed:
+            return hashlib.sha256(data).hexdigest()
+        if self.cipher is None:
+            raise BackupKeyError("this snapshot is encrypted and no backup key was given",
+                                 hint="set SHEETSYNC_BACKUP_KEY or pass the key file")
+        return self.cipher.name_for(data)
 
     def object_path(self, name: str) -> Path:
         if not OBJECT_NAME.match(name):
@@ -173,8 +181,8 @@ class Repository:
         """Decrypt, decompress and rehash one object file's bytes."""
         if raw[:4] != MAGIC or raw[4:5] not in (PLAIN, SEALED):
             raise BackupCorrupt(f"object {name} has no valid header", where=where, name=name)
-        body = raw[5:]
-        if raw[4:5] == SEALED:
+        body, sealed = raw[5:], raw[4:5] == SEALED
+        if sealed:
             if self.cipher is None:
                 raise BackupKeyError(f"object {name} is encrypted and no backup key was given",
                                      hint="set SHEETSYNC_BACKUP_KEY or pass the key file",
@@ -184,7 +192,7 @@ class Repository:
             data = zlib.decompress(body)
         except zlib.error as exc:
             raise BackupCorrupt(f"object {name} is damaged ({exc})", where=where, name=name) from None
-        if self.name_for(data) != name:
+        if self.name_for(data, sealed) != name:
             raise BackupCorrupt(f"object {name} does not match its checksum", where=where,
                                 name=name)
         return data

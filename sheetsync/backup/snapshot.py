@@ -149,7 +149,7 @@ def rebuild_checked(repo: Repository, manifest: Manifest, target: Path) -> None:
         raise BackupError(f"snapshot {manifest.id} holds no store copy")
     rebuild_store(lambda name: _load(repo, refs, name), target)
     check_integrity(target, what=f"the store rebuilt from snapshot {manifest.id}")
-    got = {name: repo.name_for(data) for name, _kind, data in iter_dump(target)}
+    got = {name: repo.name_for(data, manifest.encrypted) for name, _kind, data in iter_dump(target)}
     differ = sorted(n for n in set(got) | set(refs)
                     if got.get(n) != (refs[n].sha256 if n in refs else None))
     if differ:
