@@ -5,10 +5,23 @@ load_layout() reports every mistake as (file, line, key, message) so `sheetsync 
 """
 from __future__ import annotations
 
+import difflib
+import re
+import unicodedata
 from pathlib import Path
-from typing import Literal, Union
+from typing import Any, Iterable, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+import phonenumbers
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import LayoutError
+from .rules.pattern import compile_pattern
+
+Issue = tuple[str, int, str, str]  # (file, line, dotted.key, message)
+#: a layout expands to at most this many YAML nodes (aliases counted each time they are used)
+MAX_NODES = 10_000
+_HEX = re.compile(r"[0-9A-Fa-f]{6}")
 
 FieldType = Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime",
                     "enum", "email", "phone", "url"]
@@ -19,6 +32,15 @@ Colour = str  # "RRGGBB"
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_region(value: str) -> str:
+    region = value.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        close = difflib.get_close_matches(region, sorted(phonenumbers.SUPPORTED_REGIONS), n=3)
+        raise ValueError(f"unknown phone region {value!r}" + (f"; did you mean {', '.join(close)}?"
+                                                             if close else " (use e.g. CN, US, GB)"))
+    return region
 
 
 class RequiredIf(Strict):
@@ -59,6 +81,38 @@ class Column(Strict):
     decimals: int | None = None          # type decimal: places kept
     true_values: list[str] = []          # type boolean: extra words for true/false
     false_values: list[str] = []
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compile_pattern(value)
+            except re.error as exc:
+                raise ValueError(f"bad regex: {exc}") from None
+            except ValueError as exc:
+                raise ValueError(f"unsafe regex: {exc}") from None
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _check_region(value)
+
+    @field_validator("fuzzy")
+    @classmethod
+    def _fuzzy(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError("fuzzy must be between 0 and 1 (1 = no near-miss correction)")
+        return value
+
+    @field_validator("min_date", "max_date")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        from .rules.dates import parse_date
+        if value is not None and parse_date(str(value)) is None:
+            raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD)")
+        return value
 
 
 class CompareCheck(Strict):
@@ -107,6 +161,14 @@ class Colours(Strict):
     protected: Colour = "D9D2E9"
     pushed: Colour = "DDEBF7"
 
+    @field_validator("*")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        text = value.lstrip("#") if isinstance(value, str) else value
+        if not isinstance(text, str) or not _HEX.fullmatch(text):
+            raise ValueError(f"colour must be 6 hex digits like C6EFCE, not {value!r}")
+        return text.upper()
+
 
 class Schedule(Strict):
     every: str = "1h"                    # e.g. 15m, 1h, 1d
@@ -132,6 +194,11 @@ class Layout(Strict):
     store: str | None = None             # SQLite file; default sheetsync.db next to the layout
     schedule: Schedule = Schedule()
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _check_region(value)
+
     @property
     def key_fields(self) -> list[str]:
         if self.key is None:
@@ -151,3 +218,347 @@ class LoadedLayout(BaseModel):
     def resolve(self, relative: str) -> Path:
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self.path.parent / p)
+
+
+# -- loading: YAML with line numbers, every mistake as (file, line, key, message) ---------------
+
+Path_ = tuple[Union[str, int], ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader (no tags beyond plain YAML) that counts nodes before building anything.
+
+    Aliases are allowed (`<<: *defaults` shares column settings) but a document that expands to
+    more than MAX_NODES nodes is refused, so an alias bomb costs milliseconds, not memory.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _count_nodes(node)
+        return super().construct_document(node)
+
+
+def _count_nodes(root: yaml.Node) -> None:
+    seen, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise LayoutError(
+                f"the layout expands to more than {MAX_NODES} YAML nodes (aliases counted each use)",
+                hint="a layout is a few hundred keys; remove the repeated &anchor/*alias use")
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
+    """Record the 1-based line of every key and item (after the node count made this safe)."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                sub = path + (key_node.value,)
+                out.setdefault(sub, key_node.start_mark.line + 1)
+                _lines(value_node, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.setdefault(path + (i,), item.start_mark.line + 1)
+            _lines(item, path + (i,), out)
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LayoutError("layout file not found", where=where, issues=[(where, 0, "", "file not found")],
+                          hint="check the path; layouts live in layouts/*.yaml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayoutError(f"cannot read layout: {exc}", where=where, issues=[(where, 0, "", str(exc))],
+                          hint="save the layout as UTF-8 text") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        message = f"YAML syntax error: {exc.problem or exc}"
+        raise LayoutError(message, where=f"{where}:{line}", issues=[(where, line, "", message)],
+                          hint="fix the YAML syntax (indentation, quotes, colons)") from None
+    except yaml.YAMLError as exc:
+        raise LayoutError(f"YAML error: {exc}", where=where, issues=[(where, 0, "", str(exc))],
+                          hint="fix the YAML syntax") from None
+    except LayoutError as exc:
+        raise LayoutError(exc.message, where=where, hint=exc.hint,
+                          issues=[(where, 1, "", exc.message)]) from None
+    finally:
+        loader.dispose()
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        lines[()] = 1
+        _lines(node, (), lines)
+    return data, lines
+
+
+def load_layout(path: str | Path) -> LoadedLayout:
+    """Read and validate one layout file; raise LayoutError listing every mistake found."""
+    path = Path(path)
+    data, lines = _read_yaml(path)
+    issues = layout_issues(str(path), data, lines)
+    if issues:
+        first = format_issue(issues[0])
+        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+        raise LayoutError(f"invalid layout: {first}{more}", where=str(path), issues=issues,
+                          hint="fix the keys listed; `sheetsync check` prints every mistake")
+    layout = Layout.model_validate(data)
+    return LoadedLayout(layout=layout, path=path.resolve(), name=layout.name or path.stem)
+
+
+def layout_issues(file: str, data: Any, lines: dict[Path_, int]) -> list[Issue]:
+    """Every mistake in a parsed layout: schema errors, then cross-references between keys."""
+    if not isinstance(data, dict):
+        return [(file, 1, "", "a layout must be a mapping of keys (table, source, columns, ...)")]
+    found: dict[tuple[str, str], int] = {}
+    try:
+        Layout.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path, key = _data_path(err["loc"], data, err["type"])
+            found.setdefault((key, _message(err, path)), _line(lines, path))
+    for path, message in semantic_issues(data):
+        found.setdefault((_dotted(path), message), _line(lines, path))
+    issues = [(file, line, key, msg) for (key, msg), line in found.items()]
+    return _merge_unions(sorted(issues, key=lambda i: (i[1], i[2])))
+
+
+def _merge_unions(issues: list[Issue]) -> list[Issue]:
+    """A union (`key: str | list`) fails once per member: report one wrong-type line per key."""
+    out: list[Issue] = []
+    for issue in issues:
+        prev = out[-1] if out else None
+        if prev and prev[1:3] == issue[1:3] and "wrong type" in prev[3] and "wrong type" in issue[3]:
+            out[-1] = (*prev[:3], prev[3].split(" (got")[0] + " or " +
+                       issue[3].removeprefix("wrong type: "))
+        else:
+            out.append(issue)
+    return out
+
+
+def _data_path(loc: Iterable[Any], data: Any, kind: str) -> tuple[Path_, str]:
+    """The loc parts that exist in the data (union member tags dropped), and the dotted key."""
+    path: list[Union[str, int]] = []
+    node = data
+    parts = list(loc)
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif kind == "missing" and i == len(parts) - 1:
+            return tuple(path), _dotted(tuple(path) + (part,))
+    return tuple(path), _dotted(tuple(path))
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+
+
+def _line(lines: dict[Path_, int], path: Path_) -> int:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def _message(err: Any, path: Path_) -> str:
+    kind, got = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key" + _did_you_mean(str(path[-1]) if path else "", _known_keys(path))
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        known = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", "")) or \
+            [err.get("ctx", {}).get("expected", "")]
+        fields = [p for p in path if isinstance(p, str)]
+        what = "rule" if fields and fields[-1] in ("type", "normalise") else "value"
+        return (f"unknown {what} {got!r}; known: {', '.join(known)}"
+                + _did_you_mean(str(got), known, always=False))
+    text = str(err["msg"]).removeprefix("Value error, ")
+    if kind == "value_error" or kind.startswith("assertion"):
+        return text
+    return f"wrong type: {text.replace('Input should be ', 'expected ')} (got {_short(got)})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _did_you_mean(word: str, known: list[str], always: bool = True) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known keys: {', '.join(known)}" if always and known else ""
+
+
+def _known_keys(path: Path_) -> list[str]:
+    """Field names of the model the key at `path` sits in (for did-you-mean)."""
+    model: Any = Layout
+    for part in path[:-1]:
+        model = _step(model, part)
+        if model is None:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _step(model: Any, part: Any) -> Any:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        return _unwrap(field.annotation) if field else None
+    if get_origin(model) in (dict, list):
+        return _unwrap(get_args(model)[-1])
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Optional[X] / X | None -> X; a union of a model and other things -> the model."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, getattr(__import__("types"), "UnionType", Union)):
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        containers = [a for a in args if get_origin(a) in (dict, list)]
+        return (models or containers or args or [None])[0]
+    return annotation
+
+
+# -- cross-references the schema alone cannot see (run on the raw data, so they add to it) ------
+
+def semantic_issues(data: dict) -> list[tuple[Path_, str]]:
+    """Keys that name columns, enum values and synonyms, unique headers, source locations."""
+    cols = data.get("columns")
+    columns: dict = cols if isinstance(cols, dict) else {}
+    out: list[tuple[Path_, str]] = []
+    if isinstance(cols, dict) and not cols:
+        out.append((("columns",), "a layout needs at least one column"))
+
+    def ref(path: Path_, name: Any, what: str) -> None:
+        if columns and isinstance(name, str) and name not in columns:
+            out.append((path, f"{what} {name!r} is not a column" +
+                        _did_you_mean(name, list(columns), always=False)))
+
+    key = data.get("key")
+    for i, name in _items(key):
+        ref(("key",) if isinstance(key, str) else ("key", i), name, "key field")
+    dedupe = data.get("dedupe") if isinstance(data.get("dedupe"), dict) else {}
+    for i, group in _items(dedupe.get("exact")):
+        for j, name in _items(group):
+            ref(("dedupe", "exact", i, j), name, "dedupe field")
+    for i, check in _items(data.get("checks")):
+        compare = check.get("compare") if isinstance(check, dict) else None
+        if isinstance(compare, dict):
+            for side in ("left", "right"):
+                ref(("checks", i, "compare", side), compare.get(side), f"compare {side}")
+    for field, col in columns.items():
+        if isinstance(col, dict):
+            out.extend(_column_issues(field, col, ref))
+    out.extend(_header_issues(columns))
+    out.extend(_source_issues(data.get("source")))
+    return out
+
+
+def _items(value: Any) -> list[tuple[int, Any]]:
+    if isinstance(value, str):
+        return [(0, value)]
+    return list(enumerate(value)) if isinstance(value, list) else []
+
+
+def _column_issues(field: str, col: dict, ref: Any) -> list[tuple[Path_, str]]:
+    out: list[tuple[Path_, str]] = []
+    base: Path_ = ("columns", field)
+    required_if = col.get("required_if")
+    if isinstance(required_if, dict):
+        ref(base + ("required_if", "field"), required_if.get("field"), "required_if field")
+    values = col.get("values")
+    if col.get("type") == "enum" and not values:
+        out.append((base + ("type",), "type enum needs `values` (the allowed values)"))
+    synonyms = col.get("synonyms")
+    if isinstance(values, list) and isinstance(synonyms, dict):
+        for typed, target in synonyms.items():
+            if target not in values:
+                out.append((base + ("synonyms", typed), f"synonym target {target!r} is not one of "
+                             f"values: {', '.join(map(str, values))}"))
+    return out
+
+
+def fold_header(text: str) -> str:
+    """Header texts match case-, width- and space-insensitively."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _header_issues(columns: dict) -> list[tuple[Path_, str]]:
+    owner: dict[str, str] = {}
+    out: list[tuple[Path_, str]] = []
+    for field, col in columns.items():
+        col = col if isinstance(col, dict) else {}
+        header = col.get("header")
+        texts: list[tuple[Path_, Any]] = [(("columns", field, "header") if header else
+                                           ("columns", field), header or field)]
+        texts += [(("columns", field, "aliases", i), a) for i, a in _items(col.get("aliases"))]
+        for path, text in texts:
+            if not isinstance(text, str):
+                continue
+            other = owner.setdefault(fold_header(text), field)
+            if other != field:
+                out.append((path, f"header text {text!r} is also used by column {other!r}"))
+    return out
+
+
+def _source_issues(source: Any) -> list[tuple[Path_, str]]:
+    if not isinstance(source, dict):
+        return []
+    kind = source.get("kind")
+    if kind in ("xlsx", "csv", "excel") and not source.get("path"):
+        return [(("source",), f"source.path is required for kind {kind}")]
+    if kind == "gsheets" and not (source.get("spreadsheet_id") or source.get("url")):
+        return [(("source",), "kind gsheets needs spreadsheet_id or url")]
+    if kind == "memory" and not source.get("name"):
+        return [(("source",), "kind memory needs name")]
+    return []
+
+
+# -- entry points for `sheetsync check` --------------------------------------------------------
+
+def layout_files(paths: Iterable[Path]) -> list[Path]:
+    """Files to check: a directory means every *.yaml / *.yml directly in it."""
+    out: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            out.append(path)
+    return out
+
+
+def check_paths(paths: list[Path]) -> list[Issue]:
+    """Load every layout named (files or directories) and return all their issues."""
+    issues: list[Issue] = []
+    for path in layout_files(paths):
+        try:
+            load_layout(path)
+        except LayoutError as exc:
+            issues += exc.issues or [(str(path), 0, "", exc.message)]
+    return issues
+
+
+def format_issue(issue: Issue) -> str:
+    file, line, key, message = issue
+    return f"{file}:{line}: {key}: {message}" if key else f"{file}:{line}: {message}"
+
+
+def layout_schema() -> dict[str, Any]:
+    """JSON Schema of a layout file, for editor autocompletion (`sheetsync check --schema`)."""
+    schema = Layout.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "sheetsync layout", **{k: v for k, v in schema.items() if k != "title"}}
