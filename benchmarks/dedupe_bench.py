@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "dedupe-datasets" / "splink"
 
 from sheetsync.dedupe import DedupeConfig, find_duplicates  # noqa: E402
@@ -66,6 +67,24 @@ def load_hist() -> tuple[dict, dict]:
     return recs, {k: r["cluster"] for k, r in recs.items()}
 
 
+CUST_CFG = DedupeConfig(
+    block_on=["phone_last4+name_initial", "email_local", "name+dob", "name_cjk+city",
+              "dob+city"],
+    fields={"name": "name", "phone": "phone", "email": "email", "dob": "date", "city": "string"},
+    flag_above=0.9, u_sample=300_000)
+
+
+def synthetic(rows: int) -> dict:
+    from gen_customers import customers
+    records, cluster = {}, {}
+    for rid, rec, c in customers(rows):
+        records[rid] = rec
+        cluster[rid] = str(c)
+    result = evaluate(f"synthetic_{rows // 1000}k", records, cluster, CUST_CFG)
+    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="")
@@ -76,10 +95,14 @@ def main() -> None:
         results.append(evaluate("fake_1000", *load_fake(), FAKE_CFG))
     if args.only in ("", "historical_50k"):
         results.append(evaluate("historical_50k", *load_hist(), HIST_CFG))
+    if args.only == "synthetic":
+        for rows in (args.rows // 10, args.rows):
+            results.append(synthetic(rows))
     print(f"{'set':<16}{'rows':>9}{'cands':>11}{'flagged':>9}{'P':>7}{'R':>7}{'F1':>7}{'s':>8}")
     for r in results:
         print(f"{r['set']:<16}{r['rows']:>9}{r['candidates']:>11}{r['flagged']:>9}"
-              f"{r['P']:>7.3f}{r['R']:>7.3f}{r['F1']:>7.3f}{r['seconds']:>8.2f}")
+              f"{r['P']:>7.3f}{r['R']:>7.3f}{r['F1']:>7.3f}{r['seconds']:>8.2f}"
+              + (f"  max RSS {r['max_rss_mb']:.0f} MB" if "max_rss_mb" in r else ""))
 
 
 if __name__ == "__main__":

@@ -225,12 +225,14 @@ def _describe(name: str, kind: str, level: int, sim: float) -> str:
 
 
 def _reason(frame: _Frame, lev_row: Any, sim_row: Any) -> str:
-    agree, differ = [], []
+    """Strongest evidence first: agreeing fields, then near ones, then the ones that differ."""
+    same, near, differ = [], [], []
     for f, (name, kind) in enumerate(zip(frame.fields, frame.kinds)):
         level = int(lev_row[f])
         if level:
-            (differ if level == 1 else agree).append(_describe(name, kind, level, float(sim_row[f])))
-    return ", ".join(agree + differ)
+            text = _describe(name, kind, level, float(sim_row[f]))
+            (differ if level == 1 else same if text.startswith("same ") else near).append(text)
+    return ", ".join(same + near + differ)
 
 
 def _pairs(frame: _Frame, i: Any, j: Any, levels: Any, sims: Any, scores: Any,
