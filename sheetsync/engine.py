@@ -77,6 +77,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
                          result, hook or (lambda step: None), clock)
         ctx.hook("lease")
+        _break_dead_lease(store, loaded.name)
         if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
             who = store.lease_holder(loaded.name)
             raise SourceBusy(f"another run holds layout {loaded.name!r} ({who[0] if who else '?'})",
@@ -98,6 +99,23 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         if own_store:
             store.close()
     return result
+
+
+def _break_dead_lease(store: Store, name: str) -> None:
+    """A lease held by a process of this machine that no longer exists (killed) is released."""
+    held = store.lease_holder(name)
+    if not held:
+        return
+    host, _, rest = held[0].partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        store.release_lease(name, held[0])
+    except PermissionError:
+        pass
 
 
 def _run(ctx: RunContext) -> None:

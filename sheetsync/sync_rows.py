@@ -106,7 +106,10 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
             batch.setdefault(vals, []).append(ident)
         reason = "same " + ", ".join(fields)
         for ident, vals in tuples.items():
-            others = [o for o in batch[vals] + stored.get(vals, []) if o != ident]
+            # within the batch only the later row is flagged, pointing at the earlier one
+            row = sheet.rows.get(ident, 0)
+            earlier = [o for o in batch[vals] if sheet.rows.get(o, 0) < row]
+            others = [o for o in earlier + stored.get(vals, []) if o != ident]
             if others:
                 other = min(set(others), key=lambda o: (sheet.rows.get(o, 1 << 30), o))
                 _flag(out, sheet, ident, other, fields[0], reason)

@@ -38,7 +38,9 @@ def plan_row(decision: RowDecision, place: RowPlace, cols: Mapping[str, int], la
     colours = layout.colours.model_dump()
     planned: list[Planned] = []
     new_marks: dict[tuple[str, str], Mark | None] = {}
-    for field, col in cols.items():
+    # the key (anchor) cell goes last: the row's other patches check the anchor before it changes
+    anchor_col = place.anchor[0] if place.anchor else None
+    for field, col in sorted(cols.items(), key=lambda fc: fc[1] == anchor_col):
         ident = decision.ident
         want = decision.marks.get(field)
         have = existing.get((ident, field))
@@ -54,12 +56,10 @@ def plan_row(decision: RowDecision, place: RowPlace, cols: Mapping[str, int], la
                                 ident, field))
             new_marks[(ident, field)] = Mark(kind, fill, note, have.prior_fill if have else None)
         elif writes:
-            planned.append((Patch(kind=want[0] if want else "corrected", write=True, value=value, **base),
-                            ident, field))
-            if have is not None and notes_supported:
-                planned.append((Patch(kind="clear", clear=True, restore_fill=have.prior_fill,
-                                      row=place.row, col=col, anchor=place.anchor,
-                                      expected=canonical_text(value)), ident, field))
+            clear = have is not None and notes_supported
+            planned.append((Patch(kind=want[0] if want else "corrected", write=True, value=value, clear=clear,
+                                  restore_fill=have.prior_fill if clear else None, **base), ident, field))
+            if clear:
                 new_marks[(ident, field)] = None
         elif have is not None:
             planned.append((Patch(kind="clear", clear=True, restore_fill=have.prior_fill, **base), ident, field))

@@ -1,0 +1,218 @@
+"""The whole run on the in-memory connector: write-back, idempotence, reconcile, crash recovery."""
+from __future__ import annotations
+
+import pytest
+
+from sheetsync.connectors.memory import MemoryBook, MemoryConnector
+from sheetsync.engine import STEPS, sync_once
+from sheetsync.errors import SourceBusy, SourceError
+from sheetsync.layout import Layout, LoadedLayout
+from sheetsync.store import Store
+
+HEADER = ["Customer ID", "Name", "Phone", "Email", "Limit"]
+LAYOUT = {
+    "table": "customers",
+    "source": {"kind": "memory", "name": "t"},
+    "key": "id",
+    "columns": {
+        "id": {"header": "Customer ID", "required": True, "pattern": r"^C\d{3}$"},
+        "name": {"header": "Name", "required": True},
+        "phone": {"header": "Phone", "type": "phone"},
+        "email": {"header": "Email", "type": "email"},
+        "limit": {"header": "Limit", "type": "integer", "protected": True},
+    },
+    "dedupe": {"exact": [["phone"]]},
+}
+
+
+def rows():
+    return [
+        ["C001", "张伟", "138 0013 8000", "zw@example.cn", 100],
+        ["C002", "Li Na", "+86 139 0013 9000", "bob@@acme", 200.0],
+        ["C003", "王芳", "１３７００１３７０００", " WF@Example.cn ", "1,000"],
+        ["C004", "Dup", "13800138000", "dup@example.cn", 5],
+        ["BAD", "No key", "+86 186 0018 6000", "x@example.cn", 1],
+    ]
+
+
+def make(tmp_path, **overrides):
+    layout = LoadedLayout(layout=Layout.model_validate({**LAYOUT, **overrides}), path=tmp_path / "c.yaml", name="c")
+    book = MemoryBook(header=list(HEADER), rows=rows(), name="t")
+    return layout, book, Store(tmp_path / "s.db")
+
+
+def run(layout, book, store, **kw):
+    return sync_once(layout, store=store, connector=MemoryConnector(book), **kw)
+
+
+def problems(store):
+    return sorted((p["row"], p["field"], p["code"]) for p in store.problems("c"))
+
+
+def test_first_sync_stores_valid_rows_and_explains_every_cell(tmp_path):
+    layout, book, store = make(tmp_path)
+    res = run(layout, book, store)
+    assert res.outcome == "problems"
+    assert (res.rows_read, res.inserted, res.held_back) == (5, 4, 1)
+    recs = store.records("customers")
+    assert recs["C001"]["phone"] == "+86 138 0013 8000" and recs["C003"]["limit"] == 1000
+    assert recs["C002"]["email"] is None  # invalid: never in the store
+    assert "BAD" not in recs and "row:6" not in recs
+    assert book.get(2, 3) == "+86 138 0013 8000" and book.get(4, 3) == "+86 137 0013 7000"
+    assert book.get(4, 4) == "wf@example.cn"
+    assert book.notes[(2, 3)].startswith("sheetsync: ") and "138 0013 8000" in book.notes[(2, 3)]
+    assert book.fills[(3, 4)] == layout.layout.colours.invalid
+    assert book.fills[(5, 3)] == layout.layout.colours.duplicate
+    assert problems(store) == [(3, "email", "type.email"), (5, "phone", "duplicate"),
+                               (6, "", "held_back"), (6, "id", "pattern")]
+    tab = book.reports["sheetsync"]
+    assert "4 open" in tab[0][0]
+    assert [r[0] for r in tab[2:]] == ["D3", "C5", "", "A6"]
+
+
+def test_second_sync_of_an_untouched_sheet_does_nothing(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    before = (book.version, dict(book.notes), dict(book.fills))
+    res = run(layout, book, store)
+    assert (res.inserted, res.updated, res.patches_applied, res.unchanged) == (0, 0, 0, 5)
+    assert (book.version, dict(book.notes), dict(book.fills)) == before
+
+
+def test_fixing_a_cell_clears_the_mark_and_the_problem_but_keeps_a_persons_fill(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.fills[(3, 4)] = "00FF00"  # a person's own colour on the cell, before sheetsync marks it
+    run(layout, book, store)
+    assert book.fills[(3, 4)] == layout.layout.colours.invalid
+    book.set(3, 4, "lina@example.cn")
+    res = run(layout, book, store)
+    assert res.updated == 1
+    assert book.fills.get((3, 4)) == "00FF00" and (3, 4) not in book.notes
+    assert (3, "email", "type.email") not in problems(store)
+    assert store.records("customers")["C002"]["email"] == "lina@example.cn"
+
+
+def test_deleted_row_is_soft_deleted_and_reported(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    del book.rows[0]
+    res = run(layout, book, store)
+    assert res.deleted == 1
+    assert store.records("customers")["C001"]["_deleted"] == 1
+    assert store.records("customers")["C002"]["_deleted"] == 0  # moved up one row, same record
+    assert store.history("customers", "C001")[-1]["action"] == "delete"
+
+
+def test_a_store_change_is_pushed_to_the_sheet(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    with store.transaction():
+        store.write_record("customers", "C001", {"name": "张伟伟"}, action="update", run_id="other")
+    res = run(layout, book, store)
+    assert book.get(2, 2) == "张伟伟" and book.fills[(2, 2)] == layout.layout.colours.pushed
+    assert res.patches_applied >= 1 and res.updated == 0
+
+
+def test_protected_edit_is_reverted_and_explained(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    book.set(2, 5, 999999)
+    res = run(layout, book, store)
+    assert res.protected == 1
+    assert book.get(2, 5) == 100 and "999999" in book.notes[(2, 5)]
+    assert store.records("customers")["C001"]["limit"] == 100
+
+
+def test_conflict_is_flagged_and_kept_until_settled(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    with store.transaction():
+        store.write_record("customers", "C001", {"name": "Store name"}, action="update", run_id="other")
+    book.set(2, 2, "Sheet name")
+    res = run(layout, book, store)
+    assert res.conflicts == 1 and (2, "name", "conflict") in problems(store)
+    assert store.records("customers")["C001"]["name"] == "Store name" and book.get(2, 2) == "Sheet name"
+    book.set(2, 5, 100)  # an unrelated edit of the row: the conflict is still seen
+    run(layout, book, store)
+    assert (2, "name", "conflict") in problems(store)
+    book.set(2, 2, "Store name")  # a person settles it
+    run(layout, book, store)
+    assert (2, "name", "conflict") not in problems(store) and (2, 2) not in book.notes
+
+
+def test_a_value_starting_with_equals_stays_text(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.rows[0][1] = "=HYPERLINK(\"http://evil\")"
+    run(layout, book, store)
+    assert store.records("customers")["C001"]["name"] == "=HYPERLINK(\"http://evil\")"
+
+
+def test_missing_required_column_stops_before_anything_is_written(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.header[1] = "Nom"
+    with pytest.raises(SourceError, match="name"):
+        run(layout, book, store)
+    assert book.version == 1 and store.runs("c")[0]["outcome"] == "failed"
+    assert "customers" not in store.tables()
+
+
+def test_busy_source_ends_partial_and_writes_nothing(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.busy = True
+    res = run(layout, book, store)
+    assert res.outcome == "partial" and store.records("customers") == {} if "customers" in store.tables() else True
+
+
+def test_a_held_lease_refuses_a_second_run(tmp_path):
+    layout, book, store = make(tmp_path)
+    assert store.acquire_lease("c", "someone-else", 600)
+    with pytest.raises(SourceBusy):
+        run(layout, book, store)
+
+
+def test_person_edit_between_read_and_write_is_not_overwritten(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.edit_before_apply = {(2, 3): "+86 150 0015 0000"}
+    res = run(layout, book, store)
+    assert res.patches_deferred >= 1 and book.get(2, 3) == "+86 150 0015 0000"
+    res = run(layout, book, store)
+    assert store.records("customers")["C001"]["phone"] == "+86 150 0015 0000"
+    assert run(layout, book, store).patches_applied == 0
+
+
+def _final_state(book, store):
+    recs = {k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in store.records("customers").items()}
+    return ([list(r) for r in book.rows], dict(book.fills), dict(book.notes), recs, problems(store),
+            store.outbox("c"))
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_at_any_step_is_finished_by_the_next_run(tmp_path, step):
+    clean_layout, clean_book, clean_store = make(tmp_path / "clean")
+    run(clean_layout, clean_book, clean_store)
+    run(clean_layout, clean_book, clean_store)
+    layout, book, store = make(tmp_path / "crash")
+
+    def hook(name):
+        if name == step:
+            raise RuntimeError(f"crash at {name}")
+    with pytest.raises(RuntimeError):
+        run(layout, book, store, hook=hook)
+    store.release_lease("c", store.lease_holder("c")[0]) if store.lease_holder("c") else None
+    run(layout, book, store)
+    run(layout, book, store)
+    assert _final_state(book, store) == _final_state(clean_book, clean_store)
+    for key in store.records("customers"):
+        assert store.history("customers", key)[0]["action"] == "insert"
+
+
+def test_a_crash_midway_through_the_write_back_is_replayed(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.crash_after = 2
+    res = run(layout, book, store)
+    assert res.outcome == "partial" and len(store.outbox("c")) > 0
+    res = run(layout, book, store)
+    assert res.replayed > 0 and store.outbox("c") == []
+    clean_layout, clean_book, clean_store = make(tmp_path / "clean")
+    run(clean_layout, clean_book, clean_store)
+    assert _final_state(book, store)[:4] == _final_state(clean_book, clean_store)[:4]
