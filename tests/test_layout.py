@@ -1,0 +1,171 @@
+"""Layout loading: every mistake named by file, line and key; bombs and bad regexes refused."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from sheetsync.errors import LayoutError
+from sheetsync.layout import check_paths, format_issue, layout_schema, load_layout
+
+GOOD = """\
+table: customers
+source:
+  kind: xlsx
+  path: customers.xlsx
+key: customer_id
+columns:
+  customer_id:
+    pattern: '^C\\d{5}$'
+  phone:
+    type: phone
+  tier:
+    type: enum
+    values: [VIP, Gold]
+    synonyms: {贵宾: VIP}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "layout.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def issues_of(path: Path) -> list[tuple[int, str, str]]:
+    with pytest.raises(LayoutError) as info:
+        load_layout(path)
+    assert info.value.exit_code == 2
+    return [(line, key, msg) for _, line, key, msg in info.value.issues]
+
+
+def test_good_layout_loads_with_defaults(tmp_path: Path) -> None:
+    loaded = load_layout(write(tmp_path, GOOD, "customers.yaml"))
+    assert loaded.name == "customers"
+    assert loaded.layout.key_fields == ["customer_id"]
+    assert loaded.resolve("customers.xlsx") == tmp_path.resolve() / "customers.xlsx"
+    assert loaded.layout.columns["phone"].type == "phone"
+
+
+def test_unknown_nested_key_names_line_key_and_suggestion(tmp_path: Path) -> None:
+    text = GOOD.replace("    type: phone\n", "    type: phone\n    requird: true\n")
+    assert issues_of(write(tmp_path, text)) == [
+        (11, "columns.phone.requird", "unknown key; did you mean 'required'?")]
+
+
+def test_wrong_type_bad_regex_unknown_normaliser_and_key_all_reported(tmp_path: Path) -> None:
+    text = GOOD.replace("key: customer_id", "key: custmer_id").replace(
+        "'^C\\d{5}$'", "'(C\\d{5}'\n    normalise: [trim, phnoe]\n    min_length: many")
+    found = issues_of(write(tmp_path, text))
+    keys = [(line, key) for line, key, _ in found]
+    assert keys == [(5, "key"), (8, "columns.customer_id.pattern"),
+                    (9, "columns.customer_id.normalise[1]"), (10, "columns.customer_id.min_length")]
+    messages = [msg for _, _, msg in found]
+    assert "did you mean 'customer_id'" in messages[0]
+    assert messages[1].startswith("bad regex")
+    assert messages[2].startswith("unknown rule 'phnoe'; known: trim") and "did you mean 'phone'" in messages[2]
+    assert messages[3].startswith("wrong type") and "'many'" in messages[3]
+
+
+def test_unknown_type_is_an_unknown_rule(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, GOOD.replace("type: phone", "type: phnoe")))
+    assert found[0][:2] == (10, "columns.phone.type")
+    assert "unknown rule 'phnoe'" in found[0][2] and "email" in found[0][2]
+
+
+def test_semantic_checks(tmp_path: Path) -> None:
+    text = GOOD.replace("synonyms: {贵宾: VIP}", "synonyms: {贵宾: Platinum}") + """\
+  Phone:
+    aliases: [' PHONE ']
+  end:
+    type: enum
+    required_if: {field: tierr, equals: VIP}
+checks:
+  - compare: {left: end, op: '>=', right: start}
+dedupe:
+  exact: [[email]]
+colours:
+  invalid: red
+region: XX
+"""
+    text = text.replace("  path: customers.xlsx\n", "")
+    found = {key: (line, msg) for line, key, msg in issues_of(write(tmp_path, text))}
+    assert found["source"][1] == "source.path is required for kind xlsx"
+    assert found["columns.tier.synonyms.贵宾"][0] == 13
+    assert found["columns.Phone.aliases[0]"][1] == "header text ' PHONE ' is also used by column 'phone'"
+    assert found["columns.end.type"][1].startswith("type enum needs `values`")
+    assert "did you mean 'tier'" in found["columns.end.required_if.field"][1]
+    assert found["checks[0].compare.right"][1] == "compare right 'start' is not a column"
+    assert found["dedupe.exact[0][0]"][1] == "dedupe field 'email' is not a column"
+    assert found["colours.invalid"][1].startswith("colour must be 6 hex digits")
+    assert found["region"][1].startswith("unknown phone region 'XX'")
+
+
+def test_missing_required_key_points_at_parent(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, GOOD.replace("table: customers\n", "")))
+    assert found == [(1, "table", "required key is missing")]
+
+
+def test_gsheets_needs_an_id(tmp_path: Path) -> None:
+    text = GOOD.replace("kind: xlsx", "kind: gsheets").replace("  path: customers.xlsx\n", "")
+    assert issues_of(write(tmp_path, text)) == [(2, "source", "kind gsheets needs spreadsheet_id or url")]
+
+
+def test_catastrophic_regex_refused(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, GOOD.replace("'^C\\d{5}$'", "'^(a+)+$'")))
+    assert found[0][:2] == (8, "columns.customer_id.pattern")
+    assert found[0][2].startswith("unsafe regex: nested quantifier")
+
+
+def test_alias_bomb_refused_quickly(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    start = time.perf_counter()
+    found = issues_of(write(tmp_path, "\n".join(lines) + "\n"))
+    assert time.perf_counter() - start < 1.0
+    assert "more than 10000 YAML nodes" in found[0][2]
+
+
+def test_aliases_and_merge_keys_still_work(tmp_path: Path) -> None:
+    text = GOOD + "  credit:\n    <<: &money {type: integer, min: 0}\n  deposit: {<<: *money, required: true}\n"
+    layout = load_layout(write(tmp_path, text)).layout
+    assert layout.columns["deposit"].type == "integer" and layout.columns["deposit"].required
+
+
+def test_yaml_syntax_error_and_missing_file(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, "table: t\nsource:\n  kind: [x\ncolumns: {}\n"))
+    assert found[0][0] == 4 and "YAML syntax error" in found[0][2]
+    assert issues_of(tmp_path / "nope.yaml") == [(0, "", "file not found")]
+
+
+def test_python_tags_are_rejected(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, "table: !!python/object/apply:os.system ['echo hi']\n"))
+    assert found[0][0] == 1 and "YAML syntax error" in found[0][2]
+
+
+def test_check_paths_directory_and_format(tmp_path: Path) -> None:
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD.replace("table:", "tabel:"), "b.yml")
+    (tmp_path / "notes.txt").write_text("not a layout")
+    issues = check_paths([tmp_path])
+    assert [format_issue(i) for i in issues] == [
+        f"{tmp_path / 'b.yml'}:1: tabel: unknown key; did you mean 'table'?",
+        f"{tmp_path / 'b.yml'}:1: table: required key is missing"]
+
+
+def test_schema_is_json_with_columns() -> None:
+    schema = layout_schema()
+    assert schema["title"] == "sheetsync layout" and schema["$schema"].startswith("https://json-schema.org")
+    assert "columns" in schema["properties"] and "Column" in schema["$defs"]
+    json.dumps(schema)
+
+
+def test_example_layouts_are_valid() -> None:
+    root = Path(__file__).resolve().parent.parent
+    paths = [root / "layouts" / "customers.example.yaml"]
+    assert check_paths(paths) == []
+    layout = load_layout(paths[0]).layout
+    assert layout.columns["credit_limit"].protected and layout.columns["tier"].synonyms
