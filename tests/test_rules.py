@@ -1,0 +1,145 @@
+"""RowChecker: raw rows in, canonical values, outcomes and problems out; uniqueness across rows."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from sheetsync.layout import Layout
+from sheetsync.rules import RowChecker, compile_rules, unique_violations
+
+LAYOUT = Layout.model_validate({
+    "table": "customers", "source": {"kind": "memory", "name": "m"}, "key": "customer_id",
+    "columns": {
+        "customer_id": {"required": True, "pattern": r"^C\d{5}$",
+                        "normalise": ["strip_invisible", "nfkc", "trim", "upper"]},
+        "name": {"required": True},
+        "phone": {"type": "phone"},
+        "email": {"type": "email", "required_if": {"field": "tier", "equals": "VIP"}},
+        "signup_date": {"type": "date"},
+        "end_date": {"type": "date"},
+        "tier": {"type": "enum", "values": ["VIP", "Gold", "Standard"], "synonyms": {"贵宾": "VIP"}},
+        "credit_limit": {"type": "integer", "min": 0, "protected": True},
+        "raw_code": {"normalise": ["none"]},
+    },
+    "checks": [{"compare": {"left": "end_date", "op": ">=", "right": "signup_date"}}],
+})
+
+
+def checker() -> RowChecker:
+    return compile_rules(LAYOUT)
+
+
+def flat(result: Any) -> list[tuple[str, str]]:
+    return [(p.field, p.code) for p in result.problems]
+
+
+def test_clean_row_is_all_ok() -> None:
+    row = {"customer_id": "C00001", "name": "Alice", "phone": "+86 138 0013 8000",
+           "email": "a@acme.cn", "signup_date": "2024-03-05", "tier": "VIP", "credit_limit": 5000.0}
+    result = checker().check(row)
+    assert flat(result) == []
+    assert {c.outcome for c in result.cells.values()} == {"ok"}
+    assert result.valid["credit_limit"] == 5000 and result.valid["end_date"] is None
+    assert set(result.cells) == set(LAYOUT.columns)
+
+
+def test_messy_row_is_corrected_with_rule_names() -> None:
+    row = {"customer_id": "\u200bｃ00042 ", "name": "\u00a0张\u3000三\u200b ", "phone": 13800138000.0,
+           "email": " Bob@Acme.COM", "signup_date": 45356.0, "tier": "贵宾", "credit_limit": "１,２００"}
+    result = checker().check(row)
+    assert flat(result) == []
+    got = {f: (c.value, c.outcome, c.rule) for f, c in result.cells.items() if c.outcome != "ok"}
+    assert got == {
+        "customer_id": ("C00042", "corrected", "strip_invisible, nfkc, trim, upper"),
+        "name": ("张 三", "corrected", "strip_invisible, trim"),
+        "phone": ("+86 138 0013 8000", "corrected", "phone"),
+        "email": ("bob@acme.com", "corrected", "trim, email"),
+        "signup_date": ("2024-03-05", "corrected", "date"),
+        "tier": ("VIP", "corrected", "enum"),
+        "credit_limit": (1200, "corrected", "nfkc, integer"),
+    }
+
+
+def test_all_phone_forms_give_one_value() -> None:
+    rc = checker()
+    forms = ["138 0013 8000", "+86-138-0013-8000", "１３８００１３８０００", 13800138000.0,
+             "13800138000.0", "\u200b138 0013 8000\u00a0"]
+    assert {rc.normalise("phone", f).value for f in forms} == {"+86 138 0013 8000"}
+    assert rc.normalise("phone", "(0)21 5888 1234").value == "+86 21 5888 1234"
+
+
+def test_invalid_cells_keep_no_value_and_name_the_problem() -> None:
+    row = {"customer_id": "X1", "name": "", "phone": "12345", "email": "bob@@acme",
+           "signup_date": "2024-02-30", "tier": "Platinum", "credit_limit": "12.5"}
+    result = checker().check(row)
+    assert flat(result) == [("customer_id", "pattern"), ("name", "required"), ("phone", "type.phone"),
+                            ("email", "type.email"), ("signup_date", "type.date"), ("tier", "type.enum"),
+                            ("credit_limit", "type.integer")]
+    assert result.invalid_fields == {"customer_id", "name", "phone", "email", "signup_date", "tier",
+                                     "credit_limit"}
+    assert all(result.cells[f].value is None for f in result.invalid_fields)
+    email = result.cells["email"].problems[0]
+    assert email.params == {"field": "email", "value": "bob@@acme"} and email.row is None
+    assert "end_date" in result.valid and "email" not in result.valid
+
+
+def test_negative_credit_is_below_min() -> None:
+    cell = checker().normalise("credit_limit", -5)
+    assert (cell.outcome, cell.problems[0].code, cell.problems[0].params["limit"]) == ("invalid", "min", 0)
+
+
+def test_formula_text_is_plain_text() -> None:
+    cell = checker().normalise("name", "=cmd|' /C calc'!A0")
+    assert (cell.value, cell.outcome) == ("=cmd|' /C calc'!A0", "ok")
+
+
+def test_none_disables_normalisers_and_missing_fields_are_empty() -> None:
+    rc = checker()
+    assert rc.normalise("raw_code", " a\u200b ").value == " a\u200b "
+    result = rc.check({"customer_id": "C00001", "name": "A"})
+    assert result.cells["phone"].raw is None and result.cells["phone"].outcome == "ok"
+    blank = rc.normalise("phone", "   ")
+    assert (blank.value, blank.outcome, blank.rule) == (None, "corrected", "trim")
+
+
+def test_required_if_and_compare_across_fields() -> None:
+    base = {"customer_id": "C00001", "name": "A"}
+    assert flat(checker().check({**base, "tier": "vip"})) == [("email", "required_if")]
+    assert flat(checker().check({**base, "tier": "Gold"})) == []
+    bad = checker().check({**base, "signup_date": "2024-03-05", "end_date": "2024/3/1"})
+    assert flat(bad) == [("end_date", "compare")]
+    assert bad.cells["end_date"].value is None and bad.valid["signup_date"] == "2024-03-05"
+    assert bad.problems[0].params["right_value"] == "2024-03-05"
+    ok = checker().check({**base, "signup_date": dt.datetime(2024, 3, 5), "end_date": "5 Mar 2024"})
+    assert flat(ok) == []
+    skipped = checker().check({**base, "signup_date": "bad", "end_date": "2024-01-01"})
+    assert flat(skipped) == [("signup_date", "type.date")]
+
+
+def test_unique_violations() -> None:
+    batch = {"C1": "a@x.cn", "C2": "b@x.cn", "C3": "a@x.cn", "C4": None, "C5": "", "C6": "c@x.cn"}
+    stored = {"C9": "b@x.cn", "C1": "old@x.cn", "C7": None, "C8": ""}
+    assert unique_violations("email", batch, stored) == {"C3": "C1", "C2": "C9"}
+    # a record keeping its own value does not collide with itself
+    assert unique_violations("email", {"C9": "b@x.cn"}, stored) == {}
+    assert unique_violations("n", {"a": 1, "b": 1.0}, {}) == {"b": "a"}
+
+
+def test_cache_returns_equal_results_and_distinguishes_types() -> None:
+    rc = checker()
+    assert rc.normalise("name", True).value == "TRUE"
+    assert rc.normalise("name", 1).value == "1"
+    assert rc.normalise("credit_limit", 1.0) is rc.normalise("credit_limit", 1.0)
+
+
+def test_speed_of_first_sync_rows() -> None:
+    rc = checker()
+    rows = [{"customer_id": f"C{i:05d}", "name": f"Name {i}", "phone": f"138{i:08d}",
+             "email": f"user{i}@acme.cn", "signup_date": "2024-03-05", "tier": "Gold",
+             "credit_limit": float(i)} for i in range(5000)]
+    start = time.perf_counter()
+    results = [rc.check(r) for r in rows]
+    per_row = (time.perf_counter() - start) / len(rows)
+    assert all(not r.problems for r in results[:100])
+    assert per_row < 500e-6, f"{per_row * 1e6:.0f} us per row"
