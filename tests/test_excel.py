@@ -1,0 +1,192 @@
+"""ExcelConnector through a small fake of the xlwings objects it uses (no live Excel here)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sheetsync.connectors.excel import ExcelConnector
+from sheetsync.errors import SourceError
+from sheetsync.model import Patch, ReportTab
+
+
+class FakeNote:
+    def __init__(self, cell: "FakeCell", text: str) -> None:
+        self.cell, self.text = cell, text
+
+    def delete(self) -> None:
+        self.cell.note = None
+
+
+class FakeCell:
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.color: tuple[int, int, int] | None = None
+        self.number_format = "General"
+        self.note: FakeNote | None = None
+
+
+class FakeApi:
+    def __init__(self, cell: FakeCell) -> None:
+        self.cell = cell
+
+    def AddComment(self, text: str) -> None:  # noqa: N802 - Excel's COM name
+        self.cell.note = FakeNote(self.cell, text)
+
+
+class FakeRange:
+    """Range over one cell, or a block when given two corners (value takes a 2-D list)."""
+
+    def __init__(self, sheet: "FakeSheet", start: tuple[int, int], end: tuple[int, int] | None = None,
+                 ndim: int | None = None) -> None:
+        self.sheet, self.start, self.end = sheet, start, end or start
+        self.row, self.column = start
+        self.ndim = ndim
+
+    def _cell(self) -> FakeCell:
+        return self.sheet.cells.setdefault(self.start, FakeCell())
+
+    def options(self, ndim: int) -> "FakeRange":
+        return FakeRange(self.sheet, self.start, self.end, ndim)
+
+    @property
+    def api(self) -> FakeApi:
+        return FakeApi(self._cell())
+
+    def _block(self) -> list[list[Any]]:
+        (r0, c0), (r1, c1) = self.start, self.end
+        return [[self.sheet.cells.get((r, c), FakeCell()).value for c in range(c0, c1 + 1)]
+                for r in range(r0, r1 + 1)]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("color", "number_format", "note"):
+            return getattr(self._cell(), name)
+        if name == "value":
+            return self._block() if self.ndim == 2 or self.end != self.start else self._cell().value
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in ("value", "color", "number_format"):
+            return object.__setattr__(self, name, value)
+        (r0, c0), (r1, c1) = self.start, self.end
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                cell = self.sheet.cells.setdefault((r, c), FakeCell())
+                if name == "value" and isinstance(value, list):
+                    setattr(cell, name, value[r - r0][c - c0])
+                else:
+                    setattr(cell, name, value)
+
+
+class FakeSheet:
+    def __init__(self, name: str, rows: list[list[Any]] | None = None) -> None:
+        self.name, self.cells = name, {}
+        for r, row in enumerate(rows or [], start=1):
+            for c, value in enumerate(row, start=1):
+                self.range((r, c)).value = value
+
+    def range(self, start: tuple[int, int], end: tuple[int, int] | None = None) -> FakeRange:
+        return FakeRange(self, start, end)
+
+    @property
+    def used_range(self) -> FakeRange:
+        used = [k for k, v in self.cells.items() if v.value not in (None, "")] or [(1, 1)]
+        return FakeRange(self, (min(r for r, _ in used), min(c for _, c in used)),
+                         (max(r for r, _ in used), max(c for _, c in used)))
+
+    def clear_contents(self) -> None:
+        for cell in self.cells.values():
+            cell.value = None
+
+
+class FakeSheets(list):
+    def __getitem__(self, key: Any) -> FakeSheet:
+        if isinstance(key, str):
+            for sheet in self:
+                if sheet.name == key:
+                    return sheet
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+    def add(self, name: str, after: FakeSheet | None = None) -> FakeSheet:
+        sheet = FakeSheet(name)
+        self.append(sheet)
+        return sheet
+
+
+class FakeBook:
+    def __init__(self, sheets: list[FakeSheet]) -> None:
+        self.sheets, self.saves = FakeSheets(sheets), 0
+
+    def save(self) -> None:
+        self.saves += 1
+
+
+class FakeApp:
+    def __init__(self, books: dict[str, FakeBook]) -> None:
+        self.books = books
+
+
+def setup(save: bool = False) -> tuple[ExcelConnector, FakeBook, FakeSheet]:
+    sheet = FakeSheet("Customers", [["id", "name", "phone"], ["C1", "Ann", 13800138000.0],
+                                    [None, None, None], ["C2", "Bob", "bob@@acme"]])
+    book = FakeBook([sheet])
+    return ExcelConnector(Path("/x/team.xlsx"), sheet="Customers", save=save,
+                          app=FakeApp({"team.xlsx": book})), book, sheet
+
+
+def test_read_used_range_drops_blank_rows() -> None:
+    conn, _, _ = setup()
+    data = conn.read()
+    assert data.header == ("id", "name", "phone")
+    assert [(r.number, r.values) for r in data.rows] == [(2, ("C1", "Ann", 13800138000.0)),
+                                                         (4, ("C2", "Bob", "bob@@acme"))]
+
+
+def test_apply_writes_text_as_text_with_colour_and_merged_note() -> None:
+    conn, book, sheet = setup(save=True)
+    sheet.range((4, 3)).api.AddComment("ask Bob")
+    sheet.range((4, 3)).color = (255, 255, 0)
+    patches = [Patch(2, 3, "corrected", write=True, value="=+86 138 0013 8000", fill="C6EFCE",
+                     note="changed", expected="13800138000", anchor=(1, "C1")),
+               Patch(4, 3, "invalid", fill="FFC7CE", note="bad email", expected="bob@@acme")]
+    applied = conn.apply(patches)
+    assert applied.applied == tuple(patches) and applied.prior_fills == {(2, 3): None,
+                                                                         (4, 3): "FFFF00"}
+    cell = sheet.cells[(2, 3)]
+    assert (cell.value, cell.number_format, cell.color) == ("=+86 138 0013 8000", "@", (198, 239, 206))
+    assert sheet.cells[(4, 3)].note.text == "ask Bob\n---\nsheetsync: bad email"
+    assert book.saves == 1
+    assert set(conn.read().marks) == {(2, 3), (4, 3)}
+    conn.apply([Patch(4, 3, "clear", clear=True, restore_fill="FFFF00"),
+                Patch(2, 3, "clear", clear=True)])
+    assert sheet.cells[(4, 3)].note.text == "ask Bob" and sheet.cells[(4, 3)].color == (255, 255, 0)
+    assert sheet.cells[(2, 3)].note is None and sheet.cells[(2, 3)].color is None
+
+
+def test_changed_cell_is_deferred_and_report_tab_written() -> None:
+    conn, book, sheet = setup()
+    sheet.range((2, 3)).value = "139"
+    patch = Patch(2, 3, "corrected", write=True, value="+86", expected="13800138000")
+    applied = conn.apply([patch], report=ReportTab("sheetsync", (("problems",), ("C4", "bad"))))
+    assert applied.deferred == (patch,) and sheet.cells[(2, 3)].value == "139"
+    assert book.sheets["sheetsync"].range((1, 1), (2, 2)).value == [["problems", ""], ["C4", "bad"]]
+    assert book.saves == 0
+
+
+def test_missing_workbook_or_sheet_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="not open in Excel"):
+        ExcelConnector(Path("other.xlsx"), app=FakeApp({})).read()
+    conn, _, _ = setup()
+    conn.sheet = "Nope"
+    with pytest.raises(SourceError, match="no sheet named"):
+        conn.read()
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="Linux-only message")
+def test_linux_points_at_the_xlsx_source() -> None:
+    with pytest.raises(SourceError) as info:
+        ExcelConnector(Path("team.xlsx")).read()
+    assert "Windows or macOS" in str(info.value) and "kind: xlsx" in str(info.value)
