@@ -28,30 +28,31 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
 
     Rows above `header_row` (titles) are ignored; trailing all-empty columns are trimmed.
     """
-    cells = [[None if v == "" else v for v in row] for row in grid]
-    if len(cells) < header_row or not any(v is not None for v in cells[header_row - 1]):
+    if len(grid) < header_row or _used_width(grid[header_row - 1]) == 0:
         raise SourceError(f"no header in row {header_row} (the sheet is empty there)", where=where,
                           hint="check source.header_row in the layout, or that this is the right sheet")
-    body = [(n, row) for n, row in enumerate(cells[header_row:], start=header_row + 1)
-            if any(canonical_text(v) != "" for v in row)]
+    body = [(n, row) for n, row in enumerate(grid[header_row:], start=header_row + 1) if _used_width(row)]
     if totals_row and body:
         body.pop()
-    width = max((_used_width(r) for r in [cells[header_row - 1]] + [r for _, r in body]), default=0)
-    header = tuple(canonical_text(v) for v in _pad(cells[header_row - 1], width))
-    rows = tuple(SheetRow(n, tuple(_pad(row, width))) for n, row in body)
+    width = max(_used_width(grid[header_row - 1]), max((_used_width(r) for _, r in body), default=0))
+    header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
+    rows = tuple(SheetRow(n, _pad(row, width)) for n, row in body)
     return header, rows
 
 
 def _used_width(row: Sequence[CellValue]) -> int:
+    """Columns up to the last non-empty cell ("" and None are empty; a space is not)."""
     for i in range(len(row), 0, -1):
-        if canonical_text(row[i - 1]) != "":
+        if row[i - 1] is not None and row[i - 1] != "":
             return i
     return 0
 
 
-def _pad(row: Sequence[CellValue], width: int) -> list[CellValue]:
-    row = list(row[:width])
-    return row + [None] * (width - len(row))
+def _pad(row: Sequence[CellValue], width: int) -> tuple[CellValue, ...]:
+    """Exactly `width` cells, empty ones as None."""
+    cells = row[:width]
+    cells = tuple([None if v == "" else v for v in cells] if "" in cells else cells)
+    return cells + (None,) * (width - len(cells)) if len(cells) < width else cells
 
 
 def ref_to_cell(ref: str) -> tuple[int, int] | None:
