@@ -68,8 +68,7 @@ def load_hist() -> tuple[dict, dict]:
 
 
 CUST_CFG = DedupeConfig(
-    block_on=["phone_last4+name_initial", "email_local", "name+dob", "name_cjk+city",
-              "dob+city"],
+    block_on=["phone_last4+name_initial", "email_local", "name+dob", "name_cjk+dob_year"],
     fields={"name": "name", "phone": "phone", "email": "email", "dob": "date", "city": "string"},
     flag_above=0.9, u_sample=300_000)
 
