@@ -245,3 +245,26 @@ def test_missing_file_missing_sheet_and_empty_sheet(tmp_path):
 def test_snapshot_is_the_file_bytes(tmp_path):
     path = make_book(tmp_path / "c.xlsx")
     assert XlsxConnector(path).snapshot() == path.read_bytes()
+
+
+def test_features_openpyxl_keeps_are_not_flagged(tmp_path):
+    from openpyxl.chart import BarChart, Reference
+    from openpyxl.formatting.rule import DataBarRule
+    from openpyxl.worksheet.datavalidation import DataValidation
+    path = make_book(tmp_path / "c.xlsx")
+    wb = openpyxl.load_workbook(path)
+    ws = wb["Customers"]
+    chart = BarChart()
+    chart.add_data(Reference(ws, min_col=2, min_row=3, max_row=8))
+    ws.add_chart(chart, "F2")
+    ws["A4"].comment = Comment("a person's note", "Li")
+    ws.conditional_formatting.add("B4:B8", DataBarRule(start_type="min", end_type="max", color="638EC6"))
+    rule = DataValidation(type="list", formula1='"a,b"')
+    ws.add_data_validation(rule)
+    rule.add("C4")
+    wb.save(path)
+    assert lost_features(open_zip(path.read_bytes(), "c")) == []
+    conn = XlsxConnector(path, header_row=3)
+    conn.apply([Patch(4, 2, "invalid", fill="FFC7CE", note="bad")], expected=conn.read().fingerprint)
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert len(ws._charts) == 1 and ws["A4"].comment.text == "a person's note"
