@@ -112,6 +112,7 @@ def test_fill_and_note_set_then_cleared_keeping_persons_note_and_fill(tmp_path):
     assert len(conn.apply(clears).applied) == 3
     ws = openpyxl.load_workbook(path)["Customers"]
     assert fill_of(ws["B4"]) is None and ws["B4"].comment.text == "call after 6pm"
+    assert ws["B4"].comment.author == "Li"
     assert fill_of(ws["D4"]) == "00FF00" and ws["D4"].comment is None
     assert fill_of(ws["D5"]) == "123456" and ws["D5"].comment is None
     assert conn.read().marks == {}
@@ -168,6 +169,15 @@ def test_file_mode_preserved_and_report_tab_written(tmp_path):
     assert wb["sheetsync"]["A1"].value == "only title" and wb["sheetsync"].max_row == 1
     assert wb["Customers"]["A4"].value == "Zhang"
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_patch_inside_merged_range_is_deferred(tmp_path):
+    path = make_book(tmp_path / "c.xlsx")
+    wb = openpyxl.load_workbook(path)
+    wb["Customers"].merge_cells("A4:A5")
+    wb.save(path)
+    result = XlsxConnector(path, header_row=3).apply([Patch(5, 1, "corrected", write=True, value="x")])
+    assert result.applied == () and len(result.deferred) == 1
 
 
 def test_report_tab_may_not_be_the_synced_sheet(tmp_path):

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import SourceChanged, SourceError
-from ..model import Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text
+from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
+                     column_letter)
 from . import Capabilities, is_our_note, merge_note, strip_note
 from .xlsx_guard import (atomic_write, fingerprint, guard_features, open_zip, read_bytes,
                          read_comments, refuse_if_open, sheet_comments_part)
@@ -245,7 +246,7 @@ def _writable(ws: Any, patch: Patch) -> bool:
     from openpyxl.cell.cell import MergedCell
     if isinstance(ws.cell(row=patch.row, column=patch.col), MergedCell):
         log.warning("%s: cell %s%s is inside a merged range; patch left for a person",
-                    ws.title, patch.col, patch.row)
+                    ws.title, column_letter(patch.col), patch.row)
         return False
     return True
 
@@ -284,7 +285,7 @@ def _set_note(cell: Any, text: str | None, old: Any) -> None:
     if not text:
         cell.comment = None
         return
-    author = old.author if old is not None and old.author and not is_our_note(old.text) else "sheetsync"
+    author = old.author if old is not None and old.author else "sheetsync"
     cell.comment = Comment(text, author, height=100, width=260)
 
 
