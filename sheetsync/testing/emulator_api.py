@@ -13,12 +13,9 @@ from .emulator_state import (ApiError, Cell, Sheet, Spreadsheet, a1, entered, pa
 from .emulator_updates import BATCH_REQUESTS
 
 
-def _used(sheet: Sheet, r0: int, c0: int, r1: int, c1: int) -> tuple[int, int]:
+def _used(bounds: tuple[int, int], r0: int, c0: int, r1: int, c1: int) -> tuple[int, int]:
     """Clip a range's end to the cells that hold anything, so big empty grids cost nothing."""
-    keys = [k for k, v in sheet.cells.items() if not v.is_empty()]
-    if not keys:
-        return r0, c0
-    return min(r1, max(r for r, _ in keys) + 1), min(c1, max(c for _, c in keys) + 1)
+    return max(r0, min(r1, bounds[0])), max(c0, min(c1, bounds[1]))
 
 
 def get_spreadsheet(book: Spreadsheet, ranges: list[str], fields: str | None,
@@ -39,7 +36,8 @@ def get_spreadsheet(book: Spreadsheet, ranges: list[str], fields: str | None,
         entry: dict[str, Any] = {"properties": sheet.properties()}
         if want_data:
             spans = [p[1:] for p in mine] or [(0, 0, sheet.rows, sheet.cols)]
-            entry["data"] = [grid_data(sheet, r0, c0, *_used(sheet, r0, c0, r1, c1), cell_mask)
+            bounds = sheet.used_bounds()
+            entry["data"] = [grid_data(sheet, r0, c0, *_used(bounds, r0, c0, r1, c1), cell_mask)
                              for r0, c0, r1, c1 in spans]
         sheets.append(entry)
     body = {"spreadsheetId": book.spreadsheet_id,
@@ -56,7 +54,7 @@ def _value_range(book: Spreadsheet, text: str, query: dict[str, list[str]]) -> d
     option = query.get("valueRenderOption", ["FORMATTED_VALUE"])[0]
     dates = query.get("dateTimeRenderOption", ["SERIAL_NUMBER"])[0]
     major = query.get("majorDimension", ["ROWS"])[0]
-    er, ec = _used(sheet, r0, c0, r1, c1)
+    er, ec = _used(sheet.used_bounds(), r0, c0, r1, c1)
     rows = [[render(sheet.cells.get((r, c)) or Cell(), option, dates) for c in range(c0, ec)]
             for r in range(r0, er)]
     if major == "COLUMNS":
@@ -130,9 +128,7 @@ def values_clear(book: Spreadsheet, text: str) -> dict[str, Any]:
 
 def batch_update(book: Spreadsheet, body: dict[str, Any]) -> dict[str, Any]:
     """spreadsheets.batchUpdate: all requests apply or none (validated on a copy first)."""
-    import copy
-
-    trial = copy.deepcopy(book)
+    trial = Spreadsheet(book.spreadsheet_id, book.title, [s.clone() for s in book.sheets])
     replies = []
     for i, request in enumerate(body.get("requests", [])):
         (kind, params), = request.items() if len(request) == 1 else (("", {}),)

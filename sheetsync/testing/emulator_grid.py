@@ -136,11 +136,10 @@ def cell_data(cell: Cell) -> dict[str, Any]:
 def grid_data(sheet: Sheet, r0: int, c0: int, r1: int, c1: int, cell_mask: Mask) -> dict[str, Any]:
     """GridData of one range, rows and cells trimmed like Google's answers."""
     rows: list[dict[str, Any]] = []
-    empty: dict[tuple[int, int], Cell] = {}
     for r in range(r0, r1):
         values = []
         for c in range(c0, c1):
-            cell = sheet.cells.get((r, c)) or empty.get((r, c))
+            cell = sheet.cells.get((r, c))
             values.append(apply_mask(cell_data(cell), cell_mask) if cell else {})
         while values and values[-1] == {}:
             values.pop()

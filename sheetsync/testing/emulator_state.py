@@ -56,6 +56,23 @@ class Sheet:
     def cell(self, r: int, c: int) -> Cell:
         return self.cells.setdefault((r, c), Cell())
 
+    def writable(self, r: int, c: int) -> Cell:
+        """A private copy of a cell for a batch being tried on a clone (see `clone`)."""
+        old = self.cells.get((r, c))
+        new = Cell(old.uev, dict(old.fmt), old.note) if old else Cell()
+        self.cells[(r, c)] = new
+        return new
+
+    def clone(self) -> "Sheet":
+        """Shallow copy (cells shared until `writable`): cheap trial state for atomic batches."""
+        return Sheet(self.sheet_id, self.title, self.index, self.rows, self.cols, self.hidden,
+                     dict(self.cells))
+
+    def used_bounds(self) -> tuple[int, int]:
+        """(rows, cols) holding anything at all (value, format or note)."""
+        keys = [k for k, v in self.cells.items() if not v.is_empty()]
+        return (max(r for r, _ in keys) + 1, max(c for _, c in keys) + 1) if keys else (0, 0)
+
     def properties(self) -> dict[str, Any]:
         props: dict[str, Any] = {"sheetId": self.sheet_id, "title": self.title, "index": self.index,
                                  "sheetType": "GRID",

@@ -81,7 +81,7 @@ def update_cells(book: Spreadsheet, params: dict[str, Any]) -> dict[str, Any]:
         for r in range(r0, r1):
             values = rows[r - r0].get("values", []) if r - r0 < len(rows) else []
             for c in range(c0, c1):
-                write_cell(sheet.cell(r, c), values[c - c0] if c - c0 < len(values) else {}, mask)
+                write_cell(sheet.writable(r, c), values[c - c0] if c - c0 < len(values) else {}, mask)
         return {}
     start = params.get("start", {})
     sheet = _sheet(book, int(start.get("sheetId", 0)))
@@ -92,7 +92,7 @@ def update_cells(book: Spreadsheet, params: dict[str, Any]) -> dict[str, Any]:
                             f"(rows {sheet.rows}, columns {sheet.cols})")
     for i, row in enumerate(rows):
         for j, data in enumerate(row.get("values", [])):
-            write_cell(sheet.cell(r0 + i, c0 + j), data, mask)
+            write_cell(sheet.writable(r0 + i, c0 + j), data, mask)
     return {}
 
 
@@ -101,7 +101,7 @@ def repeat_cell(book: Spreadsheet, params: dict[str, Any]) -> dict[str, Any]:
     sheet, r0, c0, r1, c1 = _grid_range(book, params.get("range", {}))
     for r in range(r0, r1):
         for c in range(c0, c1):
-            write_cell(sheet.cell(r, c), params.get("cell", {}), mask)
+            write_cell(sheet.writable(r, c), params.get("cell", {}), mask)
     return {}
 
 

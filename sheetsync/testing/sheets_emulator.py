@@ -250,8 +250,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, *, content_type: str = "application/json; charset=UTF-8",
               headers: dict[str, str] | None = None) -> None:
-        data = body if isinstance(body, bytes) else (
-            b"" if body is None else json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8"))
+        if isinstance(body, bytes) or body is None:
+            data = body or b""
+        else:  # pretty like Google's answers, unless big (then speed matters more)
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            if len(data) < 200_000:
+                data = json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8")
         try:
             self.send_response(status)
             if data:
