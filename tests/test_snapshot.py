@@ -86,6 +86,29 @@ def test_change_in_one_table_adds_only_that_table(tmp_path: Path) -> None:
     assert 0 < after - before < 200  # the small table's object, not the 2000-row customers
 
 
+def _objects_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in (folder / "objects").rglob("*") if f.is_file())
+
+
+def test_appended_rows_cost_only_the_last_part_of_a_big_table(tmp_path: Path) -> None:
+    con = make_store(tmp_path / "s.db", customers=20_000)
+    first = snapshot(tmp_path / "s.db", tmp_path / "bk")
+    parts = [n for n in first.objects if n.endswith("/customers")]
+    assert len(parts) > 3  # a 20k-row table is split into content-defined parts
+    table_bytes = _objects_bytes(tmp_path / "bk")
+    con.executemany("INSERT INTO customers(name) VALUES (?)", [(f"new {i}",) for i in range(50)])
+    con.execute("UPDATE customers SET phone = 'x' WHERE id = 10")  # one edit near the start
+    con.commit()
+    second = snapshot(tmp_path / "s.db", tmp_path / "bk")
+    changed = sorted(n for n in second.objects if first.objects.get(n) != second.objects[n])
+    last = max(int(n.split("/")[2]) for n in parts if n.startswith("store/part/"))
+    assert "store/table/customers" in changed and len(changed) <= 3, changed  # first part, last
+    assert all(n == "store/table/customers" or int(n.split("/")[2]) >= last for n in changed)
+    assert _objects_bytes(tmp_path / "bk") - table_bytes < table_bytes / 3
+    restore_store(tmp_path / "bk", second.id, tmp_path / "r.db")
+    assert everything(tmp_path / "r.db") == everything(tmp_path / "s.db")
+
+
 def test_restore_drill_gives_back_every_table(tmp_path: Path) -> None:
     con = make_store(tmp_path / "s.db")
     original = everything(tmp_path / "s.db")

@@ -11,13 +11,16 @@ import base64
 import json
 import os
 import sqlite3
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from sheetsync.backup.objects import BackupCorrupt, BackupError
 
 SCHEMA = "store/schema"
-TABLE_PREFIX = "store/table/"
+TABLE_PREFIX = "store/table/"   # + table name: a table's first part (header line + rows)
+PART_PREFIX = "store/part/"     # + "<n>/<table name>": its further parts, n = 1, 2, ...
+PART_MASK = 0x7FF               # a row ends a part when crc32(row) & PART_MASK == 0: ~2048 rows
 _PRAGMAS = ("encoding", "page_size", "auto_vacuum", "user_version", "application_id")
 _ROWID_ALIASES = ("rowid", "_rowid_", "oid")
 
@@ -146,6 +149,28 @@ def iter_dump(path: Path, journal_mode: str | None = None) -> Iterator[tuple[str
         raise BackupError(f"cannot read the store copy: {exc}", where=str(path)) from None
     finally:
         con.close()
+
+
+def split_parts(data: bytes) -> list[bytes]:
+    """Cut a table dump after rows whose own hash says so (content-defined), so appended rows
+    or a local edit change only the part they fall in; the parts concatenate to the dump."""
+    parts, start = [], 0
+    pos = data.index(b"\n") + 1  # the header line always opens part 0
+    while pos < len(data):
+        end = data.index(b"\n", pos) + 1
+        if zlib.crc32(data[pos:end]) & PART_MASK == 0:
+            parts.append(data[start:end])
+            start = end
+        pos = end
+    if start < len(data) or not parts:
+        parts.append(data[start:])
+    return parts
+
+
+def part_names(name: str, count: int) -> list[str]:
+    """Object names of a table dump's parts: TABLE_PREFIX + t, then PART_PREFIX + "n/" + t."""
+    table = name[len(TABLE_PREFIX):]
+    return [name] + [f"{PART_PREFIX}{i}/{table}" for i in range(1, count)]
 
 
 def _unblob(d: dict) -> bytes:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sheetsync.backup.objects import BackupCorrupt, BackupKeyError, Manifest, Repository
-from sheetsync.backup.snapshot import (SHEET_PREFIX, STORE_KINDS, open_snapshot, rebuild_checked)
+from sheetsync.backup.snapshot import (SHEET_PREFIX, STORE_KINDS, load_object, open_snapshot,
+                                       rebuild_checked, table_refs)
 from sheetsync.backup.store_dump import TABLE_PREFIX, row_keys
 from sheetsync.errors import SheetsyncError
 
@@ -133,23 +134,28 @@ def diff(backup_dir: Path | str, id1: str, id2: str,
     _, new = open_snapshot(backup_dir, id2, key)
     out: dict[str, dict[str, int]] = {}
     for name in sorted(set(old.objects) | set(new.objects)):
-        a, b = old.objects.get(name), new.objects.get(name)
         if name.startswith(TABLE_PREFIX):
-            label, keyed = name[len(TABLE_PREFIX):], row_keys
+            label, keyed, refs = name[len(TABLE_PREFIX):], row_keys, table_refs
         elif name.startswith(SHEET_PREFIX):
-            label, keyed = "sheet:" + name[len(SHEET_PREFIX):], _sheet_rows
+            label, keyed, refs = "sheet:" + name[len(SHEET_PREFIX):], _sheet_rows, _one_ref
         else:
-            continue
-        if a and b and a.sha256 == b.sha256:
+            continue  # the schema, and further parts of tables (read with their first part)
+        a = refs(old.objects, name) if name in old.objects else None
+        b = refs(new.objects, name) if name in new.objects else None
+        if a == b:
             out[label] = {"added": 0, "removed": 0, "changed": 0}
             continue
-        rows_a = keyed(repo.get(a.sha256)) if a else {}
-        rows_b = keyed(repo.get(b.sha256)) if b else {}
+        rows_a = keyed(load_object(repo, old.objects, name)) if a else {}
+        rows_b = keyed(load_object(repo, new.objects, name)) if b else {}
         out[label] = {"added": len(rows_b.keys() - rows_a.keys()),
                       "removed": len(rows_a.keys() - rows_b.keys()),
                       "changed": sum(1 for k in rows_a.keys() & rows_b.keys()
                                      if rows_a[k] != rows_b[k])}
     return out
+
+
+def _one_ref(objects: dict, name: str) -> list:
+    return [objects[name]]
 
 
 def _sheet_rows(data: bytes) -> dict[int, bytes]:
