@@ -41,6 +41,23 @@ def folder_bytes(path: Path) -> tuple[int, int]:
     return sum(f.stat().st_size for f in files), len(files)
 
 
+def run_steps(changes: dict, con: sqlite3.Connection, store: Path, backup: Path,
+              key: bytes | None) -> list:
+    """Apply each change, snapshot, print seconds and bytes the backup folder grew by."""
+    print(f"{'step':<18}{'seconds':>9}{'bytes added':>14}{'files added':>13}")
+    snaps = []
+    for step, change in changes.items():
+        change()
+        con.commit()
+        before, nbefore = folder_bytes(backup)
+        t0 = time.perf_counter()
+        snaps.append(snapshot(store, backup, key=key))
+        seconds = time.perf_counter() - t0
+        after, nafter = folder_bytes(backup)
+        print(f"{step:<18}{seconds:>9.2f}{after - before:>14,}{nafter - nbefore:>13}")
+    return snaps
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -64,17 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         print(f"store: {args.rows} customers + 50 lookup rows, {store.stat().st_size:,} bytes "
               f"on disk{', encrypted snapshots' if key else ''}")
-        print(f"{'step':<18}{'seconds':>9}{'bytes added':>14}{'files added':>13}")
-        snaps = []
-        for step, change in changes.items():
-            change()
-            con.commit()
-            before, nbefore = folder_bytes(backup)
-            t0 = time.perf_counter()
-            snaps.append(snapshot(store, backup, key=key))
-            seconds = time.perf_counter() - t0
-            after, nafter = folder_bytes(backup)
-            print(f"{step:<18}{seconds:>9.2f}{after - before:>14,}{nafter - nbefore:>13}")
+        snaps = run_steps(changes, con, store, backup, key)
         parts = [r.size for n, r in snaps[0].objects.items() if n.endswith("/customers")]
         print(f"customers dump: {sum(parts):,} bytes plaintext in {len(parts)} content-defined parts")
         t0 = time.perf_counter()
