@@ -253,3 +253,11 @@ def test_valid_service_account_loads_with_the_two_scopes(tmp_path: Path) -> None
     assert email == "sync@p.iam.gserviceaccount.com"
     assert set(creds.scopes) == {"https://www.googleapis.com/auth/spreadsheets",
                                  "https://www.googleapis.com/auth/drive.metadata.readonly"}
+
+
+def test_without_drive_a_read_is_one_request_and_fingerprints_content(emu: SheetsEmulator) -> None:
+    c = connector(emu, drive=False)
+    data = c.read()
+    assert data.meta["api_calls"] == 1 and data.meta["version"] is None
+    assert data.fingerprint.startswith("sha1:") and c.unchanged_since(data.fingerprint) is False
+    assert emu.total_calls == 1

@@ -132,12 +132,14 @@ class GSheetsConnector:
                  endpoint: str | None = None, session: requests.Session | None = None,
                  deadline_s: float = 120, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, max_tries: int = 6) -> None:
+                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, max_tries: int = 6,
+                 drive: bool = True) -> None:
         self.spreadsheet_id = _spreadsheet_id(spreadsheet_id, url)
         self.sheet, self.header_row = sheet, header_row
         self.credentials = Path(credentials) if credentials else None
         self.endpoint = endpoint or os.environ.get("SHEETSYNC_SHEETS_ENDPOINT") or None
         self.timeout, self.max_tries, self.deadline_s = timeout, max_tries, deadline_s
+        self.use_drive = drive  # False: no Drive metadata (no attribution, no skip-if-unchanged)
         self.clock, self.sleep, self.rng = clock, sleep, rng
         self._session, self._http, self._email = session, None, None
         self._deadline: float | None = None
@@ -199,12 +201,14 @@ class GSheetsConnector:
     # --- read ------------------------------------------------------------------------------
     def unchanged_since(self, fingerprint: str | None) -> bool:
         """One Drive call: True when the file's version is the one `fingerprint` was read at."""
+        if not self.use_drive:
+            return False
         self._drive = self._fetch_drive()
         return bool(fingerprint) and fingerprint == f"drive:{self._drive.get('version')}"
 
     def read(self) -> SheetData:
         before = self.api_calls
-        if self._drive is None:
+        if self._drive is None and self.use_drive:
             self._drive = self._fetch_drive()
         body = self._request("get", SHEETS + self.spreadsheet_id, what="read sheet",
                              params={"ranges": _quote(self.sheet) if self.sheet else [],
@@ -214,7 +218,7 @@ class GSheetsConnector:
         self._sheet_id, self.sheet = props.get("sheetId", 0), props.get("title", self.sheet)
         data = self._sheet_data(_grid_cells(sheet))
         self.reads_api_calls = self.api_calls - before
-        drive = self._drive
+        drive = self._drive or {}
         meta = {"modified_time": drive.get("modifiedTime"), "version": drive.get("version"),
                 "last_modifying_user": (drive.get("lastModifyingUser") or {}).get("emailAddress")
                 or (drive.get("lastModifyingUser") or {}).get("displayName"),
