@@ -87,3 +87,26 @@ def test_input_formats_first_and_datetimes() -> None:
     assert datetime_text("2024/3/5 9:05") == "2024-03-05 09:05:00"
     assert datetime_text(45356.5) == "2024-03-05 12:00:00"
     assert datetime_text("hello") is None
+
+
+def test_fast_cn_mobile_path_agrees_with_phonenumbers() -> None:
+    import random
+
+    import phonenumbers
+
+    from sheetsync.rules import normalise as n
+    rnd = random.Random(7)
+    shapes = ["{d}", "+86{d}", "+86 {d}", "+86-{d}", "0086{d}", "{a} {b} {c}", "{a}-{b}-{c}", "+86 {a} {b} {c}"]
+    fast_hits = 0
+    for _ in range(3000):
+        d = "1" + "".join(rnd.choice("0123456789") for _ in range(10))
+        text = rnd.choice(shapes).format(d=d, a=d[:3], b=d[3:7], c=d[7:])
+        for fmt in ("E164", "international", "national"):
+            fast = n._fast_cn_mobile(text, fmt)
+            if fast is None:
+                continue
+            fast_hits += 1
+            number = phonenumbers.parse(text, "CN")
+            assert phonenumbers.is_valid_number(number), text
+            assert fast == phonenumbers.format_number(number, n._FORMATS[fmt]), (text, fmt)
+    assert fast_hits > 3000

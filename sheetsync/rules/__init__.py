@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, Mapping
 from ..model import CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
 from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
-from .normalise import apply_chain, cell_to_text, normaliser_chain
+from .normalise import DEFAULT_NORMALISERS, apply_chain, cell_to_text, is_clean, normaliser_chain
 from .types import TYPES
 
 if TYPE_CHECKING:
@@ -24,9 +24,15 @@ __all__ = ["CellResult", "RowResult", "RowChecker", "compile_rules", "unique_vio
 RULES: dict[str, type] = {**{cls.code: cls for cls in TYPES.values()}, **CHECKS}
 
 _CACHE_LIMIT = 200_000
+_SAMPLE = 2000  # cache misses of a field after which its hit rate is judged
 
 
-@dataclass(frozen=True)
+def _text(value: object) -> str:
+    """canonical_text without the call for the common case of text."""
+    return value if value.__class__ is str else canonical_text(value)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
 class CellResult:
     field: str
     raw: CellValue
@@ -59,6 +65,7 @@ class _Plan:
     type_rule: TypeRule
     required: Rule | None
     constraints: tuple[Rule, ...]
+    plain: bool  # only default normalisers: clean ASCII text skips them
 
 
 class RowChecker:
@@ -72,24 +79,34 @@ class RowChecker:
                              if (r := RequiredIf.from_column(c, layout))}
         self._compares = tuple(Compare.from_check(c.compare) for c in layout.checks)
         self._cache: dict[tuple, CellResult] = {}
+        self._misses: dict[str, int] = {}
+        self._no_cache: set[str] = set()
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
         chain = normaliser_chain(column.normalise, column.region or layout.region,
                                  column.format or layout.phone_format)
         rules = tuple(r for cls in COLUMN_RULES if (r := cls.from_column(column, layout)))
+        plain = all(name in DEFAULT_NORMALISERS for name, _ in chain)
         return _Plan(Ctx(field, column, layout), chain, TYPES[column.type](column, layout),
-                     Required.from_column(column, layout), rules)
+                     Required.from_column(column, layout), rules, plain)
 
     def normalise(self, field: str, raw: CellValue) -> CellResult:
-        """One cell, no cross-field checks."""
-        key = (field, type(raw), raw)
+        """One cell, no cross-field checks. Repeated values (cities, tiers, dates) are cached;
+        a field whose values rarely repeat (ids, phones) stops caching after a sample."""
+        if field in self._no_cache:
+            return self._normalise(field, raw)
+        key = (field, raw.__class__, raw)
         try:
             return self._cache[key]
         except KeyError:
             pass
         except TypeError:  # an unhashable value from a custom connector: no caching
             return self._normalise(field, raw)
+        misses = self._misses[field] = self._misses.get(field, 0) + 1
+        if misses == _SAMPLE and sum(1 for k in self._cache if k[0] == field) > _SAMPLE * 0.9:
+            self._no_cache.add(field)
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != field}
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         result = self._cache[key] = self._normalise(field, raw)
@@ -99,7 +116,7 @@ class RowChecker:
         plan = self._plans[field]
         text = cell_to_text(raw)
         changed: list[str] = []
-        if text is not None:
+        if text is not None and not (plan.plain and is_clean(text)):
             text, changed = apply_chain(text, plan.chain)
         if not text:
             if plan.required:
@@ -110,7 +127,7 @@ class RowChecker:
         except Invalid as bad:
             rule = plan.type_rule
             return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
-        if canonical_text(value) != text:
+        if _text(value) != text:
             changed.append(plan.type_rule.name)
         problems = tuple(p for r in plan.constraints if (p := r.check(value, plan.ctx)))
         if problems:
@@ -142,7 +159,7 @@ def _shown(raw: CellValue) -> str:
 
 
 def _result(field: str, raw: CellValue, value: WriteValue, changed: list[str]) -> CellResult:
-    if canonical_text(value) == canonical_text(raw):
+    if _text(value) == _text(raw):
         return CellResult(field, raw, value, "ok")
     rule = ", ".join(dict.fromkeys(changed)) or "normalise"
     return CellResult(field, raw, value, "corrected", (), rule)

@@ -22,6 +22,11 @@ _SPACES = {c: " " for c in [0x00A0, 0x3000, 0x2007, 0x202F, 0x2002, 0x2003, 0x20
 _TRANSLATE = {**_INVISIBLE, **_SPACES}
 _RUNS = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 _PHONE_FLOAT = re.compile(r"\+?\d{5,}\.0+")
+#: Chinese mobiles are most of the data and phonenumbers costs ~20-150 us each: numbers of this
+#: shape that match phonenumbers' own CN mobile pattern are formatted directly (same output;
+#: tests compare both paths on random numbers). Everything else goes through phonenumbers.
+_CN_SHAPE = re.compile(r"(?:\+86|0086)?[ -]?(1\d\d)[ -]?(\d{4})[ -]?(\d{4})")
+_CN_MOBILE = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("CN").mobile.national_number_pattern)
 
 
 def cell_to_text(value: CellValue) -> str | None:
@@ -102,10 +107,24 @@ _FORMATS = {
 @functools.lru_cache(maxsize=65536)
 def format_phone(text: str, region: str = "CN", fmt: str = "international") -> str | None:
     """`138 0013 8000` -> `+86 138 0013 8000` (international); None when not a valid number."""
-    number = _parse_phone(nfkc(strip_invisible(text)).strip(), region.upper())
+    text = nfkc(strip_invisible(text)).strip()
+    region = region.upper()
+    if region == "CN" and (fast := _fast_cn_mobile(text, fmt)):
+        return fast
+    number = _parse_phone(text, region)
     if number is None:
         return None
     return phonenumbers.format_number(number, _FORMATS[fmt])
+
+
+def _fast_cn_mobile(text: str, fmt: str) -> str | None:
+    m = _CN_SHAPE.fullmatch(text)
+    if m is None or not _CN_MOBILE.fullmatch("".join(m.groups())):
+        return None
+    a, b, c = m.groups()
+    if fmt == "E164":
+        return f"+86{a}{b}{c}"
+    return f"+86 {a} {b} {c}" if fmt == "international" else f"{a} {b} {c}"
 
 
 #: name -> text normaliser; "phone" and "date" here use the defaults (the layout's region and
@@ -134,6 +153,11 @@ def normaliser_chain(names: list[str] | None, region: str = "CN",
             fn = functools.partial(phone, region=region, fmt=fmt)
         steps.append((name, fn))
     return tuple(steps)
+
+
+def is_clean(text: str) -> bool:
+    """True when the default normalisers cannot change the text (the fast path for most cells)."""
+    return text.isascii() and text.isprintable() and text == text.strip() and "  " not in text
 
 
 def apply_chain(text: str, chain: tuple[tuple[str, Callable[[str], str]], ...]) -> tuple[str, list[str]]:
