@@ -124,3 +124,23 @@ def test_seed_from_json_and_xlsx(tmp_path: Path) -> None:
         assert emu.note("j", "T", 2, 2) == "n" and emu.fill("j", "T", 2, 1) == "FFC7CE"
         assert emu.cell("team", "Data", 2, 2) == 13800138000
         assert emu.note("team", "Data", 2, 2) == "check" and emu.fill("team", "Data", 2, 1) == "FFFF00"
+
+
+def test_serve_runs_in_the_foreground_from_a_seed_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"demo": {"Sheet1": [["a"], ["b"]]}}))
+    code = ("import sys; from pathlib import Path; from sheetsync.testing.sheets_emulator import serve;"
+            " serve(0, Path(sys.argv[1]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(seed)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split()[4]
+        assert "demo" in line
+        body = requests.get(f"{url}/v4/spreadsheets/demo/values/Sheet1", timeout=5).json()
+        assert body["values"] == [["a"], ["b"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

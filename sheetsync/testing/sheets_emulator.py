@@ -276,8 +276,8 @@ def serve(port: int = 8765, data: Path | None = None) -> None:
     if not ids:
         emu.add_spreadsheet("example", {"Sheet1": [["name", "email"], ["Ann", "ann@example.com"]]})
         ids = ["example"]
-    print(f"Sheets API emulator on {emu.url}  spreadsheets: {', '.join(ids)}")
-    print(f"point sheetsync at it: SHEETSYNC_SHEETS_ENDPOINT={emu.url}   (Ctrl-C stops)")
+    print(f"Sheets API emulator on {emu.url}  spreadsheets: {', '.join(ids)}", flush=True)
+    print(f"point sheetsync at it: SHEETSYNC_SHEETS_ENDPOINT={emu.url}   (Ctrl-C stops)", flush=True)
     try:
         emu._server.serve_forever()
     except KeyboardInterrupt:
