@@ -50,7 +50,7 @@ class SheetsEmulator:
         return f"http://{host}:{port}"
 
     def start(self) -> "SheetsEmulator":
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name="sheets-emulator")
         self._thread.start()
         return self
