@@ -9,7 +9,7 @@ import io
 import logging
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import SourceChanged, SourceError
 from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
@@ -172,11 +172,19 @@ class XlsxConnector:
             raise SourceChanged("the workbook changed since it was read", where=self._where(self.sheet),
                                 hint="nothing was written; the next run reads it again and retries")
         guard_features(open_zip(data, self._where()), self._where(self.sheet), self.allow_feature_loss)
-        book, ws = self._load(data)
-        texts = _CellTexts(ws, lambda: self._calamine_grid(data)[1])
-        applied, deferred, prior = [], [], {}
+        # Checked on calamine's view of these same bytes: the view `expected` texts came from,
+        # and it lets an apply whose patches are all stale skip openpyxl's slow load entirely.
+        texts = _CellTexts(lambda: self._calamine_grid(data)[1])
+        ready: list[Patch] = []
+        deferred: list[Patch] = []
         for patch in patches:
-            if not texts.matches(patch) or not _writable(ws, patch):
+            (ready if texts.matches(patch) else deferred).append(patch)
+        if not ready and report is None:
+            return Applied(applied=(), deferred=tuple(deferred))
+        book, ws = self._load(data)
+        applied, prior = [], {}
+        for patch in ready:
+            if not _writable(ws, patch):
                 deferred.append(patch)
                 continue
             before = _apply_patch(ws, patch)
@@ -213,22 +221,19 @@ class XlsxConnector:
 
 
 class _CellTexts:
-    """Current cell texts for the expected/anchor checks; formula cells use their cached result."""
+    """Current cell texts for the expected/anchor checks, as calamine reads them (formula cells
+    give their cached result, like read() does); the grid is built only if a patch needs it."""
 
-    def __init__(self, ws: Any, grid: Any) -> None:
-        self.ws = ws
+    def __init__(self, grid: Callable[[], list[list[CellValue]]]) -> None:
         self._grid_factory = grid
         self._grid: list[list[CellValue]] | None = None
 
     def text(self, row: int, col: int) -> str:
-        cell = self.ws.cell(row=row, column=col)
-        if cell.data_type != "f":
-            return canonical_text(cell.value)
         if self._grid is None:
             self._grid = self._grid_factory()
         grid = self._grid
-        value = grid[row - 1][col - 1] if row <= len(grid) and col <= len(grid[row - 1]) else None
-        return canonical_text(value)
+        ok = 0 < row <= len(grid) and 0 < col <= len(grid[row - 1])
+        return canonical_text(grid[row - 1][col - 1] if ok else None)
 
     def matches(self, patch: Patch) -> bool:
         if patch.expected is not None and self.text(patch.row, patch.col) != patch.expected:
