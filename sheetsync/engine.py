@@ -267,7 +267,7 @@ def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, in
 
 
 def _locate(ident: str, p: Problem, row: int, col1: dict[str, int]) -> dict[str, Any]:
-    return {"ident": ident, "field": p.field, "code": p.code, "params": dict(p.params),
+    return {"ident": ident, "field": p.field, "code": p.code, "params": {"row": row, **dict(p.params)},
             "row": row, "col": col1.get(p.field or "")}
 
 

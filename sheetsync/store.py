@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import StoreError, UsageError
 from .model import Patch, WriteValue
+from .store_archive import ArchiveStoreMixin
+from .store_dedupe import DedupeStoreMixin
 
 SCHEMA_VERSION = 1
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
@@ -89,7 +91,7 @@ def default_path(layout_path: Path | None = None) -> Path:
     return (layout_path.parent if layout_path else Path.cwd()) / "sheetsync.db"
 
 
-class Store:
+class Store(DedupeStoreMixin, ArchiveStoreMixin):
     """One SQLite file (or :memory:). Methods that write must run inside `transaction()`."""
 
     def __init__(self, path: str | Path = ":memory:", *, clock: Callable[[], float] = time.time) -> None:

@@ -1,0 +1,119 @@
+"""Sync benchmark (issue 2): 100k rows x 8 columns as xlsx and CSV, fixed seed.
+
+Prints, per source: the bare read, the first sync, a no-change resync and a resync after 1% of
+the rows changed, in seconds and as a ratio to the bare read. Run: python benchmarks/sync_bench.py
+[--rows N]. Work files go to benchmarks/.work/ (ignored by git).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import shutil
+import time
+from pathlib import Path
+
+from openpyxl import Workbook
+
+from sheetsync.connectors import from_source
+from sheetsync.engine import sync_once
+from sheetsync.layout import load_layout
+
+HEADER = ["Customer ID", "Name", "Phone", "Email", "City", "Signup date", "Tier", "Credit limit"]
+CITIES = ["北京", "上海", "广州", "深圳", "Hangzhou", "Chengdu", "Wuhan", "Xi'an"]
+SURNAMES = "王李张刘陈杨黄赵吴周"
+GIVEN = "伟芳娜敏静丽强磊军洋"
+LAYOUT = """table: customers
+source: {{kind: {kind}, path: {path}}}
+store: {store}
+key: customer_id
+columns:
+  customer_id: {{header: Customer ID, required: true, pattern: '^C\\d{{6}}$'}}
+  name: {{header: Name, required: true}}
+  phone: {{header: Phone, type: phone}}
+  email: {{header: Email, type: email}}
+  city: {{header: City}}
+  signup_date: {{header: Signup date, type: date}}
+  tier: {{header: Tier, type: enum, values: [VIP, Gold, Standard]}}
+  credit_limit: {{header: Credit limit, type: integer, min: 0}}
+dedupe:
+  exact: [[phone]]
+report_tab: null
+"""
+
+
+def make_rows(n: int, seed: int = 7) -> list[list]:
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        name = rnd.choice(SURNAMES) + rnd.choice(GIVEN) + rnd.choice(GIVEN)
+        phone = f"+86 1{rnd.randint(30, 99)} {i // 10000:04d} {i % 10000:04d}"
+        rows.append([f"C{i:06d}", name, phone, f"user{i}@example.cn", rnd.choice(CITIES),
+                     f"20{rnd.randint(10, 24)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+                     rnd.choice(["VIP", "Gold", "Standard"]), rnd.randint(0, 100) * 100])
+    return rows
+
+
+def write_xlsx(path: Path, rows: list[list]) -> None:
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Sheet1")
+    ws.append(HEADER)
+    for r in rows:
+        ws.append(r)
+    wb.save(path)
+
+
+def write_csv(path: Path, rows: list[list]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows(rows)
+
+
+def timed(fn) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def bench(kind: str, work: Path, rows: list[list]) -> list[tuple[str, float, str]]:
+    folder = work / kind
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    data = folder / f"customers.{kind}"
+    (write_xlsx if kind == "xlsx" else write_csv)(data, rows)
+    layout_path = folder / "customers.yaml"
+    layout_path.write_text(LAYOUT.format(kind=kind, path=data.name, store="sheetsync.db"), encoding="utf-8")
+    loaded = load_layout(layout_path)
+    read_s, _ = timed(lambda: from_source(loaded.layout.source, folder).read())
+    first_s, first = timed(lambda: sync_once(loaded))
+    again_s, again = timed(lambda: sync_once(loaded))
+    changed = max(1, len(rows) // 100)
+    rnd = random.Random(11)
+    for i in rnd.sample(range(len(rows)), changed):
+        rows[i][7] = rows[i][7] + 100
+    (write_xlsx if kind == "xlsx" else write_csv)(data, rows)
+    delta_s, delta = timed(lambda: sync_once(loaded))
+    assert first.inserted == len(rows), first
+    assert again.patches_applied == 0 and again.updated == 0, again
+    assert delta.updated == changed, delta
+    return [("bare read", read_s, ""), ("first sync", first_s, f"{first.inserted} inserted"),
+            ("no-change resync", again_s, f"{again.unchanged} unchanged"),
+            ("1% changed resync", delta_s, f"{delta.updated} updated")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    args = ap.parse_args()
+    work = Path(__file__).resolve().parent / ".work"
+    print(f"| source | step | seconds | x bare read | note |\n| --- | --- | ---: | ---: | --- |")
+    for kind in ("xlsx", "csv"):
+        results = bench(kind, work, make_rows(args.rows))
+        bare = results[0][1]
+        for step, secs, note in results:
+            print(f"| {kind} | {step} | {secs:.2f} | {secs / bare:.2f} | {note} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
