@@ -13,8 +13,10 @@ from typing import Any, Iterable, Literal, Union, get_args, get_origin
 
 import phonenumbers
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
+from .backup.retention import RetentionPolicy
 from .errors import LayoutError
 from .rules.pattern import compile_pattern
 
@@ -174,6 +176,45 @@ class Schedule(Strict):
     every: str = "1h"                    # e.g. 15m, 1h, 1d
 
 
+class Backup(Strict):
+    """Where snapshots go and whether they are encrypted (issue 5)."""
+
+    dir: str | None = None               # relative to the layout; default $SHEETSYNC_BACKUP_DIR,
+                                         # else "backups" next to the store
+    encrypt: bool = False                # key from key_file, else $SHEETSYNC_BACKUP_KEY
+    key_file: str | None = None          # relative to the layout file
+    enabled: bool = True                 # snapshot after every run that changed something
+
+
+#: field names an archive condition may use besides the layout's columns (store timestamps)
+ARCHIVE_TIMESTAMPS = {"updated_at": "_updated_at", "created_at": "_created_at"}
+
+
+class ArchiveCondition(Strict):
+    """One test on a record, declarative: exactly one of equals, one_of, older_than_days."""
+
+    field: str
+    equals: Union[str, int, float, bool, None] = None
+    one_of: list[Union[str, int, float, bool]] | None = None
+    older_than_days: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> "ArchiveCondition":
+        given = [k for k in ("equals", "one_of", "older_than_days") if k in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("a condition needs exactly one of equals, one_of, older_than_days"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+
+class Archive(Strict):
+    """Records matching every condition move to the archive table (and tab) on `sheetsync archive`."""
+
+    when: list[ArchiveCondition] = Field(min_length=1)
+    tab: str | None = "archive"          # tab (xlsx) or NAME.archive.csv beside a csv; None = store only
+    table: str | None = None             # default "<table>_archive"
+
+
 class Layout(Strict):
     """The whole of one layouts/*.yaml file."""
 
@@ -193,6 +234,9 @@ class Layout(Strict):
     report_tab: str | None = "sheetsync"  # None = no report tab
     store: str | None = None             # SQLite file; default sheetsync.db next to the layout
     schedule: Schedule = Schedule()
+    backup: Backup = Backup()
+    retention: RetentionPolicy = RetentionPolicy()
+    archive: Archive | None = None
 
     @field_validator("region")
     @classmethod
@@ -204,6 +248,13 @@ class Layout(Strict):
         if self.key is None:
             return []
         return [self.key] if isinstance(self.key, str) else list(self.key)
+
+    @property
+    def archive_table(self) -> str | None:
+        """The store table archived records move to; None when the layout has no archive rule."""
+        if self.archive is None:
+            return None
+        return self.archive.table or f"{self.table}_archive"
 
 
 class LoadedLayout(BaseModel):
@@ -464,6 +515,7 @@ def semantic_issues(data: dict) -> list[tuple[Path_, str]]:
             out.extend(_column_issues(field, col, ref))
     out.extend(_header_issues(columns))
     out.extend(_source_issues(data.get("source")))
+    out.extend(_archive_issues(data, columns))
     return out
 
 
@@ -525,6 +577,39 @@ def _source_issues(source: Any) -> list[tuple[Path_, str]]:
     if kind == "memory" and not source.get("name"):
         return [(("source",), "kind memory needs name")]
     return []
+
+
+def _archive_issues(data: dict, columns: dict) -> list[tuple[Path_, str]]:
+    """Archive conditions name real fields; age tests need a date field or a store timestamp."""
+    archive = data.get("archive")
+    if not isinstance(archive, dict):
+        return []
+    out: list[tuple[Path_, str]] = []
+    for i, cond in _items(archive.get("when")):
+        if not isinstance(cond, dict) or not isinstance(cond.get("field"), str):
+            continue
+        name, path = cond["field"], ("archive", "when", i, "field")
+        col = columns.get(name)
+        if name in ARCHIVE_TIMESTAMPS:
+            if "older_than_days" not in cond:
+                out.append((path, f"{name!r} is the record's store time: use older_than_days"))
+        elif not isinstance(col, dict):
+            if name not in columns:
+                known = list(columns) + list(ARCHIVE_TIMESTAMPS)
+                out.append((path, f"archive field {name!r} is not a column or updated_at/"
+                            "created_at" + _did_you_mean(name, known, always=False)))
+        elif "older_than_days" in cond and col.get("type") not in ("date", "datetime"):
+            out.append((path, f"older_than_days needs a date field or updated_at; {name!r} is "
+                        f"type {col.get('type', 'string')}"))
+    table, own = data.get("table"), archive.get("table")
+    if isinstance(own, str) and (own == table or own.startswith("_sheetsync")):
+        out.append((("archive", "table"), f"archive table {own!r} must differ from the live "
+                    "table and not start with _sheetsync"))
+    tab, source = archive.get("tab"), data.get("source")
+    sheet = source.get("sheet") if isinstance(source, dict) else None
+    if isinstance(tab, str) and tab in (sheet, data.get("report_tab", "sheetsync")):
+        out.append((("archive", "tab"), f"archive tab {tab!r} is the synced sheet or the report tab"))
+    return out
 
 
 # -- entry points for `sheetsync check` --------------------------------------------------------

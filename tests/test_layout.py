@@ -169,3 +169,58 @@ def test_example_layouts_are_valid() -> None:
     assert check_paths(paths) == []
     layout = load_layout(paths[0]).layout
     assert layout.columns["credit_limit"].protected and layout.columns["tier"].synonyms
+
+
+ARCHIVED = GOOD + """\
+  status:
+    type: enum
+    values: [active, closed]
+  end_date:
+    type: date
+backup:
+  dir: ../backups
+  encrypt: true
+  key_file: backup.key
+retention:
+  keep_last: 3
+  monthly: 12
+archive:
+  when:
+    - {field: status, equals: closed}
+    - {field: updated_at, older_than_days: 365}
+    - {field: end_date, older_than_days: 30}
+"""
+
+
+def test_backup_retention_and_archive_keys_load(tmp_path: Path) -> None:
+    layout = load_layout(write(tmp_path, ARCHIVED)).layout
+    assert (layout.backup.dir, layout.backup.encrypt, layout.backup.enabled) == ("../backups", True, True)
+    assert (layout.retention.keep_last, layout.retention.monthly, layout.retention.daily) == (3, 12, 32)
+    assert [c.field for c in layout.archive.when] == ["status", "updated_at", "end_date"]
+    assert layout.archive.tab == "archive" and layout.archive_table == "customers_archive"
+    plain = load_layout(write(tmp_path, GOOD, "plain.yaml")).layout
+    assert plain.archive is None and plain.archive_table is None and plain.backup.dir is None
+
+
+def test_archive_mistakes_name_line_and_key(tmp_path: Path) -> None:
+    text = GOOD + """\
+  closed_on:
+    type: date
+retention:
+  keep_lats: 3
+archive:
+  table: customers
+  when:
+    - {field: statsu, equals: closed}
+    - {field: tier, older_than_days: 30}
+    - {field: tier, equals: VIP, one_of: [Gold]}
+    - {field: updated_at, equals: 3}
+"""
+    found = issues_of(write(tmp_path, text))
+    keys = {key: (line, msg) for line, key, msg in found}
+    assert keys["retention.keep_lats"][0] == 18 and "keep_last" in keys["retention.keep_lats"][1]
+    assert keys["archive.table"][0] == 20
+    assert keys["archive.when[0].field"][0] == 22 and "not a column" in keys["archive.when[0].field"][1]
+    assert "date field" in keys["archive.when[1].field"][1]
+    assert keys["archive.when[2]"][0] == 24 and "exactly one" in keys["archive.when[2]"][1]
+    assert "older_than_days" in keys["archive.when[3].field"][1]
