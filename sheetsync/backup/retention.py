@@ -68,14 +68,17 @@ def select_kept(timestamps: Sequence[datetime], policy: RetentionPolicy,
 
 
 def forget(backup_dir: Path | str, policy: RetentionPolicy | None = None,
-           now: datetime | None = None) -> list[str]:
+           now: datetime | None = None, *, layout: str | None = None) -> list[str]:
     """Delete the manifests the policy drops; returns their ids. Labelled snapshots are kept.
     Snapshots are grouped by their set of layouts, so each layout's sheet history is thinned on
-    its own and a busy layout does not push out another's snapshots."""
+    its own and a busy layout does not push out another's snapshots. `layout` limits the walk
+    to snapshots of that layout, so one layout's policy never thins another's snapshots."""
     policy = policy or RetentionPolicy()
     repo = Repository(backup_dir)
     groups: dict[tuple[str, ...], list[Manifest]] = {}
     for m in repo.manifests():
+        if layout is not None and layout not in m.layouts:
+            continue
         groups.setdefault(tuple(m.layouts), []).append(m)
     dropped = []
     for manifests in groups.values():
