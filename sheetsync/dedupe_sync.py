@@ -6,6 +6,7 @@ index (and the fitted model), so an hourly sync never re-compares the whole tabl
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .dedupe import DedupeConfig, Pair, default_model, find_duplicates, fit_model, score_pairs
@@ -46,6 +47,7 @@ def fuzzy_duplicates(store: "Store", layout: Layout, sheet_rows: Mapping[str, in
     cfg = config(layout)
     if cfg is None:
         return {}
+    cfg = replace(cfg, exact=[])  # exact keys: the exact step checks them against the whole store
     rules = ensure_index(store, layout.table, cfg)
     if not values:
         return {}
@@ -63,8 +65,8 @@ def flags(pairs: Iterable[Pair], new: Mapping[str, object], sheet_rows: Mapping[
     Of two new rows, the later one in the sheet is flagged, pointing at the earlier one."""
     out: Flags = {}
     for p in sorted(pairs, key=lambda p: (-p.score, p.a, p.b)):
-        if not p.levels or frozenset((p.a, p.b)) in distinct:
-            continue  # exact-key pairs: the exact step flags them against the whole store
+        if frozenset((p.a, p.b)) in distinct:
+            continue
         ident, other = _direction(p, new, sheet_rows)
         if ident in out:
             continue
