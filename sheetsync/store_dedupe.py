@@ -183,11 +183,15 @@ class DedupeStoreMixin:
 
     def close_duplicate_problems(self, layout: str, a: str, b: str) -> int:
         """Close the open `duplicate` problems of the pair (either direction) once an admin
-        resolved it. Returns how many problem rows were closed."""
+        resolved it, and forget their cell marks, so the next sync clears the orange note
+        (its stray-note sweep) even when the row itself is unchanged. Returns problems closed."""
+        where = ("layout = ? AND code = 'duplicate' AND "
+                 "((ident = ? AND json_extract(params, '$.other_key') = ?) OR "
+                 " (ident = ? AND json_extract(params, '$.other_key') = ?))")
+        args = (layout, a, b, b, a)
         with self.transaction():
-            cur = self.db.execute(
-                "DELETE FROM _sheetsync_problems WHERE layout = ? AND code = 'duplicate' AND "
-                "((ident = ? AND json_extract(params, '$.other_key') = ?) OR "
-                " (ident = ? AND json_extract(params, '$.other_key') = ?))", (layout, a, b, b, a))
-        return cur.rowcount
-
+            cells = self.db.execute(f"SELECT ident, field FROM _sheetsync_problems WHERE {where}", args).fetchall()
+            self.db.execute(f"DELETE FROM _sheetsync_problems WHERE {where}", args)
+            self.db.executemany("DELETE FROM _sheetsync_marks WHERE layout = ? AND ident = ? AND field = ? "
+                                "AND kind = 'duplicate'", [(layout, i, f) for i, f in cells])
+        return len(cells)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sheetsync.store import Store
+from sheetsync.store import Mark, Store
 
 FIELDS = {"name": "string", "phone": "phone", "email": "email"}
 
@@ -103,7 +103,11 @@ def test_close_duplicate_problems_of_one_pair_either_way(store: Store) -> None:
         store.replace_problems("L", ["C1", "C2", "C3"], [
             dup("C2", "C1"), dup("C1", "C2", "phone"), dup("C3", "C1"),
             {"ident": "C2", "field": "email", "code": "email", "params": {}}], "r1")
+        store.put_marks("L", {("C2", "name"): Mark("duplicate", "FFD8A8", "dup", None),
+                              ("C3", "name"): Mark("duplicate", "FFD8A8", "dup", None),
+                              ("C2", "email"): Mark("invalid", "FFC7CE", "bad", None)})
     assert store.close_duplicate_problems("L", "C1", "C2") == 2
+    assert set(store.marks("L")) == {("C3", "name"), ("C2", "email")}  # the sweep clears the note
     left = {(p["ident"], p["field"], p["code"]) for p in store.problems("L")}
     assert left == {("C3", "name", "duplicate"), ("C2", "email", "email")}
     assert store.close_duplicate_problems("other layout", "C3", "C1") == 0
