@@ -42,7 +42,7 @@ def fuzzy_duplicates(store: "Store", layout: Layout, sheet_rows: Mapping[str, in
 
     `values`: ident -> valid normalised values of the new and changed rows. Each is compared with
     the live stored records sharing a block key and with the other rows of `values`; pairs an
-    admin called distinct are dropped, exact-key pairs are left to the exact step.
+    admin resolved (distinct or merged) are dropped, exact keys are left to the exact step.
     """
     cfg = config(layout)
     if cfg is None:
@@ -56,16 +56,16 @@ def fuzzy_duplicates(store: "Store", layout: Layout, sheet_rows: Mapping[str, in
     found = store.candidates(layout.table, blocks, exclude=new, max_block=cfg.max_block)
     stored = store.records(layout.table, found, include_deleted=False) if found else {}
     pairs = score_pairs(new, stored, cfg, load_model(store, layout.table, cfg))
-    return flags(pairs, new, sheet_rows, cfg, store.distinct_pairs(layout.table))
+    return flags(pairs, new, sheet_rows, cfg, store.resolved_pairs(layout.table))
 
 
 def flags(pairs: Iterable[Pair], new: Mapping[str, object], sheet_rows: Mapping[str, int],
-          cfg: DedupeConfig, distinct: set[frozenset[str]]) -> Flags:
+          cfg: DedupeConfig, resolved: set[frozenset[str]]) -> Flags:
     """One mark per flagged row: its best-scoring pair, on the field that carried the evidence.
     Of two new rows, the later one in the sheet is flagged, pointing at the earlier one."""
     out: Flags = {}
     for p in sorted(pairs, key=lambda p: (-p.score, p.a, p.b)):
-        if frozenset((p.a, p.b)) in distinct:
+        if frozenset((p.a, p.b)) in resolved:
             continue
         ident, other = _direction(p, new, sheet_rows)
         if ident in out:
@@ -187,7 +187,7 @@ def load_model(store: "Store", table: str, cfg: DedupeConfig) -> "FSModel | None
 # -- full re-scan (the CLI's `duplicates --rescan`) ----------------------------------------------
 
 def rescan_with_stats(store: "Store", layout: Layout) -> tuple[list[Pair], "BlockStats"]:
-    """Every live record against every other in its blocks; pairs called distinct are dropped."""
+    """Every live record against every other in its blocks; pairs an admin resolved are dropped."""
     cfg = config(layout)
     if cfg is None:
         raise UsageError(f"layout for table {layout.table!r} has no dedupe.block_on",
@@ -196,8 +196,8 @@ def rescan_with_stats(store: "Store", layout: Layout) -> tuple[list[Pair], "Bloc
     records = store.records(layout.table, include_deleted=False)
     fit = len(records) >= FIT_MIN and not cfg.weights
     pairs, stats = find_duplicates(records, cfg, fit=fit)
-    distinct = store.distinct_pairs(layout.table)
-    return [p for p in pairs if frozenset((p.a, p.b)) not in distinct], stats
+    resolved = store.resolved_pairs(layout.table)
+    return [p for p in pairs if frozenset((p.a, p.b)) not in resolved], stats
 
 
 def rescan(store: "Store", layout: Layout) -> list[Pair]:

@@ -161,6 +161,11 @@ class DedupeStoreMixin:
                               (table,))
         return {frozenset(r) for r in cur}
 
+    def resolved_pairs(self, table: str) -> set[frozenset[str]]:
+        """Pairs an admin decided (distinct or merged): neither is flagged again."""
+        self.ensure_dedupe_tables()
+        return {frozenset(r) for r in self.db.execute("SELECT a, b FROM _sheetsync_pairs WHERE tbl = ?", (table,))}
+
     def pair_decisions(self, table: str) -> list[dict[str, Any]]:
         self.ensure_dedupe_tables()
         cur = self.db.execute("SELECT a, b, decision, at, actor FROM _sheetsync_pairs WHERE tbl = ? "

@@ -86,6 +86,7 @@ def test_merge_records_history_soft_delete_and_decision(store: Store) -> None:
     assert store.candidates(T, ["phone_last4:8000"]) == set()
     assert store.pair_decisions(T)[0]["decision"] == "merged"
     assert not store.is_distinct(T, "C1", "C2")
+    assert store.resolved_pairs(T) == {frozenset(("C1", "C2"))}
 
 
 def test_merge_is_one_transaction(store: Store) -> None:
