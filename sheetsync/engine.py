@@ -5,6 +5,8 @@ finish the write-back. Imports no gspread, openpyxl or xlwings: sources come thr
 """
 from __future__ import annotations
 
+import gc
+import hashlib
 import os
 import socket
 import time
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import __version__
 from . import report as report_mod
 from .connectors import Connector, from_source
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
@@ -37,7 +40,8 @@ class RunContext:
     result: RunResult
     hook: Callable[[str], None]
     clock: Callable[[], float]
-    counts: dict[str, int] = field(default_factory=dict)
+    records: dict[str, dict] = field(default_factory=dict)
+    full: bool = False
 
     @property
     def name(self) -> str:
@@ -59,10 +63,11 @@ def open_store(loaded: LoadedLayout) -> Store:
 
 def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
               connector: Connector | None = None, clock: Callable[[], float] = time.time,
-              hook: Callable[[str], None] | None = None) -> RunResult:
+              hook: Callable[[str], None] | None = None, full: bool = False) -> RunResult:
     """Run one sync of one layout and return its RunResult (also recorded in the store).
 
     `hook(step)` is called before each step: tests use it to stop a run at a named step.
+    `full=True` compares every row even when the source is unchanged since the last run.
     Transient trouble (busy, changed, unavailable) ends the run `partial` with the outbox kept;
     a layout or source error is raised after recording a `failed` run.
     """
@@ -75,7 +80,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     try:
         ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
-                         result, hook or (lambda step: None), clock)
+                         result, hook or (lambda step: None), clock, full=full)
         ctx.hook("lease")
         _break_dead_lease(store, loaded.name)
         if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
@@ -83,6 +88,8 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
             raise SourceBusy(f"another run holds layout {loaded.name!r} ({who[0] if who else '?'})",
                              hint="wait for it to finish; a lease of a dead process expires by itself")
         store.start_run(run_id, loaded.name)
+        gc_was_on = gc.isenabled()
+        gc.disable()  # a run allocates millions of small objects and frees them all at its end
         try:
             _run(ctx)
         except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
@@ -91,6 +98,8 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
             result.outcome, result.message = "failed", str(exc)
             raise
         finally:
+            if gc_was_on:
+                gc.enable()
             result.seconds = time.perf_counter() - started
             with store.transaction():
                 store.finish_run(run_id, result.outcome, result.to_json(), result.message)
@@ -121,6 +130,12 @@ def _break_dead_lease(store: Store, name: str) -> None:
 def _run(ctx: RunContext) -> None:
     ctx.hook("replay")
     _replay(ctx)
+    if not ctx.full and _source_unchanged(ctx):
+        ctx.result.unchanged = ctx.store.base_count(ctx.name)
+        ctx.result.message = "source unchanged since the last run; rows not compared"
+        if ctx.store.problems(ctx.name):
+            ctx.result.outcome = "problems"
+        return
     ctx.hook("read")
     data = ctx.connector.read()
     ctx.result.api_calls += int(data.meta.get("api_calls", 0)) if data.meta else 0
@@ -131,7 +146,7 @@ def _run(ctx: RunContext) -> None:
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")
     checker = compile_rules(ctx.layout)
-    sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base(ctx.name))
+    sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base_index(ctx.name))
     ctx.result.rows_read = len(data.rows)
     todo = _select(ctx, sheet)
     ctx.hook("validate")
@@ -143,11 +158,42 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("commit")
     planned, report = _commit(ctx, data, sheet, cols, decisions)
     ctx.hook("apply")
-    _apply(ctx, planned, report, data.fingerprint)
+    landed = _apply(ctx, planned, report, data.fingerprint)
     ctx.hook("finish")
+    _remember_source_state(ctx, landed)
     problems = ctx.store.problems(ctx.name)
     if ctx.result.outcome == "ok" and problems:
         ctx.result.outcome = "problems"
+
+
+def _state_marks(ctx: RunContext) -> dict[str, str]:
+    """What must be equal for a run to skip comparing rows: the layout and the store table."""
+    layout_json = ctx.layout.model_dump_json()
+    return {"layout_hash": hashlib.sha256(f"{__version__}:{layout_json}".encode()).hexdigest(),
+            "history_mark": str(ctx.store.history_mark(ctx.layout.table))}
+
+
+def _source_unchanged(ctx: RunContext) -> bool:
+    """True when the source is exactly as sheetsync last left it and nothing else moved: same
+    fingerprint (a file hash, a Drive version), same layout, no store change, empty outbox."""
+    check = getattr(ctx.connector, "unchanged_since", None)
+    last = ctx.store.get_meta(ctx.name, "fingerprint")
+    if check is None or not last or ctx.result.replayed or ctx.store.outbox(ctx.name):
+        return False
+    try:
+        if any(ctx.store.get_meta(ctx.name, k) != v for k, v in _state_marks(ctx).items()):
+            return False
+    except Exception:  # the table does not exist yet
+        return False
+    return bool(check(last))
+
+
+def _remember_source_state(ctx: RunContext, fingerprint: str | None) -> None:
+    """Record the source's fingerprint only when it is known to hold everything this run saw."""
+    with ctx.store.transaction():
+        ctx.store.set_meta(ctx.name, "fingerprint", fingerprint)
+        for k, v in _state_marks(ctx).items():
+            ctx.store.set_meta(ctx.name, k, v)
 
 
 def _replay(ctx: RunContext) -> None:
@@ -166,12 +212,12 @@ def _replay(ctx: RunContext) -> None:
 def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
     """Step 4: new and changed rows, plus unchanged rows whose record changed in the store or
     whose open duplicate partner changed. Unchanged rows cost nothing further."""
-    revs = ctx.store.records(ctx.layout.table, sheet.unchanged) if sheet.unchanged else {}
+    revs = ctx.store.revisions(ctx.layout.table) if sheet.unchanged else {}
     touched = set(sheet.changed) | set(sheet.deleted)
     todo = set(sheet.changed)
     for ident in sheet.unchanged:
-        base, rec = sheet.base[ident], revs.get(ident)
-        if rec is not None and base.rev is not None and rec["_rev"] != base.rev:
+        base, rev = sheet.base[ident], revs.get(ident)
+        if rev is not None and base.rev is not None and rev != base.rev:
             todo.add(ident)
     for p in ctx.store.problems(ctx.name):
         if p["code"] == "duplicate" and p["params"].get("other_key") in touched and p["ident"] in sheet.raw:
@@ -182,7 +228,8 @@ def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
 
 def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> dict[str, RowDecision]:
     layout = ctx.layout
-    records = ctx.store.records(layout.table, checked)
+    records = ctx.records = ctx.store.records(layout.table, checked)
+    sheet.base.update(ctx.store.base(ctx.name, [i for i in checked if i in sheet.base]))
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     decisions = {}
@@ -212,13 +259,17 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
     col1 = {f: i + 1 for f, i in cols.items()}
     existing = _live_marks(store.marks(ctx.name), sheet, col1, data, notes)
     planned, marks, problems, base = [], {}, [], {}
+    marked = {i for i, _ in existing}
     with store.transaction():
+        store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
+        revs = _write(ctx, sheet, decisions, data.sheet)
         for ident, d in decisions.items():
-            rev = _write(ctx, sheet, ident, d, data.sheet)
-            place = RowPlace(sheet.rows[ident], sheet.raw[ident], sheet.anchor(ident, col1))
-            p, m = plan_row(d, place, col1, layout, existing, notes)
-            planned.extend(p)
-            marks.update(m)
+            rev = revs.get(ident)
+            if d.marks or d.writes or ident in marked:
+                place = RowPlace(sheet.rows[ident], sheet.raw[ident], sheet.anchor(ident, col1))
+                p, m = plan_row(d, place, col1, layout, existing, notes)
+                planned.extend(p)
+                marks.update(m)
             problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
             base[ident] = _next_base(sheet, ident, d, cols, rev)
             _count(res, d)
@@ -239,25 +290,31 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
     return planned, report
 
 
-def _write(ctx: RunContext, sheet: SheetIndex, ident: str, d: RowDecision, sheet_name: str) -> int | None:
-    if d.held_back:
-        ctx.result.held_back += 1
-        return None
-    if not d.store_values and not d.insert:
-        rec = ctx.store.records(ctx.layout.table, [ident]).get(ident)
-        return rec["_rev"] if rec else None
-    rev = ctx.store.write_record(ctx.layout.table, ident, d.store_values,
-                                 action="insert" if d.insert else "update", run_id=ctx.result.run_id,
-                                 layout=ctx.name, sheet=sheet_name, row=sheet.rows[ident])
-    if d.insert:
-        ctx.result.inserted += 1
-    else:
-        ctx.result.updated += 1
-    return rev
+def _write(ctx: RunContext, sheet: SheetIndex, decisions: dict[str, RowDecision], sheet_name: str) -> dict[str, int]:
+    """Records and their history for every decided row; returns each record's new _rev."""
+    revs: dict[str, int] = {}
+    items = []
+    for ident, d in decisions.items():
+        old = ctx.records.get(ident)
+        if d.held_back:
+            ctx.result.held_back += 1
+        elif d.store_values or d.insert:
+            items.append((ident, d.store_values, old, sheet.rows[ident]))
+            if d.insert:
+                ctx.result.inserted += 1
+            else:
+                ctx.result.updated += 1
+        elif old is not None:
+            revs[ident] = old["_rev"]
+    revs.update(ctx.store.write_many(ctx.layout.table, items, run_id=ctx.result.run_id,
+                                     layout=ctx.name, sheet=sheet_name))
+    return revs
 
 
 def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None) -> BaseRow:
     """The row as it will read after the write-back, so an untouched row hashes equal next time."""
+    if not d.writes:
+        return BaseRow(sheet.hashes[ident], sheet.rows[ident], d.base_sheet, d.base_store, rev)
     values = list(sheet.values[ident])
     for fld, value in d.writes.items():
         idx = cols[fld]
@@ -291,10 +348,13 @@ def _live_marks(marks: dict, sheet: SheetIndex, col1: dict[str, int], data: Shee
     return live
 
 
-def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> None:
-    """Step 9: write the outbox back; what lands leaves the outbox, the rest waits for a later run."""
+def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str | None:
+    """Step 9: write the outbox back; what lands leaves the outbox, the rest waits for a later run.
+
+    Returns the source's fingerprint after the write when it is exactly known (None otherwise).
+    """
     if not planned and report is None:
-        return
+        return fingerprint
     pending = ctx.store.outbox(ctx.name)
     applied = _apply_patches(ctx, [p for _, p, _, _ in pending], report, fingerprint)
     done = set(applied.applied) | set(applied.deferred)
@@ -303,6 +363,7 @@ def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> Non
         _remember_prior_fills(ctx, [(p, i, f) for _, p, i, f in pending], applied)
         if report is not None:
             ctx.store.set_meta(ctx.name, "report_hash", report_mod.report_hash(report))
+    return applied.fingerprint if not applied.deferred else None
 
 
 def _apply_patches(ctx: RunContext, patches: list, report: Any, fingerprint: str | None) -> Applied:

@@ -58,7 +58,7 @@ def canonical_text(value: CellValue) -> str:
 
 def row_hash(values: Sequence[CellValue]) -> str:
     """Hash of one row's cells as shown; trailing empty cells do not count (Sheets trims them)."""
-    texts = [canonical_text(v) for v in values]
+    texts = [v if type(v) is str else canonical_text(v) for v in values]
     while texts and texts[-1] == "":
         texts.pop()
     # length-prefixed, so no choice of cell text can make two different rows join the same
@@ -174,12 +174,15 @@ class Applied:
     edited it); they are left for the next run. `prior_fills` maps (row, col) of each newly
     marked cell to the fill it had before sheetsync's mark (None = none), so a later clear can
     put it back. `api_calls` counts requests made to a remote service (0 for local files).
+    `fingerprint` is set by a connector that knows the exact bytes it wrote, so the next run can
+    tell "nothing changed since sheetsync's own write" without reading the rows.
     """
 
     applied: tuple[Patch, ...]
     deferred: tuple[Patch, ...] = ()
     prior_fills: Mapping[tuple[int, int], str | None] = field(default_factory=dict)
     api_calls: int = 0
+    fingerprint: str | None = None  # the source's fingerprint right after this write, when known exactly
 
 
 Outcome = Literal["ok", "corrected", "invalid", "protected"]

@@ -73,7 +73,7 @@ def reconcile_row(row: RowInput) -> RowDecision:
 
 
 def _text(value: Any) -> str:
-    return canonical_text(value)
+    return value if type(value) is str else canonical_text(value)
 
 
 def _invalid(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool) -> None:

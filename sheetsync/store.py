@@ -20,7 +20,7 @@ from .model import Patch, WriteValue
 from .store_archive import ArchiveStoreMixin
 from .store_dedupe import DedupeStoreMixin
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
 _RESERVED = {"_key", "_rev", "_deleted", "_created_at", "_updated_at", "_source"}
 
@@ -55,6 +55,8 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (scope, name));
     CREATE TABLE _sheetsync_tables (tbl TEXT PRIMARY KEY, columns TEXT NOT NULL);
     """,
+    # 2: the newest history row of a table in O(log n), to tell "the store changed since" cheaply
+    "CREATE INDEX _sheetsync_history_tbl ON _sheetsync_history(tbl, id);",
 ]
 
 
@@ -233,12 +235,42 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
             rev = old["_rev"] + 1
             if old["_deleted"]:
                 self._history(table, key, None, "1", "0", "undelete", run_id, now, layout, sheet, row, actor)
+        if old is None:
+            self._history(table, key, None, None, _insert_json(values), action, run_id, now, layout, sheet, row, actor)
+            return rev
         for f, v in changed.items():
-            before = None if old is None else old.get(f)
-            if old is None and v is None:
-                continue
-            self._history(table, key, f, before, v, action, run_id, now, layout, sheet, row, actor)
+            self._history(table, key, f, old.get(f), v, action, run_id, now, layout, sheet, row, actor)
         return rev
+
+    def write_many(self, table: str, items: Sequence[tuple[str, Mapping[str, WriteValue], Mapping[str, Any] | None, int | None]],
+                   *, run_id: str | None, layout: str | None = None, sheet: str | None = None,
+                   actor: str | None = None) -> dict[str, int]:
+        """write_record for many records at once: (key, values, old record or None, sheet row).
+
+        The caller passes the old records it already read, so a first sync of 100k rows costs a
+        few executemany calls instead of a query and several statements per record.
+        """
+        now = self.clock()
+        revs: dict[str, int] = {}
+        inserts: dict[tuple[str, ...], list[list[Any]]] = {}
+        history: list[tuple] = []
+        for key, values, old, row in items:
+            if old is None:
+                inserts.setdefault(tuple(values), []).append([key, *values.values(), now, now, layout])
+                revs[key] = 1
+                history.append((table, key, None, None, _insert_json(values), "insert", run_id, now, layout,
+                                sheet, row, actor))
+            else:
+                revs[key] = self.write_record(table, key, values, action="update", run_id=run_id, layout=layout,
+                                              sheet=sheet, row=row, actor=actor)
+        for fields, rows in inserts.items():
+            names = ["_key", *fields, "_created_at", "_updated_at", "_source"]
+            self.db.executemany(f"INSERT INTO {quote(table)} ({', '.join(quote(n) for n in names)}) "
+                                f"VALUES ({', '.join('?' * len(names))})", rows)
+        self.db.executemany(
+            "INSERT INTO _sheetsync_history(tbl, record_key, field, old, new, action, run_id, at, "
+            "layout, sheet, row, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", history)
+        return revs
 
     def delete_record(self, table: str, key: str, *, run_id: str | None, layout: str | None = None,
                       sheet: str | None = None, row: int | None = None) -> int | None:
@@ -260,19 +292,56 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
             "layout, sheet, row, actor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (table, key, field, _text(old), _text(new), action, run_id, at, layout, sheet, row, actor))
 
+    def history_mark(self, table: str) -> int:
+        """Id of the newest history row of `table`: it moves whenever any record of it changes."""
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM _sheetsync_history WHERE tbl = ?",
+                               (table,)).fetchone()[0]
+
     def history(self, table: str, key: str) -> list[dict[str, Any]]:
+        """Every change of one record, one entry per field (an insert is kept as one row holding
+        all its values, to keep first syncs of big sheets fast, and expanded here)."""
         cur = self.db.execute(
             "SELECT id, field, old, new, action, run_id, at, layout, sheet, row, actor "
             "FROM _sheetsync_history WHERE tbl = ? AND record_key = ? ORDER BY id", (table, key))
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur]
+        out: list[dict[str, Any]] = []
+        for r in cur:
+            entry = dict(zip(names, r))
+            if entry["field"] is None and entry["action"] == "insert" and (entry["new"] or "").startswith("{"):
+                out += [{**entry, "field": f, "new": v} for f, v in json.loads(entry["new"]).items()]
+            else:
+                out.append(entry)
+        return out
 
     # -- base state, problems, marks -------------------------------------------------------------
 
-    def base(self, layout: str) -> dict[str, BaseRow]:
-        cur = self.db.execute("SELECT ident, hash, row, sheet_vals, store_vals, rev FROM _sheetsync_base "
-                              "WHERE layout = ?", (layout,))
-        return {i: BaseRow(h, r, json.loads(s), json.loads(st), rev) for i, h, r, s, st, rev in cur}
+    def base(self, layout: str, idents: Iterable[str] | None = None) -> dict[str, BaseRow]:
+        """Base rows with their values (all, or of `idents`)."""
+        sql = "SELECT ident, hash, row, sheet_vals, store_vals, rev FROM _sheetsync_base WHERE layout = ?"
+        if idents is None:
+            rows = self.db.execute(sql, (layout,)).fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(list(idents), 500):
+                rows += self.db.execute(sql + f" AND ident IN ({','.join('?' * len(chunk))})",
+                                        (layout, *chunk)).fetchall()
+        out = {}
+        for i, h, r, s, st, rev in rows:
+            sheet_vals = json.loads(s)
+            out[i] = BaseRow(h, r, sheet_vals, sheet_vals if st == "=" else json.loads(st), rev)
+        return out
+
+    def base_count(self, layout: str) -> int:
+        return self.db.execute("SELECT count(*) FROM _sheetsync_base WHERE layout = ?", (layout,)).fetchone()[0]
+
+    def base_index(self, layout: str) -> dict[str, BaseRow]:
+        """Base rows without their values: enough to tell unchanged rows by hash, cheaply."""
+        cur = self.db.execute("SELECT ident, hash, row, rev FROM _sheetsync_base WHERE layout = ?", (layout,))
+        return {i: BaseRow(h, r, {}, {}, rev) for i, h, r, rev in cur}
+
+    def revisions(self, table: str) -> dict[str, int]:
+        """_rev of every live record: a store-side change shows as a rev the base does not know."""
+        return dict(self.db.execute(f'SELECT "_key", "_rev" FROM {quote(table)} WHERE "_deleted" = 0'))
 
     def put_base(self, layout: str, rows: Mapping[str, BaseRow], removed: Iterable[str] = ()) -> None:
         self.db.executemany("DELETE FROM _sheetsync_base WHERE layout = ? AND ident = ?",
@@ -281,7 +350,8 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
             "INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
             "VALUES (?,?,?,?,?,?,?)",
             [(layout, i, b.hash, b.row, json.dumps(b.sheet, ensure_ascii=False),
-              json.dumps(b.store, ensure_ascii=False), b.rev) for i, b in rows.items()])
+              "=" if b.store == b.sheet else json.dumps(b.store, ensure_ascii=False), b.rev)
+             for i, b in rows.items()])  # "=": store values equal the sheet's, the usual case
 
     def relocate(self, layout: str, moved: Mapping[str, int]) -> None:
         """Rows people moved (sorted, inserted above): keep problem cells and base rows right."""
@@ -392,6 +462,10 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
     def set_meta(self, scope: str, name: str, value: str | None) -> None:
         self.db.execute("INSERT OR REPLACE INTO _sheetsync_meta(scope, name, value) VALUES (?,?,?)",
                         (scope, name, value))
+
+
+def _insert_json(values: Mapping[str, WriteValue]) -> str:
+    return json.dumps({f: _text(v) for f, v in values.items() if v is not None}, ensure_ascii=False)
 
 
 def _text(value: Any) -> str | None:

@@ -132,6 +132,13 @@ class CsvConnector:
     def snapshot(self) -> bytes:
         return read_bytes(self.path)
 
+    def unchanged_since(self, fingerprint_: str) -> bool:
+        """True when the file is byte-identical to the version with that fingerprint."""
+        try:
+            return fingerprint(read_bytes(self.path)) == fingerprint_
+        except Exception:
+            return False
+
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
               expected: str | None = None) -> Applied:
         if not patches and report is None:
@@ -151,13 +158,12 @@ class CsvConnector:
                 parsed.set_field(patch.row, patch.col, canonical_text(patch.value))
                 changed = True
             applied.append(patch)
-        if changed:
-            self._save(parsed, data)
+        written = self._save(parsed, data) if changed else None
         if report is not None:
             self._write_report(report)
-        return Applied(applied=tuple(applied), deferred=tuple(deferred))
+        return Applied(applied=tuple(applied), deferred=tuple(deferred), fingerprint=written)
 
-    def _save(self, parsed: ParsedCsv, data: bytes) -> None:
+    def _save(self, parsed: ParsedCsv, data: bytes) -> str:
         try:
             body = parsed.encode()
         except UnicodeEncodeError as exc:
@@ -167,7 +173,7 @@ class CsvConnector:
         if read_bytes(self.path) != data:
             raise SourceChanged("the CSV file was saved by someone else while sheetsync wrote",
                                 where=str(self.path), hint="nothing was written; run again")
-        atomic_write(self.path, lambda fh: fh.write(body))
+        return atomic_write(self.path, lambda fh: fh.write(body))
 
     def _write_report(self, report: ReportTab) -> None:
         """The sidecar report, UTF-8 with BOM so Excel shows Chinese text correctly."""

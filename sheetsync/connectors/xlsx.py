@@ -162,6 +162,13 @@ class XlsxConnector:
     def snapshot(self) -> bytes:
         return read_bytes(self.path)
 
+    def unchanged_since(self, fingerprint_: str) -> bool:
+        """True when the file is byte-identical to the version with that fingerprint."""
+        try:
+            return fingerprint(read_bytes(self.path)) == fingerprint_
+        except Exception:
+            return False
+
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
               expected: str | None = None) -> Applied:
         if not patches and report is None:
@@ -193,9 +200,8 @@ class XlsxConnector:
             applied.append(patch)
         if report is not None:
             _write_report(book, ws, report, self._where(report.name))
-        if applied or report is not None:
-            self._save(book, data)
-        return Applied(applied=tuple(applied), deferred=tuple(deferred), prior_fills=prior)
+        written = self._save(book, data) if applied or report is not None else None
+        return Applied(applied=tuple(applied), deferred=tuple(deferred), prior_fills=prior, fingerprint=written)
 
     def _load(self, data: bytes) -> tuple[Any, Any]:
         import openpyxl
@@ -211,13 +217,13 @@ class XlsxConnector:
                               hint="sheets in this workbook: " + ", ".join(book.sheetnames))
         return book, book[name]
 
-    def _save(self, book: Any, data: bytes) -> None:
+    def _save(self, book: Any, data: bytes) -> str:
         """Atomic save; refuse if someone saved the file while we were patching it."""
         if fingerprint(read_bytes(self.path)) != fingerprint(data):
             raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
                                 where=str(self.path), hint="nothing was written; run again")
         refuse_if_open(self.path)
-        atomic_write(self.path, book.save)
+        return atomic_write(self.path, book.save)
 
 
 class _CellTexts:

@@ -175,10 +175,11 @@ def refuse_if_open(path: Path) -> None:
                          where=str(path), hint="close the workbook in Excel/LibreOffice and run again")
 
 
-def atomic_write(path: Path, write: Callable[[object], None]) -> None:
+def atomic_write(path: Path, write: Callable[[object], None]) -> str:
     """Write via a temp file in the same folder, fsync, os.replace, then restore the file mode.
 
-    Readers never see a half-written file, and a crash leaves the original intact.
+    Readers never see a half-written file, and a crash leaves the original intact. Returns the
+    fingerprint of the bytes written, taken before they become visible to anyone else.
     """
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -190,6 +191,7 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        written = fingerprint(Path(tmp).read_bytes())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -197,6 +199,7 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> None:
     if mode is not None:
         os.chmod(path, mode)
     _fsync_dir(path.parent)
+    return written
 
 
 def _fsync_dir(folder: Path) -> None:
