@@ -24,8 +24,18 @@ def add_snapshot_commands(subparsers: Any) -> None:
     sp = subparsers.add_parser("snapshots", help="list, verify, compare and restore snapshots",
                                description="list, verify, compare and restore snapshots")
     sp.set_defaults(func=lambda args: _help(sp))
-    sub = sp.add_subparsers(metavar="ACTION")
+    _add_actions(sp.add_subparsers(metavar="ACTION"))
+    ap = subparsers.add_parser("archive", help="move records matching the layout's archive rule "
+                               "to the archive table and tab", description="move records matching "
+                               "the layout's archive rule to the archive table and tab")
+    ap.set_defaults(func=cmd_archive)
+    ap.add_argument("layout", help="layout file, or name in the layouts folder")
+    ap.add_argument("--dry-run", action="store_true", help="list what would move; change nothing")
+    ap.add_argument("--layouts-dir", default=None)
+    ap.add_argument("--json", action="store_true")
 
+
+def _add_actions(sub: Any) -> None:
     def action(name: str, func: Command, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
@@ -63,15 +73,6 @@ def add_snapshot_commands(subparsers: Any) -> None:
            ).add_argument("--layout", help="only this layout's snapshots, with its retention")
     p = action("prune", cmd_prune, "delete objects no snapshot needs")
     p.add_argument("--grace-minutes", type=float, default=15.0)
-
-    ap = subparsers.add_parser("archive", help="move records matching the layout's archive rule "
-                               "to the archive table and tab", description="move records matching "
-                               "the layout's archive rule to the archive table and tab")
-    ap.set_defaults(func=cmd_archive)
-    ap.add_argument("layout", help="layout file, or name in the layouts folder")
-    ap.add_argument("--dry-run", action="store_true", help="list what would move; change nothing")
-    ap.add_argument("--layouts-dir", default=None)
-    ap.add_argument("--json", action="store_true")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -238,15 +239,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    folder, key, _ = _where(args, args.layout)
-    manifest = backup.show(folder, args.id)
-    name = args.layout or _only_layout(manifest)
     try:
-        loaded = _pick(args, name)
+        loaded = _pick(args, args.layout)
     except UsageError:
-        if args.replace:
+        if args.replace or not args.backup_dir:
             raise
         loaded = None  # the layout is gone: the copy goes to the current folder
+    folder, key = _folder(args, loaded), _key(args, loaded)
+    name = args.layout or _only_layout(backup.show(folder, args.id))
+    if loaded is not None and loaded.name != name:
+        loaded = _pick(args, name)
     if args.replace:
         if loaded is None:
             raise UsageError(f"no layout {name!r} to restore into", hint="pass --layouts-dir DIR")
@@ -320,8 +322,10 @@ def restore_records(loaded: LoadedLayout, folder: Path, snap_id: str,
     with tempfile.TemporaryDirectory(dir=db.parent, prefix=".sheetsync-restore-") as tmp:
         copy = backup.restore_store(folder, snap_id, Path(tmp) / "snapshot.db", key)
         with Store(copy) as old:
-            wanted = old.records(layout.table, include_deleted=False) \
-                if layout.table in old.tables() else {}
+            if layout.table not in old.tables():
+                raise UsageError(f"snapshot {snap_id} has no table {layout.table!r}",
+                                 hint="pick a snapshot taken after this layout's first sync")
+            wanted = old.records(layout.table, include_deleted=False)
     run_id = f"restore-{snap_id}"
     holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     counts = {"changed": 0, "deleted": 0}

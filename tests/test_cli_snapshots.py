@@ -187,3 +187,12 @@ def test_archive_command_dry_run_then_real(world, capsys) -> None:
     assert code == 0 and res["keys"] == ["C2"] and res["rows_removed"] == [3]
     book = openpyxl.load_workbook(loaded.path.parent / "book.xlsx")
     assert book["People"].max_row == 2 and book["archive"]["A2"].value == "C2"
+
+
+def test_snapshots_alone_prints_help_and_no_backup_dir_is_a_usage_error(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHEETSYNC_BACKUP_DIR", raising=False)
+    code, out = cli(capsys, "snapshots")
+    assert code == 2 and "verify" in out and "restore" in out
+    code, out = cli(capsys, "snapshots", "list")
+    assert code == 2 and "--backup-dir" in out
