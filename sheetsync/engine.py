@@ -90,6 +90,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         store.start_run(run_id, loaded.name)
         gc_was_on = gc.isenabled()
         gc.disable()  # a run allocates millions of small objects and frees them all at its end
+        calls = _calls(ctx.connector)
         try:
             _run(ctx)
         except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
@@ -100,6 +101,9 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         finally:
             if gc_was_on:
                 gc.enable()
+            if calls is not None:
+                now_calls = _calls(ctx.connector)
+                result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
             result.seconds = time.perf_counter() - started
             with store.transaction():
                 store.finish_run(run_id, result.outcome, result.to_json(), result.message)
@@ -108,6 +112,13 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         if own_store:
             store.close()
     return result
+
+
+def _calls(connector: Any) -> tuple[int, int] | None:
+    """(Sheets, Drive) requests so far, for connectors that count them (remote ones)."""
+    if not hasattr(connector, "api_calls"):
+        return None
+    return int(connector.api_calls), int(getattr(connector, "drive_calls", 0))
 
 
 def _break_dead_lease(store: Store, name: str) -> None:
@@ -138,7 +149,6 @@ def _run(ctx: RunContext) -> None:
         return
     ctx.hook("read")
     data = ctx.connector.read()
-    ctx.result.api_calls += int(data.meta.get("api_calls", 0)) if data.meta else 0
     where = f"{data.source or ctx.loaded.path}[{data.sheet}]"
     cols = map_headers(data.header, ctx.layout, where=where)
     ctx.store.ensure_table(ctx.layout.table, {f: c.type for f, c in ctx.layout.columns.items()})

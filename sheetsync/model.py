@@ -225,6 +225,7 @@ class RunResult:
     patches_deferred: int = 0
     replayed: int = 0
     api_calls: int = 0
+    drive_calls: int = 0
     seconds: float = 0.0
     message: str = ""
     problems: tuple[Problem, ...] = ()
@@ -233,7 +234,7 @@ class RunResult:
         keys = ("layout", "run_id", "outcome", "rows_read", "inserted", "updated", "unchanged",
                 "deleted", "corrected", "invalid", "duplicates", "conflicts", "protected",
                 "held_back", "patches_applied", "patches_deferred", "replayed", "api_calls",
-                "seconds", "message")
+                "drive_calls", "seconds", "message")
         out = {k: getattr(self, k) for k in keys}
         out["seconds"] = round(self.seconds, 3)
         return out

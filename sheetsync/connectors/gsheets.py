@@ -122,7 +122,8 @@ class GSheetsConnector:
     """Reads and patches one worksheet of a Google Sheet through gspread's HTTP client.
 
     `endpoint` (or SHEETSYNC_SHEETS_ENDPOINT) points it at the emulator, no credentials needed.
-    Counts every HTTP request in `api_calls`; `reads_api_calls` is what the last read() cost.
+    Counts Sheets API requests in `api_calls` and Drive requests in `drive_calls` (separate
+    quotas); `reads_api_calls` is what the last read() cost in Sheets requests.
     """
 
     capabilities = Capabilities(fills=True, notes=True, report_tab=True, remote=True)
@@ -144,6 +145,7 @@ class GSheetsConnector:
         self._session, self._http, self._email = session, None, None
         self._deadline: float | None = None
         self.api_calls = 0
+        self.drive_calls = 0
         self.reads_api_calls = 0
         self._drive: dict[str, Any] | None = None
         self._sheet_id: int | None = None
@@ -166,7 +168,10 @@ class GSheetsConnector:
             self._deadline = self.clock() + self.deadline_s
 
         def attempt() -> dict[str, Any]:
-            self.api_calls += 1
+            if url.startswith(DRIVE):
+                self.drive_calls += 1  # Drive has its own quota; Sheets' is the 60/min one
+            else:
+                self.api_calls += 1
             return http.request(method, url, **kwargs).json()
 
         try:
