@@ -8,6 +8,7 @@ merged cells, tables, validations, conditional formats, names or links); otherwi
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import os
@@ -224,14 +225,30 @@ def write_xlsx(path: Path, data: SheetData, tab: str, header: list[str], rows: l
                 _set_value(out.cell(row=r, column=c), value)
     why = refuse or unsafe_to_delete(book, ws)
     if not why:
-        for number in sorted(delete, reverse=True):
-            ws.delete_rows(number)
+        delete_rows(ws, delete)
     if fingerprint(read_bytes(path)) != data.fingerprint:
         raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
                             where=str(path), hint="nothing was archived; run again")
     refuse_if_open(path)
     atomic_write(path, book.save)
     return ([] if why else sorted(delete)), why
+
+
+def delete_rows(ws: Any, rows: list[int]) -> None:
+    """Delete many rows in one pass over the cells (what ws.delete_rows does per call, which
+    costs a pass per row: 1,000 scattered rows of 10,000 took 70 s that way)."""
+    gone = sorted(set(rows))
+    if not gone:
+        return
+    drop, moved = set(gone), {}
+    for (r, c), cell in sorted(ws._cells.items()):
+        if r in drop:
+            continue
+        shift = bisect.bisect_left(gone, r)
+        if shift:
+            cell.row = r - shift
+        moved[(r - shift, c)] = cell
+    ws._cells = moved
 
 
 def _open_book(path: Path, raw: bytes) -> Any:

@@ -161,3 +161,30 @@ def test_no_rule_and_busy_lease(tmp_path: Path) -> None:
     assert store.acquire_lease(loaded.name, "other", 60)
     with pytest.raises(SourceBusy):
         archive(loaded, store, conn)
+
+
+def test_one_pass_delete_matches_openpyxl_delete_rows(tmp_path: Path) -> None:
+    from openpyxl.comments import Comment
+    from sheetsync.archive import delete_rows
+
+    def build():
+        book = openpyxl.Workbook()
+        for r in range(1, 20):
+            for c in range(1, 4):
+                book.active.cell(r, c, f"{r}-{c}")
+            if r % 3 == 0:
+                book.active.cell(r, 2).comment = Comment(f"note {r}", "x")
+        return book
+
+    def saved(book, name):
+        book.save(tmp_path / name)
+        ws = openpyxl.load_workbook(tmp_path / name).active
+        return [[(c.value, c.comment.text if c.comment else None) for c in row] for row in ws.iter_rows()]
+
+    rows = [2, 3, 9, 10, 11, 19]
+    ours, theirs = build(), build()
+    delete_rows(ours.active, rows)
+    for r in sorted(rows, reverse=True):
+        theirs.active.delete_rows(r)
+    assert saved(ours, "a.xlsx") == saved(theirs, "b.xlsx")
+    assert saved(ours, "a.xlsx")[1][1] == ("4-2", None) and len(saved(ours, "a.xlsx")) == 13

@@ -114,3 +114,15 @@ def test_sheet_copy_is_canonical_text() -> None:
     data = SheetData("S", ("a", "b"), (SheetRow(2, (5000.0, None)),), "fp", marks={(2, 1): "sheetsync: x"})
     copy = sheet_copy("lay", data)
     assert copy.rows == [["5000", ""]] and copy.marks == {"A2": "sheetsync: x"}
+
+
+def test_snapshot_while_the_engine_store_is_open(tmp_path: Path) -> None:
+    loaded, result, data = setup(tmp_path)
+    db = store_path(loaded)
+    with Store(db) as store:  # WAL, a committed write not yet checkpointed
+        with store.transaction():
+            store.write_record("customers", "C9", {"email": "z@example.cn"}, action="insert", run_id="r9")
+        m = snapshot_after_run(loaded, db, data, "r9", True)
+    restore_store(tmp_path / "backups", m.id, tmp_path / "copy.db")
+    with Store(tmp_path / "copy.db") as copy:
+        assert copy.records("customers")["C9"]["email"] == "z@example.cn"
