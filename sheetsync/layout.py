@@ -609,6 +609,8 @@ def _archive_issues(data: dict, columns: dict) -> list[tuple[Path_, str]]:
     sheet = source.get("sheet") if isinstance(source, dict) else None
     if isinstance(tab, str) and tab in (sheet, data.get("report_tab", "sheetsync")):
         out.append((("archive", "tab"), f"archive tab {tab!r} is the synced sheet or the report tab"))
+    elif isinstance(tab, str) and (not tab.strip() or len(tab) > 31 or set(tab) & set("[]:*?/\\")):
+        out.append((("archive", "tab"), "a tab name is 1-31 characters without [ ] : * ? / \\"))
     return out
 
 

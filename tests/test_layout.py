@@ -224,3 +224,5 @@ archive:
     assert "date field" in keys["archive.when[1].field"][1]
     assert keys["archive.when[2]"][0] == 24 and "exactly one" in keys["archive.when[2]"][1]
     assert "older_than_days" in keys["archive.when[3].field"][1]
+    bad_tab = issues_of(write(tmp_path, ARCHIVED + "  tab: 'old/closed'\n", "tab.yaml"))
+    assert [(k, "1-31 characters" in m) for _, k, m in bad_tab] == [("archive.tab", True)]
