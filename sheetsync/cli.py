@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--layouts-dir", default=None)
     sp.add_argument("--json", action="store_true")
 
+    from .cli_duplicates import add_duplicates_command
+    add_duplicates_command(sub)
+
     sp = cmd("history", cmd_history, "every field change of one record")
     sp.add_argument("table")
     sp.add_argument("key")

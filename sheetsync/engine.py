@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
+from . import __version__, dedupe_sync
 from . import report as report_mod
 from .connectors import Connector, from_source
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
@@ -163,6 +163,9 @@ def _run(ctx: RunContext) -> None:
     checked = {i: checker.check(sheet.raw[i]) for i in todo}
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
+    fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
+                                         {i: r.valid for i, r in checked.items() if i not in sheet.key_clash})
+    dupes = dedupe_sync.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
     decisions = _reconcile(ctx, sheet, checked, dupes)
     ctx.hook("commit")
@@ -288,6 +291,8 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
             marks.update({k: None for k in existing if k[0] == ident})
+        dedupe_sync.index_rows(store, layout, [i for i, d in decisions.items() if not d.held_back],
+                               deleted=sheet.deleted)
         store.replace_problems(ctx.name, list(decisions) + list(sheet.deleted), problems, res.run_id)
         store.relocate(ctx.name, sheet.moved)
         store.put_base(ctx.name, base, removed=sheet.deleted)
