@@ -100,7 +100,8 @@ def _check_stores(repo: Repository, chosen: list[Manifest], bad: set[str]) -> di
     """Rebuild each distinct store copy once (many snapshots share all their table objects)."""
     problems: dict[str, str] = {}
     seen: dict[frozenset, str] = {}
-    repo.ensure()
+    if chosen:  # rebuilds go to tmp/; checking an empty or missing folder creates nothing
+        repo.ensure()
     for m in chosen:
         refs = frozenset((n, r.sha256) for n, r in m.objects.items() if r.kind in STORE_KINDS)
         if not refs:
