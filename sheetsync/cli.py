@@ -28,8 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LayoutError as exc:
+        from .layout import format_issue
         for issue in exc.issues:
-            print(_format_issue(issue), file=sys.stderr)
+            print(format_issue(issue), file=sys.stderr)
         if not exc.issues:
             print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--schema", action="store_true", help="print the layout JSON Schema for editors")
 
     sp = cmd("sync", cmd_sync, "run one sync per layout")
+    sp.add_argument("--full", action="store_true", help="compare every row even if the source looks unchanged")
     sp.add_argument("layouts", nargs="*", help="layout files, or names in the layouts folder")
     sp.add_argument("--all", action="store_true", help="every layout in the layouts folder")
     sp.add_argument("--layouts-dir", default=None, help="layouts folder (default ./layouts or $SHEETSYNC_LAYOUTS)")
@@ -79,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--db", default=None, help="store file (default: the layouts' store or $SHEETSYNC_DB)")
     sp.add_argument("--layouts-dir", default=None)
     sp.add_argument("--json", action="store_true")
+
+    sp = cmd("emulator", cmd_emulator, "serve the local Google Sheets API emulator on loopback")
+    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--data", default=None, help="seed from a JSON file or an .xlsx workbook")
     return p
 
 
@@ -90,14 +96,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .layout import check_paths, layout_schema
+    from .layout import check_paths, format_issue, layout_schema
     if args.schema:
         print(json.dumps(layout_schema(), indent=2, ensure_ascii=False))
         return 0
     paths = [Path(p) for p in args.paths] or [layouts_dir(None)]
     issues = check_paths(paths)
     for issue in issues:
-        print(_format_issue(issue))
+        print(format_issue(issue))
     if issues:
         return 2
     print(f"ok: {len(_expand(paths))} layout(s) valid")
@@ -111,7 +117,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     worst = 0
     for path in paths:
         try:
-            result = sync_once(path)
+            result = sync_once(path, full=args.full)
         except SheetsyncError as exc:
             if args.json:
                 print(json.dumps({"layout": path.stem, "outcome": "failed", "message": str(exc)},
@@ -155,6 +161,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         where = f"{h['layout'] or '-'}[{h['sheet'] or '-'}] row {h['row'] or '-'}"
         field = h["field"] or "(record)"
         print(f"{when}  {h['action']:<8} {field:<14} {h['old']!s:>20} -> {h['new']!s:<20} run {h['run_id']}  {where}")
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    try:
+        from .testing.sheets_emulator import serve
+    except ImportError as exc:
+        raise UsageError(f"the emulator needs an optional dependency ({exc.name})",
+                         hint="pip install 'sheetsync[gsheets]'") from None
+    serve(args.port, Path(args.data) if args.data else None)
     return 0
 
 
@@ -203,11 +219,6 @@ def _store_for_dir(directory: str | None) -> Path:
     if not found:
         raise UsageError("cannot tell which store to read", hint="pass --db FILE or --layouts-dir DIR")
     return store_path(load_layout(found[0]))
-
-
-def _format_issue(issue: Any) -> str:
-    file, line, key, message = issue
-    return f"{file}:{line}: {key}: {message}"
 
 
 if __name__ == "__main__":  # pragma: no cover
