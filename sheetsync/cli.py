@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
 
     from .cli_duplicates import add_duplicates_command
+    from .cli_snapshots import add_snapshot_commands
     add_duplicates_command(sub)
+    add_snapshot_commands(sub)
 
     sp = cmd("history", cmd_history, "every field change of one record")
     sp.add_argument("table")

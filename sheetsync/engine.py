@@ -11,7 +11,8 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,13 +22,15 @@ from .connectors import Connector, from_source
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
 from .headers import map_headers
 from .layout import LoadedLayout, load_layout
-from .model import Applied, Problem, RunResult, SheetData, canonical_text, row_hash
+from .backup.runner import snapshot_after_run
+from .model import Applied, Problem, RunResult, SheetData, SheetRow, canonical_text, row_hash
 from .reconcile import RowDecision, RowInput, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store, default_path
 from .sync_rows import SheetIndex, find_duplicates, index_rows
 from .writeback import RowPlace, clear_stray, plan_row
 
+log = logging.getLogger("sheetsync.engine")
 LEASE_SECONDS = 15 * 60
 STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
 
@@ -41,6 +44,7 @@ class RunContext:
     hook: Callable[[str], None]
     clock: Callable[[], float]
     records: dict[str, dict] = field(default_factory=dict)
+    landed: tuple = ()
     full: bool = False
 
     @property
@@ -174,6 +178,7 @@ def _run(ctx: RunContext) -> None:
     landed = _apply(ctx, planned, report, data.fingerprint)
     ctx.hook("finish")
     _remember_source_state(ctx, landed)
+    _snapshot(ctx, data)
     problems = ctx.store.problems(ctx.name)
     if ctx.result.outcome == "ok" and problems:
         ctx.result.outcome = "problems"
@@ -207,6 +212,39 @@ def _remember_source_state(ctx: RunContext, fingerprint: str | None) -> None:
         ctx.store.set_meta(ctx.name, "fingerprint", fingerprint)
         for k, v in _state_marks(ctx).items():
             ctx.store.set_meta(ctx.name, k, v)
+
+
+def _snapshot(ctx: RunContext, data: SheetData) -> None:
+    """Step 10: a snapshot of the store and the sheet (as it reads after the write-back) when the
+    run changed something. A failed backup is reported in the run, not a failed sync: the data is
+    committed and the sheet patched by now."""
+    res = ctx.result
+    if not (res.inserted or res.updated or res.deleted or res.patches_applied):
+        return
+    try:
+        snapshot_after_run(ctx.loaded, store_path(ctx.loaded), replace(data, rows=_as_written(data, ctx.landed)),
+                           res.run_id, changed=True)
+    except SheetsyncError as exc:
+        res.message = (res.message + "; " if res.message else "") + f"backup failed: {exc.message}"
+        log.warning("backup failed for %s: %s", ctx.name, exc)
+
+
+def _as_written(data: SheetData, landed: tuple) -> tuple[SheetRow, ...]:
+    """The rows as they read after the patches that landed."""
+    written: dict[int, dict[int, Any]] = {}
+    for p in landed:
+        if p.write:
+            written.setdefault(p.row, {})[p.col] = p.value
+    rows = []
+    for r in data.rows:
+        cols = written.get(r.number)
+        if cols:
+            values = list(r.values) + [None] * max(0, max(cols) - len(r.values))
+            for c, v in cols.items():
+                values[c - 1] = v
+            r = SheetRow(r.number, tuple(values))
+        rows.append(r)
+    return tuple(rows)
 
 
 def _replay(ctx: RunContext) -> None:
@@ -372,6 +410,7 @@ def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str
         return fingerprint
     pending = ctx.store.outbox(ctx.name)
     applied = _apply_patches(ctx, [p for _, p, _, _ in pending], report, fingerprint)
+    ctx.landed = applied.applied
     done = set(applied.applied) | set(applied.deferred)
     with ctx.store.transaction():
         ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])

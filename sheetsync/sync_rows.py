@@ -101,6 +101,9 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
             if all(v not in (None, "") for v in vals):
                 tuples[ident] = vals
         stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
+        if tuples:  # archived records still match new rows: a returning customer is no new one
+            for vals, keys in store.archived_matches(layout.table, fields, tuples.values()).items():
+                stored.setdefault(vals, []).extend(k for k in keys if k not in stored.get(vals, []))
         batch: dict[tuple, list[str]] = {}
         for ident, vals in tuples.items():
             batch.setdefault(vals, []).append(ident)

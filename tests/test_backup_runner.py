@@ -50,7 +50,9 @@ def test_snapshot_after_a_run_holds_store_and_sheet(tmp_path: Path, monkeypatch)
     m = snapshot_after_run(loaded, db, data, result.run_id, changed=True)
     assert m is not None and m.run_id == result.run_id and m.layouts == ["c"]
     folder = tmp_path / "backups"
-    assert backup_dir_for(loaded, db) == folder and [s.id for s in list_snapshots(folder)] == [m.id]
+    snaps = list_snapshots(folder)  # the sync itself took the first one (engine step 10)
+    assert backup_dir_for(loaded, db) == folder and m.id in {s.id for s in snaps}
+    assert len(snaps) == 2 and all(s.run_id == result.run_id for s in snaps)
     sheet = restore_sheet(folder, m.id, "c")
     assert sheet.header == ["ID", "Email"] and sheet.rows == [["C1", "a@example.cn"], ["C2", "bob@@acme"]]
     assert "B3" in sheet.marks and sheet.marks["B3"].startswith("sheetsync: ")
@@ -96,9 +98,11 @@ def test_key_file_from_the_layout(tmp_path: Path, monkeypatch) -> None:
     assert verify(tmp_path / "backups", m.id, key=load_key(key_file=tmp_path / "k.key")).ok
 
 
-def test_retention_is_applied_per_layout(tmp_path: Path) -> None:
+def test_retention_is_applied_per_layout(tmp_path: Path, monkeypatch) -> None:
     policy = "retention: {keep_last: 2, hourly: 0, daily: 0, weekly: 0, monthly: 0}\n"
+    monkeypatch.setenv("SHEETSYNC_BACKUP_DIR", str(tmp_path / "sync-backups"))  # the sync's own snapshot
     loaded, result, data = setup(tmp_path, policy)
+    monkeypatch.delenv("SHEETSYNC_BACKUP_DIR")
     db = store_path(loaded)
     folder = backup_dir_for(loaded, db)
     from sheetsync.backup import snapshot

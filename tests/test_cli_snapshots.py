@@ -72,7 +72,9 @@ def world(tmp_path: Path, monkeypatch):
     for hour, change in ((1, None), (2, ("B2", "Annie"))):
         if change:
             edit(layouts, *change)
+        monkeypatch.setenv("SHEETSYNC_BACKUP_DIR", str(tmp_path / "sync-backups"))  # the sync's own
         res = sync_once(loaded)
+        monkeypatch.delenv("SHEETSYNC_BACKUP_DIR")
         data = XlsxConnector(layouts / "book.xlsx", sheet="People").read()
         clock = lambda h=hour: datetime(2026, 3, 1, h, tzinfo=timezone.utc)  # noqa: E731
         ids.append(snapshot_after_run(loaded, store_path(loaded), data, res.run_id, True, clock).id)
