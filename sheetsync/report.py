@@ -1,11 +1,14 @@
 """RunResult and open problems rendered for people: the report tab, the CLI summary and JSON.
 
-The report tab is rewritten only when its content changed, so an untouched sheet costs no write.
+The report tab is rewritten only when its content changed, so an untouched sheet costs no write:
+its summary names the last run that changed something, never the current no-op run.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections import Counter
 from typing import Any, Iterable, Mapping
 
 from . import messages
@@ -17,10 +20,21 @@ _HEADERS = {
 }
 _TITLE = {"en": "sheetsync: {n} open problem(s) in this sheet; fix the cells, the next sync clears them",
           "zh": "sheetsync：本表有 {n} 个待处理问题；修改单元格后，下次同步会自动清除标记"}
+_SUMMARY = {
+    "en": {"changed": "Last change", "never": "no change recorded yet", "status": "Status",
+           "ok": "all rows valid", "problems": "{n} open problem(s) in {rows} row(s)",
+           "counts": "{inserted} added, {updated} updated, {deleted} deleted, {corrected} corrected",
+           "rows": "Rows in the store", "by_code": "Open problems by kind"},
+    "zh": {"changed": "最近一次变更", "never": "尚无变更记录", "status": "状态",
+           "ok": "所有行均有效", "problems": "{rows} 行中共有 {n} 个待处理问题",
+           "counts": "新增 {inserted}，更新 {updated}，删除 {deleted}，更正 {corrected}",
+           "rows": "数据库中的行数", "by_code": "按类型统计的待处理问题"},
+}
+#: run counts that mean "this run changed the store or the sheet"
+CHANGE_KEYS = ("inserted", "updated", "deleted", "corrected")
 
 
 def problem_rows(problems: Iterable[Mapping[str, Any]], lang: str) -> list[tuple[str, ...]]:
-    import time
     rows = []
     for p in problems:
         cell = f"{column_letter(p['col'])}{p['row']}" if p.get("col") and p.get("row") else ""
@@ -31,17 +45,83 @@ def problem_rows(problems: Iterable[Mapping[str, Any]], lang: str) -> list[tuple
     return rows
 
 
+def changed_something(counts: Mapping[str, Any] | None) -> bool:
+    return bool(counts) and any((counts.get(k) or 0) > 0 for k in CHANGE_KEYS)
+
+
+def last_change(store: Any, layout: str, result: RunResult | None = None,
+                limit: int = 500) -> tuple[float | None, Mapping[str, Any] | None]:
+    """(start time, counts) of the newest run that changed something, the current one included.
+
+    A no-op run is skipped, so a summary built from this stays byte-equal across no-op runs.
+    """
+    runs = store.runs(layout, limit=limit)
+    if result is not None and changed_something(result.to_json()):
+        started = next((r["started"] for r in runs if r["run_id"] == result.run_id), None)
+        return (started if started is not None else store.clock()), result.to_json()
+    for run in runs:
+        if result is not None and run["run_id"] == result.run_id:
+            continue
+        if changed_something(run["result"]):
+            return run["started"], run["result"]
+    return None, None
+
+
+def quality_stats(store: Any, layout: str, problems: list[Mapping[str, Any]] | None = None) -> dict[str, int]:
+    """Rows of the layout, rows with an open problem and open problems: the data-quality numbers.
+
+    The engine records them with each run's result so the HTML report can chart quality over time.
+    """
+    problems = store.problems(layout) if problems is None else problems
+    rows = store.base_count(layout)
+    bad = len({p["ident"] for p in problems})
+    return {"rows": rows, "rows_with_problems": min(bad, rows) if rows else bad, "open_problems": len(problems)}
+
+
+def summary_rows(store: Any, layout: str, lang: str, problems: list[Mapping[str, Any]],
+                 result: RunResult | None = None) -> list[tuple[str, ...]]:
+    """The summary block at the top of the report tab: last change, status, open problems by kind."""
+    words = _SUMMARY[lang]
+    when, counts = last_change(store, layout, result)
+    if when is None or counts is None:
+        changed = words["never"]
+    else:
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+        changed = f"{stamp}: " + words["counts"].format(**{k: counts.get(k) or 0 for k in CHANGE_KEYS})
+    stats = quality_stats(store, layout, problems)
+    status = words["problems"].format(n=len(problems), rows=stats["rows_with_problems"]) if problems else words["ok"]
+    rows = [(words["changed"], changed), (words["status"], status), (words["rows"], str(stats["rows"]))]
+    by_code = Counter(p["code"] for p in problems)
+    if by_code:
+        text = "; ".join(f"{messages.title(c, lang)} ({c}): {n}" for c, n in sorted(by_code.items()))
+        rows.append((words["by_code"], text))
+    return rows
+
+
 def report_tab(loaded: Any, problems: list[Mapping[str, Any]], result: RunResult, store: Any) -> ReportTab | None:
-    """The report tab to write, or None when there is none or it would not change."""
+    """The report tab to write, or None when there is none or it would not change.
+
+    Layout: a title row, the summary block, an empty row, the header, one row per open problem.
+    """
     layout = loaded.layout
     if not layout.report_tab:
         return None
     lang = layout.language
-    rows = [(_TITLE[lang].format(n=len(problems)),), _HEADERS[lang], *problem_rows(problems, lang)]
+    rows = [(_TITLE[lang].format(n=len(problems)),),
+            *summary_rows(store, loaded.name, lang, problems, result), ("",),
+            _HEADERS[lang], *problem_rows(problems, lang)]
     tab = ReportTab(layout.report_tab, tuple(rows))
     if store.get_meta(loaded.name, "report_hash") == report_hash(tab):
         return None
     return tab
+
+
+def tab_problem_rows(tab: ReportTab) -> list[tuple[str, ...]]:
+    """The problem rows of a report tab (below its header row), for tests and readers."""
+    for i, row in enumerate(tab.rows):
+        if row in (_HEADERS["en"], _HEADERS["zh"]):
+            return list(tab.rows[i + 1:])
+    return []
 
 
 def report_hash(tab: ReportTab) -> str:
