@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import signal
 import socket
 import time
 import uuid
@@ -84,7 +85,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     try:
         ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
-                         result, hook or (lambda step: None), clock, full=full)
+                         result, hook or _env_hook(), clock, full=full)
         ctx.hook("lease")
         _break_dead_lease(store, loaded.name)
         if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
@@ -116,6 +117,19 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         if own_store:
             store.close()
     return result
+
+
+def _env_hook() -> Callable[[str], None]:
+    """SHEETSYNC_TEST_KILL_AT=step makes this process SIGKILL itself at that step: the crash
+    tests' seam for a real process kill (nothing is flushed, nothing cleaned up)."""
+    target = os.environ.get("SHEETSYNC_TEST_KILL_AT")
+    if not target:
+        return lambda step: None
+
+    def kill(step: str) -> None:
+        if step == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return kill
 
 
 def _calls(connector: Any) -> tuple[int, int] | None:
