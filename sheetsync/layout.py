@@ -172,8 +172,99 @@ class Colours(Strict):
         return text.upper()
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """'90s', '15m', '1h', '1d', '1h30m' -> seconds; ValueError names the accepted forms."""
+    compact = str(text).strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 1h, 1d or 1h30m)")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"a duration must be more than 0 seconds, not {text!r}")
+    return seconds
+
+
 class Schedule(Strict):
     every: str = "1h"                    # e.g. 15m, 1h, 1d
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+    @property
+    def seconds(self) -> float:
+        return duration_seconds(self.every)
+
+
+class WebhookTarget(Strict):
+    """An alert as a JSON POST. Secret headers come from the environment, never from the YAML."""
+
+    url: str
+    headers: dict[str, str] = {}         # plain headers (no secrets: the layout is not secret)
+    headers_env: dict[str, str] = {}     # header -> environment variable holding its value
+    timeout: float = Field(10.0, gt=0, le=120)
+    retries: int = Field(2, ge=0, le=10)  # extra attempts after a failed POST (5xx, timeout)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"webhook url must start with http:// or https://, not {value[:40]!r}")
+        return value
+
+
+class EmailTarget(Strict):
+    """An alert by SMTP. The password comes from the environment variable `password_env`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str
+    port: int = Field(25, ge=1, le=65535)
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    starttls: bool = False
+    ssl: bool = False                    # SMTP over TLS from the start (port 465)
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address or any(c in address for c in "\r\n,;"):
+                raise ValueError(f"not one email address: {address!r}")
+        return value
+
+
+class Alerts(Strict):
+    """When to tell an admin (failed run, partial streak, invalid share) and where (webhook, email)."""
+
+    webhook: WebhookTarget | None = None
+    email: EmailTarget | None = None
+    on_failure: bool = True
+    partial_streak: int | None = Field(3, ge=1)        # None = never alert on partial runs
+    invalid_share_above: float | None = Field(None, ge=0, le=1)
+    remind_every: str = "1d"             # an alert still active is sent again at most this often
+    recovered: bool = True               # say so when an alerted condition clears
+
+    @field_validator("remind_every")
+    @classmethod
+    def _remind(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+
+class AlertsFile(Strict):
+    """The global alerts file ($SHEETSYNC_ALERTS): the same `alerts:` section a layout has."""
+
+    alerts: Alerts
 
 
 class Backup(Strict):
@@ -237,6 +328,7 @@ class Layout(Strict):
     backup: Backup = Backup()
     retention: RetentionPolicy = RetentionPolicy()
     archive: Archive | None = None
+    alerts: Alerts | None = None         # default: the global alerts file, if any
 
     @field_validator("region")
     @classmethod
@@ -383,6 +475,29 @@ def layout_issues(file: str, data: Any, lines: dict[Path_, int]) -> list[Issue]:
     return _merge_unions(sorted(issues, key=lambda i: (i[1], i[2])))
 
 
+def load_alerts_file(path: str | Path) -> Alerts:
+    """Read the global alerts file (top key `alerts:`, as in a layout) with file:line:key errors."""
+    path = Path(path)
+    data, lines = _read_yaml(path)
+    file = str(path)
+    if not isinstance(data, dict):
+        issues: list[Issue] = [(file, 1, "", "an alerts file is a mapping with one key, alerts:")]
+    else:
+        found: dict[tuple[str, str], int] = {}
+        try:
+            AlertsFile.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                at, key = _data_path(err["loc"], data, err["type"])
+                found.setdefault((key, _message(err, at)), _line(lines, at))
+        issues = sorted(((file, line, key, msg) for (key, msg), line in found.items()),
+                        key=lambda i: (i[1], i[2]))
+    if issues:
+        raise LayoutError(f"invalid alerts file: {format_issue(issues[0])}", where=file, issues=issues,
+                          hint="fix the keys listed; the alerts section is described in docs/scheduling.md")
+    return AlertsFile.model_validate(data).alerts
+
+
 def _merge_unions(issues: list[Issue]) -> list[Issue]:
     """A union (`key: str | list`) fails once per member: report one wrong-type line per key."""
     out: list[Issue] = []
@@ -461,7 +576,9 @@ def _known_keys(path: Path_) -> list[str]:
         model = _step(model, part)
         if model is None:
             return []
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def _step(model: Any, part: Any) -> Any:
