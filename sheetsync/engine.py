@@ -300,7 +300,8 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
     decisions = {}
     for ident, res in checked.items():
         d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
-                                   tuple(layout.key_fields), required, protected, layout.conflict))
+                                   tuple(layout.key_fields), required, protected, layout.conflict,
+                                   layout.access))
         extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
         d.problems.extend(extra)
         for p in extra:
@@ -338,7 +339,7 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
             problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
             base[ident] = _next_base(sheet, ident, d, cols, rev)
             _count(res, d)
-        for ident in sheet.deleted:
+        for ident in _deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
@@ -355,6 +356,18 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
         report = report_mod.report_tab(ctx.loaded, store.problems(ctx.name), res, store)
         store.add_outbox(ctx.name, res.run_id, planned)
     return planned, report
+
+
+def _deletable(ctx: RunContext, deleted: list[str]) -> list[str]:
+    """Rows gone from the sheet whose records this sheet may delete (not read-only, in scope)."""
+    access = ctx.layout.access
+    if access.read_only:
+        return []
+    scope = access.row_scope
+    if scope is None:
+        return deleted
+    records = ctx.store.records(ctx.layout.table, deleted)
+    return [i for i in deleted if i not in records or scope.allows(records[i].get(scope.field))]
 
 
 def _write(ctx: RunContext, sheet: SheetIndex, decisions: dict[str, RowDecision], sheet_name: str) -> dict[str, int]:

@@ -155,6 +155,30 @@ class Dedupe(Strict):
     flag_above: float = 0.9
 
 
+class RowScope(Strict):
+    """The rows a sheet may create and edit, e.g. the East team's sheet: region equals East."""
+
+    field: str
+    equals: Union[str, int, float, bool, None] = None
+    one_of: list[Union[str, int, float, bool]] | None = None
+
+    def allows(self, value: object) -> bool:
+        from .model import canonical_text
+        text = canonical_text(value)
+        allowed = self.one_of if self.one_of is not None else [self.equals]
+        return text in {canonical_text(v) for v in allowed}
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(map(str, self.one_of)) if self.one_of is not None else f"= {self.equals}"
+
+
+class Access(Strict):
+    """Access rules beyond protected columns: a read-only sheet only receives store data."""
+
+    read_only: bool = False
+    row_scope: RowScope | None = None
+
+
 class Colours(Strict):
     corrected: Colour = "C6EFCE"
     invalid: Colour = "FFC7CE"
@@ -323,6 +347,7 @@ class Layout(Strict):
     conflict: Literal["store", "sheet", "flag"] = "flag"
     colours: Colours = Colours()
     report_tab: str | None = "sheetsync"  # None = no report tab
+    access: Access = Access()            # read-only sheets and row scopes
     store: str | None = None             # SQLite file; default sheetsync.db next to the layout
     schedule: Schedule = Schedule()
     backup: Backup = Backup()
@@ -630,6 +655,10 @@ def semantic_issues(data: dict) -> list[tuple[Path_, str]]:
     for field, col in columns.items():
         if isinstance(col, dict):
             out.extend(_column_issues(field, col, ref))
+    access = data.get("access") if isinstance(data.get("access"), dict) else {}
+    scope = access.get("row_scope") if isinstance(access.get("row_scope"), dict) else {}
+    if scope:
+        ref(("access", "row_scope", "field"), scope.get("field"), "row_scope field")
     out.extend(_header_issues(columns))
     out.extend(_source_issues(data.get("source")))
     out.extend(_archive_issues(data, columns))

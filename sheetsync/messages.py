@@ -99,8 +99,21 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
                 "row {row} ({key}) was deleted from the sheet; the record is kept as deleted",
                 "第 {row} 行（{key}）已从表格删除；记录已标记为删除并保留"),
     "held_back": ("Row held back", "行未入库",
-                  "row {row} ({key}) is not saved until {fields} are fixed",
+                  "row {row} ({key}) is held back (not saved) until these are fixed: {fields}",
                   "第 {row} 行（{key}）在修正 {fields} 之前不会保存"),
+    "row_scope": ("Outside this sheet's rows", "超出本表范围",
+                  "this sheet may only create and edit rows with {scope_field} {scope}: "
+                  "the edit `{attempted}` was reverted to `{value}`",
+                  "本表只能新增和修改 {scope_field} 为 {scope} 的行：修改 `{attempted}` 已恢复为 `{value}`"),
+    "row_scope_new": ("Row outside this sheet's scope", "新行超出本表范围",
+                      "row {row} ({key}) is not saved: this sheet may only create rows with {scope_field} {scope}",
+                      "第 {row} 行（{key}）未保存：本表只能新增 {scope_field} 为 {scope} 的行"),
+    "read_only": ("Read-only sheet", "只读表格",
+                  "this sheet is read-only: the edit `{attempted}` was reverted to `{value}`",
+                  "本表只读：修改 `{attempted}` 已恢复为 `{value}`"),
+    "read_only_new": ("Read-only sheet", "只读表格",
+                      "row {row} ({key}) is not saved: this sheet is read-only",
+                      "第 {row} 行（{key}）未保存：本表只读"),
 }
 
 #: optional tails appended when the param is present and non-empty

@@ -49,16 +49,20 @@ class RowInput:
     required: frozenset[str]
     protected: frozenset[str]
     policy: Policy = "flag"
+    access: Any = None                  # layout.Access: read-only sheet, row scope
 
 
 def reconcile_row(row: RowInput) -> RowDecision:
     live = row.record is not None and not row.record.get("_deleted")
     decision = RowDecision(ident=row.ident, insert=not live)
+    guarded = _guarded_fields(row, live)
+    if guarded is None:
+        return _refuse_new_row(decision, row)
     for name, cell in row.cells.items():
         if cell.outcome == "invalid":
             _invalid(decision, row, name, cell, live)
         else:
-            _field(decision, row, name, cell, live)
+            _field(decision, row, name, cell, live, guarded)
     if decision.insert:
         blocking = set(row.key_fields) | set(row.required)
         bad = {n for n, c in row.cells.items() if c.outcome == "invalid"}
@@ -69,6 +73,43 @@ def reconcile_row(row: RowInput) -> RowDecision:
             decision.base_store = {}
             decision.problems.append(Problem("held_back", None, {
                 "key": row.ident, "fields": ", ".join(sorted(bad & blocking))}))
+    return decision
+
+
+def _guarded_fields(row: RowInput, live: bool) -> dict[str, dict[str, Any]] | None:
+    """field -> why the sheet may not change it (protected column, read-only sheet, row scope);
+    None when the row is new and the sheet may not create it."""
+    guarded: dict[str, dict[str, Any]] = {f: {"code": "protected"} for f in row.protected}
+    access = row.access
+    if access is None:
+        return guarded
+    scope = access.row_scope
+    if not live:
+        if access.read_only:
+            return None
+        cell = row.cells.get(scope.field) if scope else None
+        return None if scope and cell is not None and not scope.allows(cell.value) else guarded
+    if access.read_only:
+        return {f: {"code": "read_only"} for f in row.cells}
+    if scope and scope.field in row.cells:
+        why = {"code": "row_scope", "scope_field": scope.field, "scope": scope.describe()}
+        if not scope.allows(row.record.get(scope.field)):
+            return {f: why for f in row.cells}
+        if not scope.allows(row.cells[scope.field].value):
+            guarded[scope.field] = why
+    return guarded
+
+
+def _refuse_new_row(decision: RowDecision, row: RowInput) -> RowDecision:
+    access = row.access
+    scope = access.row_scope
+    code = "read_only_new" if access.read_only else "row_scope_new"
+    field_name = scope.field if scope and not access.read_only else next(iter(row.cells))
+    params = {"key": row.ident, "scope_field": scope.field if scope else "", "scope": scope.describe() if scope else ""}
+    decision.held_back = True
+    decision.problems.append(Problem(code, field_name, params))
+    decision.mark(field_name, "protected", {"code": code, **params})
+    decision.base_sheet = {n: _text(c.raw) for n, c in row.cells.items()}
     return decision
 
 
@@ -86,7 +127,8 @@ def _invalid(decision: RowDecision, row: RowInput, name: str, cell: Any, live: b
     decision.base_store[name] = store_text
 
 
-def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool) -> None:
+def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool,
+           guarded: dict[str, dict[str, Any]]) -> None:
     raw_text, value_text = _text(cell.raw), _text(cell.value)
     base = row.base
     store_val = row.record.get(name) if live else None
@@ -102,9 +144,9 @@ def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: boo
             _take_sheet(decision, name, cell, store_text)
     elif value_text == store_text:
         _take_sheet(decision, name, cell, store_text)
-    elif name in row.protected:
+    elif name in guarded:
         decision.counts["protected"] += 1
-        _push(decision, name, store_val, raw_text, "protected", {"attempted": raw_text})
+        _push(decision, name, store_val, raw_text, "protected", {"attempted": raw_text, **guarded[name]})
     elif not store_changed:
         _take_sheet(decision, name, cell, store_text)
     else:

@@ -28,7 +28,7 @@ class RowPlace:
 
 
 def note_text(kind: str, params: Mapping[str, Any], field: str, lang: str) -> str:
-    code = params.get("code", kind) if kind == "invalid" else kind
+    code = params.get("code", kind)
     return NOTE_PREFIX + messages.render(code, {"field": field, **params}, lang)
 
 

@@ -217,3 +217,46 @@ def test_a_crash_midway_through_the_write_back_is_replayed(tmp_path):
     clean_layout, clean_book, clean_store = make(tmp_path / "clean")
     run(clean_layout, clean_book, clean_store)
     assert _final_state(book, store)[:4] == _final_state(clean_book, clean_store)[:4]
+
+
+def test_row_scope_lets_a_sheet_create_and_edit_only_its_own_rows(tmp_path):
+    overrides = {"columns": {**LAYOUT["columns"], "region": {"header": "Region"}},
+                 "access": {"row_scope": {"field": "region", "equals": "East"}}}
+    layout, book, store = make(tmp_path, **overrides)
+    book.header.append("Region")
+    for r in book.rows:
+        r.append("East")
+    book.rows[1][5] = "West"  # C002: a West row typed into the East sheet
+    res = run(layout, book, store)
+    assert "C002" not in store.records("customers") and res.held_back == 2
+    assert (3, "region", "row_scope_new") in problems(store)
+    # a West record (from another sheet) shown here: its edits are reverted and explained
+    with store.transaction():
+        store.write_record("customers", "C001", {"region": "West"}, action="update", run_id="west")
+    run(layout, book, store)
+    assert book.get(2, 6) == "West"
+    book.set(2, 2, "Renamed by East")
+    res = run(layout, book, store)
+    assert res.protected == 1 and book.get(2, 2) == "张伟" and "East" in book.notes[(2, 2)]
+    # an East row moved to West by this sheet is reverted
+    book.set(4, 6, "West")
+    run(layout, book, store)
+    assert book.get(4, 6) == "East" and store.records("customers")["C003"]["region"] == "East"
+
+
+def test_read_only_sheet_only_receives_store_data(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    ro = LoadedLayout(layout=Layout.model_validate({**LAYOUT, "access": {"read_only": True}}),
+                      path=tmp_path / "c.yaml", name="c")
+    book.set(2, 2, "edited in a read-only sheet")
+    book.rows.append(["C009", "New", "+86 150 0015 0009", "n@example.cn", 1])
+    del book.rows[2]  # C003's row deleted
+    res = run(ro, book, store)
+    assert book.get(2, 2) == "张伟" and "read-only" in book.notes[(2, 2)]
+    assert "C009" not in store.records("customers")
+    assert store.records("customers")["C003"]["_deleted"] == 0 and res.deleted == 0
+    with store.transaction():
+        store.write_record("customers", "C001", {"name": "From the store"}, action="update", run_id="x")
+    run(ro, book, store)
+    assert book.get(2, 2) == "From the store"
