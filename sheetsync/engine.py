@@ -20,11 +20,11 @@ from typing import Any, Callable
 from . import __version__, dedupe_sync
 from . import report as report_mod
 from .connectors import Connector, from_source
-from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
-from .headers import map_headers
+from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceError, SourceUnavailable
+from .headers import fold, map_headers
 from .layout import LoadedLayout, load_layout
 from .backup.runner import snapshot_after_run
-from .model import Applied, Problem, RunResult, SheetData, SheetRow, canonical_text, row_hash
+from .model import Applied, Patch, Problem, RunResult, SheetData, SheetRow, canonical_text, row_hash
 from .reconcile import RowDecision, RowInput, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store, default_path
@@ -46,6 +46,7 @@ class RunContext:
     clock: Callable[[], float]
     records: dict[str, dict] = field(default_factory=dict)
     landed: tuple = ()
+    id_col: int | None = None
     full: bool = False
 
     @property
@@ -174,7 +175,9 @@ def _run(ctx: RunContext) -> None:
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")
     checker = compile_rules(ctx.layout)
-    sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base_index(ctx.name))
+    id_col = _id_column(ctx.layout, data, where)
+    sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base_index(ctx.name), id_col)
+    ctx.id_col = id_col
     ctx.result.rows_read = len(data.rows)
     todo = _select(ctx, sheet)
     ctx.hook("validate")
@@ -337,7 +340,13 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
                 planned.extend(p)
                 marks.update(m)
             problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
-            base[ident] = _next_base(sheet, ident, d, cols, rev)
+            extra = {}
+            if ident in sheet.new_ids:  # a managed id: written into the id column, no mark
+                extra = {ctx.id_col: ident}
+                planned.append((Patch(row=sheet.rows[ident], col=ctx.id_col + 1, kind="corrected", write=True,
+                                      value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
+                                ident, None))
+            base[ident] = _next_base(sheet, ident, d, cols, rev, extra)
             _count(res, d)
         for ident in _deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
@@ -356,6 +365,18 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
         report = report_mod.report_tab(ctx.loaded, store.problems(ctx.name), res, store)
         store.add_outbox(ctx.name, res.run_id, planned)
     return planned, report
+
+
+def _id_column(layout: Any, data: SheetData, where: str) -> int | None:
+    """0-based index of the managed id column of a layout without a key (None: not used)."""
+    if layout.key_fields or not layout.id_column:
+        return None
+    hits = [i for i, h in enumerate(data.header) if fold(h) == fold(layout.id_column)]
+    if not hits:
+        raise SourceError(f"the managed id column {layout.id_column!r} is missing", where=where,
+                          hint=f"add an empty column headed {layout.id_column!r} (you may hide it); "
+                               "sheetsync fills it with record ids so rows keep their identity when sorted")
+    return hits[0]
 
 
 def _deletable(ctx: RunContext, deleted: list[str]) -> list[str]:
@@ -391,13 +412,18 @@ def _write(ctx: RunContext, sheet: SheetIndex, decisions: dict[str, RowDecision]
     return revs
 
 
-def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None) -> BaseRow:
-    """The row as it will read after the write-back, so an untouched row hashes equal next time."""
-    if not d.writes:
+def _cell_text(values: tuple, index: int) -> str:
+    return canonical_text(values[index] if index < len(values) else None)
+
+
+def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None,
+               extra: dict[int, Any]) -> BaseRow:
+    """The row as it will read after the write-back, so an untouched row hashes equal next time.
+    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id)."""
+    if not d.writes and not extra:
         return BaseRow(sheet.hashes[ident], sheet.rows[ident], d.base_sheet, d.base_store, rev)
     values = list(sheet.values[ident])
-    for fld, value in d.writes.items():
-        idx = cols[fld]
+    for idx, value in [*((cols[f], v) for f, v in d.writes.items()), *extra.items()]:
         values.extend([None] * (idx + 1 - len(values)))
         values[idx] = value
     return BaseRow(row_hash(values), sheet.rows[ident], d.base_sheet, d.base_store, rev)

@@ -338,6 +338,7 @@ class Layout(Strict):
     table: str                           # store table; several layouts may share one
     source: Source
     key: list[str] | str | None = None   # field(s) identifying a record; None = row-managed id
+    id_column: str | None = None         # no key: header of a column sheetsync fills with record ids
     columns: dict[str, Column]
     checks: list[Check] = []
     language: Literal["en", "zh"] = "en"

@@ -7,7 +7,8 @@ the read itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+import uuid
+from typing import Any, Callable, Mapping
 
 from .layout import Layout
 from .model import Problem, SheetData, canonical_text, row_hash
@@ -28,19 +29,28 @@ class SheetIndex:
     deleted: list[str] = field(default_factory=list)
     moved: dict[str, int] = field(default_factory=dict)           # unchanged rows now at another row
     key_clash: dict[str, str] = field(default_factory=dict)       # ident -> ident of the earlier row
+    new_ids: dict[str, int] = field(default_factory=dict)         # managed ids to write: ident -> row
 
-    def anchor(self, ident: str, col1: Mapping[str, int], key_fields: tuple[str, ...] = ()) -> tuple[int, str] | None:
-        for f in self._key_fields or key_fields:
+    def anchor(self, ident: str, col1: Mapping[str, int]) -> tuple[int, str] | None:
+        """(column, text) of the cell identifying the row: its key cell, or its managed id cell."""
+        for f in self._key_fields:
             if f in col1:
                 return (col1[f], canonical_text(self.raw[ident].get(f)))
+        if self._id_col is not None:
+            values = self.values[ident]
+            return (self._id_col + 1, canonical_text(values[self._id_col] if self._id_col < len(values) else None))
         return None
 
     _key_fields: tuple[str, ...] = ()
+    _id_col: int | None = None
 
 
 def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker: Any,
-               base: dict[str, BaseRow]) -> SheetIndex:
-    index = SheetIndex(base=base, _key_fields=tuple(layout.key_fields))
+               base: dict[str, BaseRow], id_col: int | None = None,
+               new_id: Callable[[], str] = lambda: "R" + uuid.uuid4().hex[:12]) -> SheetIndex:
+    """Identify every row. With no key but a managed id column (`id_col`, 0-based), a row's id
+    cell is its identity; a row without one (new, or a copy of another row) gets a fresh id."""
+    index = SheetIndex(base=base, _key_fields=tuple(layout.key_fields), _id_col=id_col)
     by_hash: dict[str, list[str]] = {}
     for ident, b in base.items():
         by_hash.setdefault(b.hash, []).append(ident)
@@ -56,6 +66,13 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             index.unchanged.append(ident)
             if base[ident].row != sheet_row.number:
                 index.moved[ident] = sheet_row.number
+        elif id_col is not None:
+            ident = canonical_text(values[id_col] if id_col < len(values) else None).strip()
+            if not ident or ident in claimed:
+                ident = new_id()
+                index.new_ids[ident] = sheet_row.number
+            b = base.get(ident)
+            (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
         else:
             ident = _ident(raw, keys, checker, sheet_row.number)
             if ident in claimed:

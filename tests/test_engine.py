@@ -260,3 +260,38 @@ def test_read_only_sheet_only_receives_store_data(tmp_path):
         store.write_record("customers", "C001", {"name": "From the store"}, action="update", run_id="x")
     run(ro, book, store)
     assert book.get(2, 2) == "From the store"
+
+
+def test_a_managed_id_column_keeps_identity_when_rows_are_sorted(tmp_path):
+    cols = {k: v for k, v in LAYOUT["columns"].items() if k != "id"}
+    layout = LoadedLayout(layout=Layout.model_validate({**LAYOUT, "key": None, "id_column": "sheetsync id",
+                                                        "columns": cols, "dedupe": {}}),
+                          path=tmp_path / "c.yaml", name="c")
+    book = MemoryBook(header=["Name", "Phone", "Email", "Limit", "sheetsync id"],
+                      rows=[r[1:] for r in rows()[:3]], name="t")
+    store = Store(tmp_path / "s.db")
+    res = run(layout, book, store)
+    ids = [book.get(r, 5) for r in (2, 3, 4)]
+    assert res.inserted == 3 and all(i and i.startswith("R") for i in ids)
+    assert store.records("customers")[ids[0]]["name"] == "张伟"
+    book.rows.reverse()  # a person sorts the sheet
+    book.version += 1
+    res = run(layout, book, store)
+    assert (res.inserted, res.deleted, res.updated) == (0, 0, 0)
+    book.set(2, 1, "王芳芳")  # now row 2 is the third record
+    run(layout, book, store)
+    assert store.records("customers")[ids[2]]["name"] == "王芳芳"
+    book.rows.append(list(book.rows[0]))  # a copied row, id included, is a new record
+    book.version += 1
+    res = run(layout, book, store)
+    assert res.inserted == 1 and book.get(5, 5) not in ids
+
+
+def test_a_missing_managed_id_column_is_a_clear_error(tmp_path):
+    cols = {k: v for k, v in LAYOUT["columns"].items() if k != "id"}
+    layout = LoadedLayout(layout=Layout.model_validate({**LAYOUT, "key": None, "id_column": "sheetsync id",
+                                                        "columns": cols, "dedupe": {}}),
+                          path=tmp_path / "c.yaml", name="c")
+    book = MemoryBook(header=["Name", "Phone", "Email", "Limit"], rows=[r[1:] for r in rows()[:3]], name="t")
+    with pytest.raises(SourceError, match="sheetsync id"):
+        run(layout, book, Store(tmp_path / "s.db"))
