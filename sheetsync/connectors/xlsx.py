@@ -1,7 +1,8 @@
-"""The .xlsx/.xlsm connector: python-calamine reads (fast), openpyxl writes patches back.
+"""The .xlsx/.xlsm connector: python-calamine reads (fast); patches go straight into the zip's XML
+(xlsx_patch), or through openpyxl where that cannot, refusing what openpyxl would drop (xlsx_guard).
 
-Writes refuse while the file is open in Excel/LibreOffice, when it changed since the read, or
-when openpyxl would drop parts of the workbook (xlsx_guard); the save is atomic.
+Writes refuse while the file is open in Excel/LibreOffice or when it changed since the read; the
+save is atomic.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..errors import SourceChanged, SourceError
 from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
 from . import Capabilities, is_our_note, merge_note, strip_note
+from .xlsx_patch import Unsupported, patch_xlsx
 from .xlsx_guard import (atomic_write, fingerprint, guard_features, open_zip, read_bytes,
                          read_comments, refuse_if_open, sheet_comments_part)
 
@@ -178,9 +180,9 @@ class XlsxConnector:
         if expected is not None and fingerprint(data) != expected:
             raise SourceChanged("the workbook changed since it was read", where=self._where(self.sheet),
                                 hint="nothing was written; the next run reads it again and retries")
-        guard_features(open_zip(data, self._where()), self._where(self.sheet), self.allow_feature_loss)
+        open_zip(data, self._where())  # zip-bomb limits before anything inflates a part
         # Checked on calamine's view of these same bytes: the view `expected` texts came from,
-        # and it lets an apply whose patches are all stale skip openpyxl's slow load entirely.
+        # and it lets an apply whose patches are all stale skip writing entirely.
         texts = _CellTexts(lambda: self._calamine_grid(data)[1])
         ready: list[Patch] = []
         deferred: list[Patch] = []
@@ -188,6 +190,19 @@ class XlsxConnector:
             (ready if texts.matches(patch) else deferred).append(patch)
         if not ready and report is None:
             return Applied(applied=(), deferred=tuple(deferred))
+        try:
+            fast = patch_xlsx(data, self.sheet, ready, report, where=self._where(self.sheet))
+        except Unsupported as exc:
+            log.info("%s: direct patch not possible (%s); writing with openpyxl", self._where(self.sheet), exc)
+            return self._apply_openpyxl(data, ready, deferred, report)
+        written = self._save(lambda fh: fh.write(fast.data), data) if fast.applied or report is not None else None
+        return Applied(applied=fast.applied, deferred=tuple(deferred) + fast.deferred,
+                       prior_fills=fast.prior_fills, fingerprint=written)
+
+    def _apply_openpyxl(self, data: bytes, ready: list[Patch], deferred: list[Patch],
+                        report: ReportTab | None) -> Applied:
+        """The slow path: a full openpyxl load and save, guarded against what openpyxl drops."""
+        guard_features(open_zip(data, self._where()), self._where(self.sheet), self.allow_feature_loss)
         book, ws = self._load(data)
         applied, prior = [], {}
         for patch in ready:
@@ -200,7 +215,7 @@ class XlsxConnector:
             applied.append(patch)
         if report is not None:
             _write_report(book, ws, report, self._where(report.name))
-        written = self._save(book, data) if applied or report is not None else None
+        written = self._save(book.save, data) if applied or report is not None else None
         return Applied(applied=tuple(applied), deferred=tuple(deferred), prior_fills=prior, fingerprint=written)
 
     def _load(self, data: bytes) -> tuple[Any, Any]:
@@ -217,13 +232,13 @@ class XlsxConnector:
                               hint="sheets in this workbook: " + ", ".join(book.sheetnames))
         return book, book[name]
 
-    def _save(self, book: Any, data: bytes) -> str:
+    def _save(self, write: Callable[[Any], Any], data: bytes) -> str:
         """Atomic save; refuse if someone saved the file while we were patching it."""
         if fingerprint(read_bytes(self.path)) != fingerprint(data):
             raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
                                 where=str(self.path), hint="nothing was written; run again")
         refuse_if_open(self.path)
-        return atomic_write(self.path, book.save)
+        return atomic_write(self.path, write)
 
 
 class _CellTexts:
