@@ -6,28 +6,26 @@ finish the write-back. Imports no gspread, openpyxl or xlwings: sources come thr
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
-import signal
 import socket
 import time
 import uuid
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, dedupe_sync
+from . import dedupe_sync, run_support
+from .run_support import store_path
 from . import report as report_mod
 from .connectors import Connector, from_source
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceError, SourceUnavailable
 from .headers import fold, map_headers
 from .layout import LoadedLayout, load_layout
-from .backup.runner import snapshot_after_run
-from .model import Applied, Patch, Problem, RunResult, SheetData, SheetRow, canonical_text, row_hash
+from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text, row_hash
 from .reconcile import RowDecision, RowInput, reconcile_row
 from .rules import compile_rules
-from .store import BaseRow, Store, default_path
+from .store import BaseRow, Store
 from .sync_rows import SheetIndex, find_duplicates, index_rows
 from .writeback import RowPlace, clear_stray, plan_row
 
@@ -58,11 +56,6 @@ class RunContext:
         return self.loaded.layout
 
 
-def store_path(loaded: LoadedLayout) -> Path:
-    """The layout's `store:`, else $SHEETSYNC_DB, else sheetsync.db next to the layout."""
-    return loaded.resolve(loaded.layout.store) if loaded.layout.store else default_path(loaded.path)
-
-
 def open_store(loaded: LoadedLayout) -> Store:
     return Store(store_path(loaded))
 
@@ -86,9 +79,9 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     try:
         ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
-                         result, hook or _env_hook(), clock, full=full)
+                         result, hook or run_support.env_hook(), clock, full=full)
         ctx.hook("lease")
-        _break_dead_lease(store, loaded.name)
+        run_support.break_dead_lease(store, loaded.name)
         if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
             who = store.lease_holder(loaded.name)
             raise SourceBusy(f"another run holds layout {loaded.name!r} ({who[0] if who else '?'})",
@@ -96,7 +89,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         store.start_run(run_id, loaded.name)
         gc_was_on = gc.isenabled()
         gc.disable()  # a run allocates millions of small objects and frees them all at its end
-        calls = _calls(ctx.connector)
+        calls = run_support.calls(ctx.connector)
         try:
             _run(ctx)
         except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
@@ -108,7 +101,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
             if gc_was_on:
                 gc.enable()
             if calls is not None:
-                now_calls = _calls(ctx.connector)
+                now_calls = run_support.calls(ctx.connector)
                 result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
             result.seconds = time.perf_counter() - started
             with store.transaction():
@@ -120,47 +113,10 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     return result
 
 
-def _env_hook() -> Callable[[str], None]:
-    """SHEETSYNC_TEST_KILL_AT=step makes this process SIGKILL itself at that step: the crash
-    tests' seam for a real process kill (nothing is flushed, nothing cleaned up)."""
-    target = os.environ.get("SHEETSYNC_TEST_KILL_AT")
-    if not target:
-        return lambda step: None
-
-    def kill(step: str) -> None:
-        if step == target:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return kill
-
-
-def _calls(connector: Any) -> tuple[int, int] | None:
-    """(Sheets, Drive) requests so far, for connectors that count them (remote ones)."""
-    if not hasattr(connector, "api_calls"):
-        return None
-    return int(connector.api_calls), int(getattr(connector, "drive_calls", 0))
-
-
-def _break_dead_lease(store: Store, name: str) -> None:
-    """A lease held by a process of this machine that no longer exists (killed) is released."""
-    held = store.lease_holder(name)
-    if not held:
-        return
-    host, _, rest = held[0].partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        store.release_lease(name, held[0])
-    except PermissionError:
-        pass
-
-
 def _run(ctx: RunContext) -> None:
     ctx.hook("replay")
     _replay(ctx)
-    if not ctx.full and _source_unchanged(ctx):
+    if not ctx.full and run_support.source_unchanged(ctx):
         ctx.result.unchanged = ctx.store.base_count(ctx.name)
         ctx.result.message = "source unchanged since the last run; rows not compared"
         if ctx.store.problems(ctx.name):
@@ -194,74 +150,11 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("apply")
     landed = _apply(ctx, planned, report, data.fingerprint)
     ctx.hook("finish")
-    _remember_source_state(ctx, landed)
-    _snapshot(ctx, data)
+    run_support.remember_source_state(ctx, landed)
+    run_support.snapshot(ctx, data)
     problems = ctx.store.problems(ctx.name)
     if ctx.result.outcome == "ok" and problems:
         ctx.result.outcome = "problems"
-
-
-def _state_marks(ctx: RunContext) -> dict[str, str]:
-    """What must be equal for a run to skip comparing rows: the layout and the store table."""
-    layout_json = ctx.layout.model_dump_json()
-    return {"layout_hash": hashlib.sha256(f"{__version__}:{layout_json}".encode()).hexdigest(),
-            "history_mark": str(ctx.store.history_mark(ctx.layout.table))}
-
-
-def _source_unchanged(ctx: RunContext) -> bool:
-    """True when the source is exactly as sheetsync last left it and nothing else moved: same
-    fingerprint (a file hash, a Drive version), same layout, no store change, empty outbox."""
-    check = getattr(ctx.connector, "unchanged_since", None)
-    last = ctx.store.get_meta(ctx.name, "fingerprint")
-    if check is None or not last or ctx.result.replayed or ctx.store.outbox(ctx.name):
-        return False
-    try:
-        if any(ctx.store.get_meta(ctx.name, k) != v for k, v in _state_marks(ctx).items()):
-            return False
-    except Exception:  # the table does not exist yet
-        return False
-    return bool(check(last))
-
-
-def _remember_source_state(ctx: RunContext, fingerprint: str | None) -> None:
-    """Record the source's fingerprint only when it is known to hold everything this run saw."""
-    with ctx.store.transaction():
-        ctx.store.set_meta(ctx.name, "fingerprint", fingerprint)
-        for k, v in _state_marks(ctx).items():
-            ctx.store.set_meta(ctx.name, k, v)
-
-
-def _snapshot(ctx: RunContext, data: SheetData) -> None:
-    """Step 10: a snapshot of the store and the sheet (as it reads after the write-back) when the
-    run changed something. A failed backup is reported in the run, not a failed sync: the data is
-    committed and the sheet patched by now."""
-    res = ctx.result
-    if not (res.inserted or res.updated or res.deleted or res.patches_applied):
-        return
-    try:
-        snapshot_after_run(ctx.loaded, store_path(ctx.loaded), replace(data, rows=_as_written(data, ctx.landed)),
-                           res.run_id, changed=True)
-    except SheetsyncError as exc:
-        res.message = (res.message + "; " if res.message else "") + f"backup failed: {exc.message}"
-        log.warning("backup failed for %s: %s", ctx.name, exc)
-
-
-def _as_written(data: SheetData, landed: tuple) -> tuple[SheetRow, ...]:
-    """The rows as they read after the patches that landed."""
-    written: dict[int, dict[int, Any]] = {}
-    for p in landed:
-        if p.write:
-            written.setdefault(p.row, {})[p.col] = p.value
-    rows = []
-    for r in data.rows:
-        cols = written.get(r.number)
-        if cols:
-            values = list(r.values) + [None] * max(0, max(cols) - len(r.values))
-            for c, v in cols.items():
-                values[c - 1] = v
-            r = SheetRow(r.number, tuple(values))
-        rows.append(r)
-    return tuple(rows)
 
 
 def _replay(ctx: RunContext) -> None:
