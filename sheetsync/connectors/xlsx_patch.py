@@ -217,7 +217,7 @@ def get_attr(tag: bytes, name: bytes) -> bytes | None:
 def value_cell(prefix: bytes, ref: str, style: int, value: WriteValue) -> bytes:
     """A fresh <c> for a written value: text as an inline string (never a formula)."""
     head = b"<" + prefix + b'c r="' + ref.encode() + b'"' + (b' s="%d"' % style if style else b"")
-    if value is None:
+    if value is None or value == "":  # openpyxl too writes an empty text as an empty cell
         return head + b"/>"
     if isinstance(value, bool):
         return head + b' t="b"><' + prefix + b"v>" + (b"1" if value else b"0") + b"</" + prefix + b"v></" + prefix + b"c>"
@@ -730,7 +730,7 @@ def force_recalc(pkg: Package, book: str, drop_chain: bool) -> None:
         assert at is not None
         body = body[:at.start()] + b"<" + (p.group(1) if p else b"") + b'calcPr fullCalcOnLoad="1"/>' + body[at.start():]
     pkg.write(book, body)
-    chain = next((t for _, k, t in pkg.rels(book) if k.endswith("/calcChain")), None)
+    chain = next((t for _, k, t in pkg.rels(book) if k.endswith("/calcChain")), "xl/calcChain.xml")
     if drop_chain and chain and pkg.has(chain):
         pkg.drop(chain)
         folder, base = posixpath.split(book)

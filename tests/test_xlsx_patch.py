@@ -1,0 +1,271 @@
+"""The direct zip/XML write-back, proven against openpyxl's path on copies of the same workbooks."""
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import warnings
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+import python_calamine as pc
+from openpyxl.comments import Comment
+from openpyxl.formatting.rule import CellIsRule
+from openpyxl.styles import Font, PatternFill
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.table import Table
+
+from sheetsync.connectors.xlsx import XlsxConnector, fill_code
+from sheetsync.connectors.xlsx_patch import Unsupported, patch_xlsx
+from sheetsync.model import Patch, ReportTab
+
+DEMO = Path(__file__).resolve().parent.parent / "sheetsync" / "data" / "demo" / "customers.xlsx"
+SHEET = "sheet1.xml"
+
+
+def rich_book(path: Path) -> Path:
+    """Styles, widths, merges, validation, conditional format, names, formulas, a table, notes, panes."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    ws.append(["Name", "Phone", "Email", "Limit", "Double"])
+    for i in range(2, 30):
+        ws.append([f"n{i}", 13800000000 + i, f"u{i}@x.cn", i * 100, f"=D{i}*2"])
+    ws["A1"].font = Font(bold=True)
+    ws["B3"].fill = PatternFill("solid", fgColor="00FF00")
+    ws["D4"].number_format = "0.00"
+    ws.column_dimensions["C"].width = 30
+    ws.merge_cells("A31:C31")
+    ws["A31"] = "merged footer"
+    rule = DataValidation(type="list", formula1='"a,b"')
+    ws.add_data_validation(rule)
+    rule.add("C2:C29")
+    ws.conditional_formatting.add("D2:D29", CellIsRule(operator="greaterThan", formula=["1000"],
+                                                       fill=PatternFill("solid", fgColor="FF0000")))
+    wb.defined_names["limits"] = DefinedName("limits", attr_text="Customers!$D$2:$D$29")
+    ws.add_table(Table(displayName="People", ref="A1:E29"))
+    ws["A5"].comment = Comment("call after 6pm", "Li")
+    ws.freeze_panes = "A2"
+    other = wb.create_sheet("Other")
+    other["A1"] = "=Customers!D2+1"
+    wb.save(path)
+    _cache_formula_results(path)
+    return path
+
+
+def _cache_formula_results(path: Path) -> None:
+    """Give the formula cells cached results, as Excel's files have (openpyxl writes none)."""
+    data = path.read_bytes()
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                for i in range(2, 30):
+                    body = body.replace(f"<f>D{i}*2</f><v></v>".encode(), f"<f>D{i}*2</f><v>{i * 200}</v>".encode())
+                    body = body.replace(f"<f>D{i}*2</f><v />".encode(), f"<f>D{i}*2</f><v>{i * 200}</v>".encode())
+            dst.writestr(info, body)
+    path.write_bytes(out.getvalue())
+
+
+def both_ways(src: Path, tmp: Path, patches: list[Patch], report: ReportTab | None = None,
+              sheet: str | None = None) -> tuple[Path, Path, tuple, tuple]:
+    """Apply the same patches through the fast path and through openpyxl, into two copies."""
+    fast, slow = tmp / "fast.xlsx", tmp / "slow.xlsx"
+    shutil.copy(src, fast)
+    shutil.copy(src, slow)
+    a = XlsxConnector(fast, sheet=sheet).apply(patches, report=report)
+    conn = XlsxConnector(slow, sheet=sheet, allow_feature_loss=True)
+    b = conn._apply_openpyxl(slow.read_bytes(), list(patches), [], report)
+    return fast, slow, a, b
+
+
+def openpyxl_view(path: Path) -> dict:
+    """Every cell's value, fill and note in every sheet, as openpyxl reads them (no warnings)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wb = openpyxl.load_workbook(path, rich_text=True)
+    view = {}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                note = cell.comment.text if cell.comment else None
+                if cell.value is not None or note or fill_code(cell.fill):
+                    view[(ws.title, cell.coordinate)] = (cell.value, fill_code(cell.fill), note)
+    return view
+
+
+def calamine_view(path: Path, skip_formulas_of: Path) -> dict:
+    """Calamine's values; formula cells are skipped (openpyxl's copy has no cached results)."""
+    formulas = {(ws.title, c.row, c.column) for ws in openpyxl.load_workbook(skip_formulas_of).worksheets
+                for row in ws.iter_rows() for c in row if c.data_type == "f"}
+    book = pc.CalamineWorkbook.from_path(str(path))
+    out = {}
+    for name in book.sheet_names:
+        for r, row in enumerate(book.get_sheet_by_name(name).to_python(skip_empty_area=False), start=1):
+            for c, value in enumerate(row, start=1):
+                if value not in ("", None) and (name, r, c) not in formulas:
+                    out[(name, r, c)] = value
+    return out
+
+
+def assert_equivalent(src: Path, fast: Path, slow: Path, touched: set[str]) -> None:
+    assert openpyxl_view(fast) == openpyxl_view(slow)
+    assert calamine_view(fast, slow) == calamine_view(slow, slow)
+    before, after = zipfile.ZipFile(src), zipfile.ZipFile(fast)
+    for info in before.infolist():
+        if not any(info.filename.endswith(t) for t in touched):
+            new = after.getinfo(info.filename)
+            assert before.read(info.filename) == after.read(info.filename), info.filename
+            assert (new.CRC, new.compress_size, new.compress_type) == (
+                info.CRC, info.compress_size, info.compress_type), info.filename
+
+
+def marks() -> list[Patch]:
+    return [Patch(2, 1, "corrected", write=True, value="=HYPERLINK(\"x\")"),
+            Patch(3, 2, "invalid", fill="FFC7CE", note="phone is invalid"),
+            Patch(5, 1, "duplicate", fill="ffd8a8", note="same as row 4"),
+            Patch(6, 3, "corrected", write=True, value="  spaced <&> \"q\"\n", fill="C6EFCE", note="trimmed"),
+            Patch(7, 4, "corrected", write=True, value=1234.5),
+            Patch(8, 4, "corrected", write=True, value=True),
+            Patch(9, 5, "corrected", write=True, value="no longer a formula"),
+            Patch(10, 9, "corrected", write=True, value=7, fill="C6EFCE"),  # a new cell past the table
+            Patch(40, 2, "corrected", write=True, value="a new row", note="added"),
+            Patch(35, 1, "invalid", fill="FFC7CE"),
+            Patch(31, 2, "corrected", write=True, value="inside a merge")]
+
+
+def test_rich_workbook_same_as_openpyxl_and_other_parts_untouched(tmp_path):
+    src = rich_book(tmp_path / "src.xlsx")
+    fast, slow, a, b = both_ways(src, tmp_path, marks())
+    assert [p.row for p in a.applied] == [p.row for p in b.applied] and len(a.deferred) == 1
+    assert a.prior_fills == b.prior_fills == {(3, 2): "00FF00", (5, 1): None, (6, 3): None,
+                                             (10, 9): None, (35, 1): None}
+    assert_equivalent(src, fast, slow, {SHEET, "styles.xml", "comment1.xml", "commentsDrawing1.vml",
+                                        "workbook.xml"})
+    ws = openpyxl.load_workbook(fast)["Customers"]
+    assert ws["A5"].comment.author == "Li" and ws["A5"].comment.text.startswith("call after 6pm\n---\n")
+    assert ws.freeze_panes == "A2" and "A31:C31" in ws.merged_cells and "People" in ws.tables
+    grid = pc.CalamineWorkbook.from_path(str(fast)).get_sheet_by_name("Customers").to_python()
+    assert grid[9][4] == 2000.0  # E10's cached result survives (openpyxl's path loses it)
+
+
+def test_demo_workbook_same_as_openpyxl(tmp_path):
+    patches = [Patch(r, c, "corrected", write=True, value=f"v{r}.{c}", fill="C6EFCE", note=f"n{r}")
+               for r in range(3, 20, 3) for c in (1, 2, 5)]
+    report = ReportTab("sheetsync", (("sheetsync report",), ("cell", "problem"), ("B4", "=bad")))
+    fast, slow, a, b = both_ways(DEMO, tmp_path, patches, report=report)
+    assert len(a.applied) == len(b.applied) == len(patches)
+    assert openpyxl.load_workbook(fast).sheetnames == openpyxl.load_workbook(slow).sheetnames
+    assert_equivalent(DEMO, fast, slow, {SHEET, "styles.xml", "workbook.xml", "workbook.xml.rels", "comment1.xml",
+                                         "commentsDrawing1.vml",
+                                         "[Content_Types].xml", "sheet1.xml.rels"})
+
+
+def test_random_patches_match_openpyxl(tmp_path):
+    src = rich_book(tmp_path / "src.xlsx")
+    rnd = random.Random(7)
+    values = ["x", "=1+1", "", None, 0, -3, 2.25, False, "中文", "@cmd", "a\tb"]
+    for round_ in range(4):
+        patches = []
+        for _ in range(25):
+            row, col = rnd.randint(1, 45), rnd.randint(1, 12)
+            kind = rnd.choice(["value", "mark", "clear", "both"])
+            if kind == "clear":
+                patches.append(Patch(row, col, "clear", clear=True, restore_fill=rnd.choice([None, "00FF00"])))
+            else:
+                patches.append(Patch(row, col, "corrected", write=kind != "mark", value=rnd.choice(values),
+                                     fill=rnd.choice(["FFC7CE", "C6EFCE", None]) if kind != "value" else None,
+                                     note=rnd.choice(["bad", None]) if kind != "value" else None))
+        out = tmp_path / f"r{round_}"
+        out.mkdir()
+        fast, slow, a, b = both_ways(src, out, patches)
+        assert a.prior_fills == b.prior_fills and len(a.applied) == len(b.applied)
+        assert openpyxl_view(fast) == openpyxl_view(slow)
+        assert calamine_view(fast, slow) == calamine_view(slow, slow)
+        src = fast  # the next round patches the fast path's own output
+
+
+def test_new_notes_create_comments_vml_and_links_that_round_trip(tmp_path):
+    path = tmp_path / "plain.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["a", "b"])
+    wb.save(path)
+    conn = XlsxConnector(path)
+    conn.apply([Patch(1, 2, "invalid", fill="FFC7CE", note="bad")])
+    zf = zipfile.ZipFile(path)
+    names = zf.namelist()
+    assert "xl/comments1.xml" in names and "xl/drawings/vmlDrawing1.vml" in names
+    assert b"legacyDrawing" in zf.read("xl/worksheets/sheet1.xml")
+    assert b'Extension="vml"' in zf.read("[Content_Types].xml")
+    assert conn.read().marks == {(1, 2): "sheetsync: bad"}
+    conn.apply([Patch(1, 2, "clear", clear=True)])
+    assert conn.read().marks == {} and b"x:Row" not in zipfile.ZipFile(path).read("xl/drawings/vmlDrawing1.vml")
+    assert openpyxl.load_workbook(path).active["B1"].fill.fill_type is None
+
+
+def test_shapes_images_and_cached_results_no_longer_block_a_write(tmp_path):
+    src = rich_book(tmp_path / "src.xlsx")
+    with zipfile.ZipFile(src, "a") as zf:
+        zf.writestr("xl/drawings/drawing9.xml", b"<xdr:wsDr><xdr:sp><xdr:txBody/></xdr:sp></xdr:wsDr>")
+        zf.writestr("xl/media/image9.png", b"\x89PNG")
+    before = zipfile.ZipFile(src)
+    XlsxConnector(src).apply([Patch(2, 1, "corrected", write=True, value="ok")])
+    after = zipfile.ZipFile(src)
+    for name in ("xl/drawings/drawing9.xml", "xl/media/image9.png"):
+        assert after.read(name) == before.read(name)
+    assert openpyxl.load_workbook(src).active["A2"].value == "ok"
+
+
+def test_overwriting_a_formula_drops_calc_chain_and_asks_for_recalc(tmp_path):
+    src = rich_book(tmp_path / "src.xlsx")
+    data = src.read_bytes()
+    with zipfile.ZipFile(src, "a") as zf:
+        zf.writestr("xl/calcChain.xml", b'<calcChain xmlns="http://schemas.openxmlformats.org/'
+                                        b'spreadsheetml/2006/main"><c r="E2" i="1"/></calcChain>')
+    result = patch_xlsx(src.read_bytes(), None, [Patch(2, 5, "corrected", write=True, value=1)], None)
+    zf = zipfile.ZipFile(io.BytesIO(result.data))
+    assert "xl/calcChain.xml" not in zf.namelist()
+    assert b'fullCalcOnLoad="1"' in zf.read("xl/workbook.xml")
+    assert len(data) > 0 and b"<f>D2*2</f>" not in zf.read("xl/worksheets/sheet1.xml")
+
+
+def test_cells_and_rows_inserted_in_order(tmp_path):
+    src = rich_book(tmp_path / "src.xlsx")
+    patches = [Patch(3, 7, "corrected", write=True, value="G"), Patch(3, 6, "corrected", write=True, value="F"),
+               Patch(50, 1, "corrected", write=True, value="last"), Patch(45, 1, "corrected", write=True, value="mid")]
+    data = patch_xlsx(src.read_bytes(), None, patches, None).data
+    sheet = zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml").decode()
+    assert sheet.index('r="E3"') < sheet.index('r="F3"') < sheet.index('r="G3"') < sheet.index('r="A4"')
+    assert sheet.index('<row r="31"') < sheet.index('<row r="45"') < sheet.index('<row r="50"')
+
+
+def test_report_tab_rewritten_in_place_and_shared_formula_master_falls_back(tmp_path):
+    src = rich_book(tmp_path / "src.xlsx")
+    conn = XlsxConnector(src)
+    conn.apply([], report=ReportTab("sheetsync", (("one",), ("two", "2"))))
+    conn.apply([], report=ReportTab("sheetsync", (("only",),)))
+    wb = openpyxl.load_workbook(src)
+    assert wb.sheetnames == ["Customers", "Other", "sheetsync"]
+    assert wb["sheetsync"]["A1"].value == "only" and wb["sheetsync"].max_row == 1
+    body = b'<c r="A1"><f t="shared" ref="A1:A2" si="0">1+1</f><v>2</v></c>'
+    with pytest.raises(Unsupported):
+        patch_xlsx(_with_cell(src, body), None, [Patch(1, 1, "corrected", write=True, value="x")], None)
+
+
+def _with_cell(src: Path, cell: bytes) -> bytes:
+    data = src.read_bytes()
+    zin = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in zin.infolist():
+            body = zin.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                start = body.index(b'<c r="A1"')
+                body = body[:start] + cell + body[body.index(b"</c>", start) + 4:]
+            dst.writestr(info, body)
+    return out.getvalue()
