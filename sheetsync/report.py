@@ -9,6 +9,8 @@ import hashlib
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import messages
@@ -127,6 +129,74 @@ def tab_problem_rows(tab: ReportTab) -> list[tuple[str, ...]]:
 def report_hash(tab: ReportTab) -> str:
     data = json.dumps([tab.name, tab.rows], ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class LayoutReport:
+    """What `sheetsync report` shows of one layout: its recent runs (oldest first), open
+    problems and current data-quality numbers."""
+
+    name: str
+    table: str
+    language: str
+    store: str
+    runs: tuple[dict[str, Any], ...] = ()
+    problems: tuple[dict[str, Any], ...] = ()
+    stats: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+
+
+def collect_report(path: Path, runs: int = 30) -> LayoutReport:
+    """Read one layout's report data from its store (read-only; a missing store is 'never synced')."""
+    from .engine import store_path
+    from .layout import load_layout
+    from .store import Store
+    loaded = load_layout(path)
+    db = store_path(loaded)
+    base = dict(name=loaded.name, table=loaded.layout.table, language=loaded.layout.language, store=str(db))
+    if not db.exists():
+        return LayoutReport(**base, message="never synced")
+    with Store(db) as store:
+        history = tuple(reversed(store.runs(loaded.name, limit=runs)))
+        problems = tuple(store.problems(loaded.name))
+        stats = quality_stats(store, loaded.name, list(problems))
+    return LayoutReport(**base, runs=history, problems=problems, stats=stats,
+                        message="" if history else "never synced")
+
+
+def collect_reports(paths: Iterable[Path], runs: int = 30) -> list[LayoutReport]:
+    return [collect_report(p, runs) for p in paths]
+
+
+def valid_share(stats: Mapping[str, Any] | None) -> float | None:
+    """Share of rows without an open problem, or None when unknown (no rows, no numbers)."""
+    if not stats or not stats.get("rows"):
+        return None
+    return max(0.0, 1.0 - (stats.get("rows_with_problems") or 0) / stats["rows"])
+
+
+def reports_text(reports: Iterable[LayoutReport]) -> str:
+    """The plain-text `sheetsync report`: one block per layout."""
+    blocks = []
+    for rep in reports:
+        if not rep.runs:
+            blocks.append(f"{rep.name}: {rep.message or 'never synced'} (store {rep.store})")
+            continue
+        last = rep.runs[-1]
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(last["started"]))
+        outcomes = Counter(r["outcome"] or "running" for r in rep.runs)
+        share = valid_share(rep.stats)
+        lines = [f"{rep.name} (table {rep.table}): last run {last['outcome'] or 'running'} at {when}",
+                 f"  runs shown: {len(rep.runs)} ("
+                 + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) + ")",
+                 f"  rows: {rep.stats.get('rows', 0)}, valid: "
+                 + (f"{share:.1%}" if share is not None else "-")
+                 + f", open problems: {len(rep.problems)}"]
+        by_code = Counter(p["code"] for p in rep.problems)
+        for code, n in by_code.most_common():
+            lines.append(f"    {n:>5}  {code}: {messages.title(code, rep.language)}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def summary_text(result: RunResult, where: str = "") -> str:
