@@ -35,6 +35,8 @@ ROWS = [
     ["C00018", "Emma Liu", "+86 173 0017 3000", "emma.liu@example", "Ningbo", "2024-07-05", "Standard", 2500, "email lacks a dot"],
     ["C00019", "黄磊", "+86 172 0017 2000", "huang.lei@example.cn", "长沙", "July 6, 2024", "贵宾", 45000, ""],
     ["C00020", "Chris\u3000Zhao", "+86 171 0017 1000", "CHRIS.ZHAO@EXAMPLE.COM", "Dalian", 45480.0, "Gold", 12000, ""],
+    ["C00021", "Grace  Lee", "+86 189 0018 9001", "grace.lee@example.com", "Suzhou", "2024-03-07", "VIP", 15000,
+     "typed again by a colleague"],
 ]
 
 

@@ -18,7 +18,10 @@ def test_demo_then_resync_changes_nothing(tmp_path, capsys, monkeypatch):
     code = main(["sync", "--json", "customers"])
     run = json.loads(capsys.readouterr().out.splitlines()[0])
     assert code == 1 and run["outcome"] == "problems"  # the demo's open problems remain
-    assert (run["inserted"], run["updated"], run["patches_applied"], run["unchanged"]) == (0, 0, 0, 20)
+    assert (run["inserted"], run["updated"], run["patches_applied"], run["unchanged"]) == (0, 0, 0, 21)
+    assert main(["sync", "--json", "--full", "customers"]) == 1  # every row compared: still nothing to do
+    full = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert (full["rows_read"], full["inserted"], full["updated"], full["patches_applied"]) == (21, 0, 0, 0)
     for key in ("layout", "run_id", "outcome", "rows_read", "inserted", "updated", "unchanged", "deleted",
                 "corrected", "invalid", "duplicates", "conflicts", "patches_applied", "patches_deferred",
                 "api_calls", "seconds"):

@@ -47,7 +47,7 @@ def run(loaded, store, emu, **kw):
 def test_demo_scenario_through_gspread_in_three_sheets_calls(tmp_path, emu):
     loaded, store = setup(tmp_path, emu)
     res = run(loaded, store, emu)
-    assert (res.inserted, res.held_back, res.outcome) == (18, 2, "problems")
+    assert (res.inserted, res.held_back, res.outcome) == (19, 2, "problems")
     # read, re-read, one batchUpdate; the very first run also creates the report tab (once)
     assert res.api_calls <= 4 and res.patches_applied > 30
     assert emu.cell(SID, TAB, 3, PHONE) == "+86 138 0013 8000"
@@ -59,9 +59,9 @@ def test_demo_scenario_through_gspread_in_three_sheets_calls(tmp_path, emu):
     assert any("open problem" in str(c) for r in report for c in r)
     assert ["D6"] == [r[0] for r in report if r and r[0] == "D6"]
     again = run(loaded, store, emu)
-    assert (again.patches_applied, again.updated, again.unchanged) == (0, 0, 20)
+    assert (again.patches_applied, again.updated, again.unchanged) == (0, 0, 21)
     third = run(loaded, store, emu)
-    assert third.api_calls == 0 and third.drive_calls == 1 and third.unchanged == 20
+    assert third.api_calls == 0 and third.drive_calls == 1 and third.unchanged == 21
     emu.set_cell(SID, TAB, 3, EMAIL, " NEW@Example.cn")  # a change that needs a correction
     fourth = run(loaded, store, emu)
     assert fourth.patches_applied >= 1 and fourth.api_calls == 3
@@ -108,7 +108,7 @@ def test_transient_faults_are_retried_without_loss_or_duplicates(tmp_path, emu, 
     final = run(loaded, store, emu)
     assert final.outcome == "problems" and store.outbox("customers") == []
     recs = store.records("customers")
-    assert len(recs) == 18 and recs["C00001"]["phone"] == "+86 138 0013 8000"
+    assert len(recs) == 19 and recs["C00001"]["phone"] == "+86 138 0013 8000"
     assert emu.cell(SID, TAB, 3, PHONE) == "+86 138 0013 8000"
     assert sum(1 for h in store.history("customers", "C00001") if h["action"] == "insert") == len(
         [f for f, v in recs["C00001"].items() if not f.startswith("_") and v is not None])
