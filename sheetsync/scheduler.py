@@ -167,7 +167,9 @@ class Runner:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Loop until stopped (exit 0) or `max_cycles` passes (exit: the last pass's worst run)."""
+        """Loop until stopped (exit 0) or `max_cycles` passes (exit: the worst of each layout's
+        latest attempt, as `sync --all`). A pass that finds nothing due does not count, unless
+        there is no valid layout at all (so `--max-cycles` always ends)."""
         self.signals.install(self.on_signal)
         try:
             cycles = 0
@@ -175,15 +177,18 @@ class Runner:
                 start = len(self.records)
                 self.refresh()
                 self.sched.run_pending()
-                cycles += 1
+                cycles += len(self.records) > start or not self.entries
                 if self.max_cycles and cycles >= self.max_cycles:
-                    return max((EXIT_FOR_OUTCOME.get(r.status, 4 if r.status == "error" else 0)
-                                for r in self.records[start:]), default=0)
+                    return self.exit_code()
                 self.wait()
             log.info("stopped")
             return 0
         finally:
             self.signals.restore()
+
+    def exit_code(self) -> int:
+        latest = {r.layout: r.status for r in self.records}
+        return max((EXIT_FOR_OUTCOME.get(s, 4 if s == "error" else 0) for s in latest.values()), default=0)
 
     def wait(self) -> None:
         """Sleep until the next layout is due, at most `rescan` seconds, in `tick` slices."""
