@@ -26,7 +26,7 @@ from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text
 from .reconcile import RowDecision, RowInput, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store
-from .sync_rows import SheetIndex, find_duplicates, index_rows
+from .sync_rows import SheetIndex, check_unique, find_duplicates, index_rows
 from .writeback import RowPlace, clear_stray, plan_row
 
 log = logging.getLogger("sheetsync.engine")
@@ -137,7 +137,7 @@ def _run(ctx: RunContext) -> None:
     ctx.result.rows_read = len(data.rows)
     todo = _select(ctx, sheet)
     ctx.hook("validate")
-    checked = {i: checker.check(sheet.raw[i]) for i in todo}
+    checked = check_unique(ctx.store, ctx.layout, {i: checker.check(sheet.raw[i]) for i in todo})
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,

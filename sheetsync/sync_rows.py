@@ -139,3 +139,24 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
 def _flag(out: dict, sheet: SheetIndex, ident: str, other: str, fld: str, reason: str) -> None:
     params = {"other_row": sheet.rows.get(other, "-"), "other_key": other, "reason": reason}
     out.setdefault(ident, {})[fld] = (params, Problem("duplicate", fld, params))
+
+
+def check_unique(store: Store, layout: Layout, checked: dict[str, Any]) -> dict[str, Any]:
+    """`unique: true` columns: a value another row of the batch or a live record already holds
+    makes the cell invalid (so it never reaches the store), naming the holder."""
+    from .rules import CellResult, RowResult, unique_violations
+    out = dict(checked)
+    for fld, column in layout.columns.items():
+        if not column.unique:
+            continue
+        values = {i: r.cells[fld].value for i, r in out.items()
+                  if fld in r.cells and r.cells[fld].outcome != "invalid" and r.cells[fld].value not in (None, "")}
+        held = store.find_by_values(layout.table, [fld], [(v,) for v in values.values()]) if values else {}
+        existing = {key: vals[0] for vals, keys in held.items() for key in keys}
+        for ident, other in unique_violations(fld, values, existing).items():
+            res, cell = out[ident], out[ident].cells[fld]
+            problem = Problem("unique", fld, {"value": canonical_text(cell.value), "other": other})
+            bad = CellResult(fld, cell.raw, None, "invalid", (problem,), cell.rule)
+            cells = {**res.cells, fld: bad}
+            out[ident] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))
+    return out

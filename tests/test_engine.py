@@ -295,3 +295,17 @@ def test_a_missing_managed_id_column_is_a_clear_error(tmp_path):
     book = MemoryBook(header=["Name", "Phone", "Email", "Limit"], rows=[r[1:] for r in rows()[:3]], name="t")
     with pytest.raises(SourceError, match="sheetsync id"):
         run(layout, book, Store(tmp_path / "s.db"))
+
+
+def test_unique_column_refuses_a_value_another_record_holds(tmp_path):
+    cols = {**LAYOUT["columns"], "email": {"header": "Email", "type": "email", "unique": True}}
+    layout, book, store = make(tmp_path, columns=cols)
+    book.rows[3][3] = "ZW@example.cn"  # C004 takes C001's email (after normalising)
+    run(layout, book, store)
+    assert store.records("customers")["C004"]["email"] is None
+    assert (5, "email", "unique") in problems(store)
+    assert "C001" in book.notes[(5, 4)]
+    book.rows.append(["C005", "New", "+86 150 0015 0005", "zw@example.cn", 1])
+    book.version += 1
+    run(layout, book, store)
+    assert (7, "email", "unique") in problems(store)
