@@ -3,6 +3,9 @@ fake signals; plus a real second process and a real SIGTERM."""
 from __future__ import annotations
 
 import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import logging
 import os
 import random
@@ -276,3 +279,29 @@ def test_a_real_sigterm_stops_sheetsync_run_with_exit_0(tmp_path):
     with Store(tmp_path / "sheetsync.db") as store:
         assert store.lease_holder("a") is None
         assert all(r["finished"] is not None for r in store.runs("a"))
+
+
+def test_a_failing_layout_alerts_once_not_every_pass(tmp_path):
+    posts: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        path = make_layout(tmp_path, "gone", csv=None)
+        path.write_text(path.read_text() + f"alerts:\n  webhook: {{url: 'http://127.0.0.1:{server.server_port}/x'}}\n")
+        r = runner(tmp_path, Clock(), interval=600, max_cycles=4)
+        assert r.run() == 4
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [x.status for x in r.records] == ["failed"] * 4
+    assert [(p["layout"], p["kind"], p["state"]) for p in posts] == [("gone", "failed", "firing")]
