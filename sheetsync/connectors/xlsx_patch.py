@@ -452,12 +452,10 @@ class Sheet:
             cell.xml = set_attr(cell.xml[:head], b"s", b"%d" % cell.style) + cell.xml[head:]
 
     def merged(self) -> list[tuple[int, int, int, int]]:
-        out = []
-        for m in re.finditer(rb"<" + P + rb'mergeCell\s[^>]*?ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"',
-                             self.body, ):
-            if m.start() > self.end:
-                out.append((int(m.group(2)), col_number(m.group(1)), int(m.group(4)), col_number(m.group(3))))
-        return out
+        """Merged ranges (r1, c1, r2, c2); <mergeCells> follows <sheetData>, so only that tail is scanned."""
+        pat = re.compile(rb"<" + P + rb'mergeCell\s[^>]*?ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
+        return [(int(m.group(2)), col_number(m.group(1)), int(m.group(4)), col_number(m.group(3)))
+                for m in pat.finditer(self.body, self.end)]
 
     def render_rows(self) -> list[tuple[int, int, int, bytes]]:
         """(start, end, replacement) byte edits, new rows as zero-length inserts in row order."""
