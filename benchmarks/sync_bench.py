@@ -40,6 +40,7 @@ columns:
 dedupe:
   exact: [[phone]]
 report_tab: null
+backup: {{enabled: false}}
 """
 
 

@@ -61,6 +61,10 @@ def reconcile_row(row: RowInput) -> RowDecision:
     for name, cell in row.cells.items():
         if cell.outcome == "invalid":
             _invalid(decision, row, name, cell, live)
+        elif not live and cell.outcome == "ok":  # the common case of a first sync, kept cheap
+            text = _text(cell.value)
+            decision.store_values[name] = cell.value
+            decision.base_sheet[name] = decision.base_store[name] = text
         else:
             _field(decision, row, name, cell, live, guarded)
     if decision.insert:
