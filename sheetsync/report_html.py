@@ -66,7 +66,7 @@ def esc(value: Any) -> str:
 
 
 def _stamp(ts: float | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
-    return time.strftime(fmt, time.gmtime(ts)) if ts else "-"
+    return time.strftime(fmt, time.gmtime(ts)) if ts is not None else "-"
 
 
 def run_rows(run: Mapping[str, Any]) -> int:

@@ -29,7 +29,7 @@ def test_report_tab_opens_with_the_summary_then_the_problems(tmp_path):
     assert "open problem" in rows[0][0]
     labels = [r[0] for r in rows[1:5]]
     assert labels == ["Last change", "Status", "Rows in the store", "Open problems by kind"]
-    assert "18 added, 0 updated, 0 deleted, 32 corrected" in rows[1][1]
+    assert f"{first.inserted} added, 0 updated, 0 deleted, {first.corrected} corrected" in rows[1][1]
     with Store(db) as store:
         problems = store.problems("customers")
         started = next(r["started"] for r in store.runs("customers") if r["run_id"] == first.run_id)
@@ -67,7 +67,7 @@ def test_summary_skips_no_op_runs_and_hash_is_stable(tmp_path):
         when, counts = last_change(store, "customers", RunResult("customers", "not-a-run"))
         assert counts["run_id"] == first.run_id and when is not None
         problems = store.problems("customers")
-        noop = RunResult("customers", "r2", unchanged=20)
+        noop = RunResult("customers", "r2", unchanged=first.rows_read)
         tab = report_tab(loaded, problems, noop, store)
         assert tab is None  # equal to what the engine wrote: no write at all
         store.set_meta("customers", "report_hash", None)
@@ -76,16 +76,16 @@ def test_summary_skips_no_op_runs_and_hash_is_stable(tmp_path):
         assert report_hash(tab) == report_hash(again)
         assert len(tab_problem_rows(tab)) == len(problems)
         stats = quality_stats(store, "customers")
-        assert stats["rows"] == 20 and 0 < stats["rows_with_problems"] <= stats["open_problems"] == len(problems)
+        assert stats["rows"] == first.rows_read and 0 < stats["rows_with_problems"] <= stats["open_problems"] == len(problems)
 
 
 def test_summary_in_chinese(tmp_path):
     layout, db, _ = demo(tmp_path)
     layout.write_text(layout.read_text(encoding="utf-8").replace("language: en", "language: zh"), encoding="utf-8")
-    sync_once(layout)
+    first = sync_once(layout)
     with Store(db) as store:
         rows = summary_rows(store, "customers", "zh", store.problems("customers"))
-    assert rows[0][0] == "最近一次变更" and "新增 18" in rows[0][1]
+    assert rows[0][0] == "最近一次变更" and f"新增 {first.inserted}，" in rows[0][1]
     assert "邮箱无效" in rows[3][1]
 
 
