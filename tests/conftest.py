@@ -34,19 +34,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    counts = {s: {"passed": 0, "failed": 0, "skipped": 0} for s in SUITES}
+    counts = {s: {"passed": 0, "failed": 0, "skipped": 0, "xfailed": 0, "xpassed": 0} for s in SUITES}
     for outcome, key in (("passed", "passed"), ("failed", "failed"), ("error", "failed"),
-                         ("skipped", "skipped")):
+                         ("skipped", "skipped"), ("xfailed", "xfailed"), ("xpassed", "xpassed")):
         for rep in terminalreporter.stats.get(outcome, []):
             suite = _suite_of(getattr(rep, "nodeid", ""))
-            if suite and (outcome != "passed" or rep.when == "call"):
+            if suite and (outcome not in ("passed", "xpassed") or rep.when == "call"):
                 counts[suite][key] += 1
     if not any(sum(c.values()) for c in counts.values()):
         return
     parts = []
     for suite, c in counts.items():
         text = f"{suite}: {c['passed']} passed, {c['failed']} failed"
-        parts.append(text + (f", {c['skipped']} skipped" if c["skipped"] else ""))
+        extra = "".join(f", {c[k]} {k}" for k in ("skipped", "xfailed", "xpassed") if c[k])
+        parts.append(text + extra)
     terminalreporter.write_line("; ".join(parts))
 
 
