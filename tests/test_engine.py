@@ -309,3 +309,33 @@ def test_unique_column_refuses_a_value_another_record_holds(tmp_path):
     book.version += 1
     run(layout, book, store)
     assert (7, "email", "unique") in problems(store)
+
+
+def test_ten_thousand_errors_in_one_sheet_are_each_reported_once(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.rows = [[f"C{i:03d}" if i < 1000 else f"X{i}", "N", "12345", f"bad{i}@@x", 1] for i in range(10_000)]
+    res = run(layout, book, store)
+    found = problems(store)
+    assert res.invalid >= 10_000 and len(found) == len(set(found))
+    assert sum(1 for _, f, c in found if (f, c) == ("email", "type.email")) == 10_000
+    assert len(book.notes) >= 10_000 and book.reports["sheetsync"]
+    assert run(layout, book, store).patches_applied == 0
+
+
+def test_duplicate_headers_for_one_field_are_refused_naming_both_columns(tmp_path):
+    layout, book, store = make(tmp_path)
+    book.header[4] = "phone"  # "Phone" and "phone" both fold to the phone field
+    with pytest.raises(SourceError, match=r"C \('Phone'\).*E \('phone'\)"):
+        run(layout, book, store)
+    assert book.version == 1
+
+
+def test_sql_and_quotes_in_headers_and_values_are_plain_data(tmp_path):
+    evil = 'Name"; DROP TABLE customers; --'
+    cols = {**LAYOUT["columns"], "name": {"header": evil, "required": True}}
+    layout, book, store = make(tmp_path, columns=cols)
+    book.header[1] = evil
+    book.rows[0][1] = "Robert'); DROP TABLE _sheetsync_runs; --"
+    run(layout, book, store)
+    assert store.records("customers")["C001"]["name"] == "Robert'); DROP TABLE _sheetsync_runs; --"
+    assert store.runs("c")
