@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from . import __version__
 from .errors import LayoutError, SheetsyncError, UsageError
@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 3
+    except Exception as exc:  # a bug: say so plainly; the traceback on request
+        if os.environ.get("SHEETSYNC_DEBUG"):
+            raise
+        print(f"internal error: {exc!r}\n  hint: this is a bug in sheetsync; run again with "
+              "SHEETSYNC_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        return 4
 
 
 def build_parser() -> argparse.ArgumentParser:

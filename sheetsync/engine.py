@@ -97,6 +97,9 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         except SheetsyncError as exc:
             result.outcome, result.message = "failed", str(exc)
             raise
+        except Exception as exc:
+            result.outcome, result.message = "failed", f"internal error: {exc!r}"
+            raise
         finally:
             if gc_was_on:
                 gc.enable()
@@ -104,13 +107,22 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
                 now_calls = run_support.calls(ctx.connector)
                 result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
             result.seconds = time.perf_counter() - started
-            with store.transaction():
-                store.finish_run(run_id, result.outcome, result.to_json(), result.message)
-            store.release_lease(loaded.name, holder)
+            _finish(store, loaded.name, holder, result)
     finally:
         if own_store:
             store.close()
     return result
+
+
+def _finish(store: Store, name: str, holder: str, result: RunResult) -> None:
+    """Record the run and release the lease; if even that fails (a full disk), the lease
+    expires by itself and the error that ended the run is the one reported."""
+    try:
+        with store.transaction():
+            store.finish_run(result.run_id, result.outcome, result.to_json(), result.message)
+        store.release_lease(name, holder)
+    except SheetsyncError as exc:
+        log.error("could not record run %s: %s", result.run_id, exc)
 
 
 def _run(ctx: RunContext) -> None:

@@ -130,9 +130,21 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
         if version > SCHEMA_VERSION:
             raise StoreError(f"store schema {version} is newer than this sheetsync ({SCHEMA_VERSION})",
                              hint="upgrade sheetsync")
-        for number in range(version, SCHEMA_VERSION):
-            # one script = one transaction, so a half-applied migration cannot be left behind
-            self.db.executescript(f"BEGIN IMMEDIATE;{_MIGRATIONS[number]}PRAGMA user_version={number + 1};COMMIT;")
+        if version == SCHEMA_VERSION:
+            return
+        # one transaction, with the version read again under the write lock: two processes
+        # opening a new store at once must not both run a migration
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, SCHEMA_VERSION):
+                for statement in filter(str.strip, _MIGRATIONS[number].split(";")):
+                    self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self._rollback()
+            raise
+        self.db.execute("COMMIT")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -140,13 +152,28 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
         if self.db.in_transaction:
             yield
             return
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._rollback()
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._rollback()
+            raise StoreError(f"the store could not be written: {exc}", where=self.path,
+                             hint="check free disk space and that the file and its folder are writable; "
+                                  "nothing of this run was saved") from exc
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open: SQLite may have rolled back by itself (a full
+        disk), and a failing ROLLBACK must not hide the error that caused it."""
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # -- layout tables -------------------------------------------------------------------------
 

@@ -151,8 +151,6 @@ def test_full_disk_under_the_store_fails_clearly_and_writes_nothing(tmp_path):
         finish_and_check(sheet)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: disk full inside the commit: Store.transaction's ROLLBACK "
-                   "masks the error (traceback, exit 1) and the run row is recorded 'ok'")
 def test_store_hitting_a_file_size_limit_mid_commit_fails_clearly(tmp_path):
     sheet = edited(SheetFixture("csv", tmp_path, customer_rows(), extra={"backup": {"enabled": False}}))
     rows = sheet.path.read_text(encoding="utf-8").splitlines()
@@ -209,8 +207,6 @@ def read_only(folder: Path):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: atomic_write lets OSError (EROFS/EACCES/ENOSPC) escape: "
-                   "a traceback and exit 1 instead of a SourceError naming the workbook")
 @pytest.mark.parametrize("kind", ["xlsx", "csv"])
 def test_read_only_workbook_folder_refuses_clearly_and_keeps_the_outbox(tmp_path, kind):
     sheet = SheetFixture(kind, tmp_path / "book", customer_rows(), extra={"store": str(tmp_path / "s.db")})

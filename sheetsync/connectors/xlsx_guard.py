@@ -3,6 +3,7 @@ lock files of an open editor, and the temp-file + fsync + os.replace save (share
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import logging
@@ -185,7 +186,10 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> str:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         mode = None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _not_writable(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -193,6 +197,9 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> str:
             os.fsync(fh.fileno())
         written = fingerprint(Path(tmp).read_bytes())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _not_writable(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -200,6 +207,15 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> str:
         os.chmod(path, mode)
     _fsync_dir(path.parent)
     return written
+
+
+def _not_writable(path: Path, exc: OSError) -> SourceBusy:
+    """A read-only folder or a full disk: nothing was written, the outbox waits (exit 3)."""
+    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
+    return SourceBusy(f"cannot write the file: {why}", where=str(path),
+                      hint="make the file and its folder writable (or free some space); nothing was written "
+                           "and the next run writes the corrections")
 
 
 def _fsync_dir(folder: Path) -> None:
