@@ -1,6 +1,6 @@
 """Bounded-cost regular expressions: layouts are untrusted, and Python's `re` has no timeout.
 
-We refuse, at load time, the shapes that make a backtracking engine take exponential time, and
+We refuse, at load time, the shapes that make a backtracking engine take exponential (or n**3 and worse) time, and
 cap the length of the text a pattern is ever run on (MAX_MATCH_LEN).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ _CATEGORIES = {
 
 
 class UnsafePattern(ValueError):
-    """The pattern is valid but could take exponential time on a crafted cell."""
+    """The pattern is valid but could take exponential or high polynomial time on a crafted cell."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -49,7 +49,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     compiled = re.compile(pattern)
     reason = _danger(_sre.parse(pattern))
     if reason:
-        raise UnsafePattern(f"{reason}; it could take exponential time on a crafted cell")
+        raise UnsafePattern(f"{reason}; it could run for minutes on a crafted cell")
     return compiled
 
 
@@ -59,6 +59,10 @@ def bounded_fullmatch(pattern: str, text: str) -> bool:
 
 
 def _danger(seq: Iterable[tuple[Any, Any]]) -> str | None:
+    seq = list(seq)
+    chained = _chain_danger(seq)
+    if chained:
+        return chained
     for op, av in seq:
         if op in _REPEATS:
             lo, hi, body = av
@@ -71,6 +75,21 @@ def _danger(seq: Iterable[tuple[Any, Any]]) -> str | None:
             sub = next((r for s in _children(op, av) if (r := _danger(s))), None)
         if sub:
             return sub
+    return None
+
+
+def _chain_danger(seq: list) -> str | None:
+    """Three or more unbounded repeats in a row that can match the same text (`.*.*.*x`,
+    `\\s*\\s*\\s*x`) backtrack polynomially: n**3 steps on a 1,000-character cell is minutes."""
+    chain, chars = 0, frozenset()
+    for op, av in _flat(seq):
+        if op in _REPEATS and av[1] > _LARGE:
+            here = _charset([(op, av)])
+            chain, chars = (chain + 1, chars & here) if chain and chars & here else (1, here)
+            if chain >= 3:
+                return "adjacent repeats that can match the same text, like .*.*.*x"
+        elif not _nullable([(op, av)]) and not (_charset([(op, av)]) & chars):
+            chain, chars = 0, frozenset()
     return None
 
 

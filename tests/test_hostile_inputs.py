@@ -1,0 +1,299 @@
+"""Hostile inputs: zip and XML bombs, a full-height sheet, merged and error cells, formula-looking
+text, SQL in headers and values, YAML bombs and tags, catastrophic regexes, invisible characters."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from conftest import REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
+from sheetsync.connectors.xlsx import XlsxConnector
+from sheetsync.engine import sync_once
+from sheetsync.errors import LayoutError, SourceError
+from sheetsync.layout import load_layout
+from sheetsync.store import Store
+
+HOSTILE = Path(__file__).parent / "hostile"
+SST_TYPE = b"application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+SST_REL = b"http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"
+
+
+def plain_book(rows: list[list]) -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = TAB
+    for r in rows:
+        ws.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def rebuild(data: bytes, change: dict[str, bytes], add: dict[str, bytes] | None = None) -> bytes:
+    """The same zip with some members replaced (name -> new bytes) and some added."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in src.namelist():
+            z.writestr(name, change.get(name, src.read(name)))
+        for name, body in (add or {}).items():
+            z.writestr(name, body)
+    return out.getvalue()
+
+
+def with_shared_strings(sst: bytes) -> bytes:
+    """A workbook whose B2 is shared string 0, taken from `sst` (e.g. an entity bomb)."""
+    data = plain_book([["ID", "Name"], ["C001", "x"]])
+    src = zipfile.ZipFile(io.BytesIO(data))
+    sheet = src.read("xl/worksheets/sheet1.xml").replace(
+        b'<c r="B2" t="inlineStr"><is><t>x</t></is></c>', b'<c r="B2" t="s"><v>0</v></c>')
+    types = src.read("[Content_Types].xml").replace(
+        b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="' + SST_TYPE + b'"/></Types>')
+    rels = src.read("xl/_rels/workbook.xml.rels").replace(
+        b"</Relationships>", b'<Relationship Id="rIdSS" Type="' + SST_REL + b'" Target="sharedStrings.xml"/>'
+        b"</Relationships>")
+    return rebuild(data, {"xl/worksheets/sheet1.xml": sheet, "[Content_Types].xml": types,
+                          "xl/_rels/workbook.xml.rels": rels}, {"xl/sharedStrings.xml": sst})
+
+
+def read_in_child(path: Path) -> tuple[str, float, int]:
+    """Read the workbook in a fresh process: (outcome text, seconds, peak RSS in MiB)."""
+    code = ("import resource, sys, time\nfrom sheetsync.connectors.xlsx import XlsxConnector\n"
+            "t = time.perf_counter()\ntry:\n    XlsxConnector(sys.argv[1]).read(); out = 'read'\n"
+            "except Exception as exc:\n    out = type(exc).__name__ + ': ' + str(exc)\n"
+            "print(repr((out, time.perf_counter() - t, "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          timeout=60, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return eval(proc.stdout.strip().splitlines()[-1])  # our own repr of a tuple, nothing else
+
+
+# -- bombs --------------------------------------------------------------------------------------
+
+def test_zip_bomb_is_refused_before_inflating(tmp_path):
+    data = rebuild(plain_book([["ID"], ["C001"]]), {}, {"xl/media/padding.bin": b"\0" * (64 << 20)})
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(data)
+    assert len(data) < 1 << 20
+    outcome, seconds, rss = read_in_child(path)
+    assert outcome.startswith("SourceError") and "expands" in outcome and "bomb.xlsx" in outcome
+    assert seconds < 2 and rss < 200
+
+
+def test_billion_laughs_in_shared_strings_is_a_quick_clear_source_error(tmp_path):
+    path = tmp_path / "laughs.xlsx"
+    path.write_bytes(with_shared_strings((HOSTILE / "billion_laughs_sharedStrings.xml").read_bytes()))
+    outcome, seconds, rss = read_in_child(path)
+    assert outcome.startswith("SourceError") and "laughs.xlsx" in outcome
+    assert seconds < 2 and rss < 200
+
+
+@pytest.mark.xfail(strict=True, reason="bug: XlsxConnector.read() lets defusedxml's EntitiesForbidden "
+                   "(and ParseError for a malformed comments part) escape instead of a SourceError")
+def test_billion_laughs_in_the_comments_part_is_a_source_error(tmp_path):
+    """read() parses the comments part itself (to find sheetsync's notes) with defusedxml."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = TAB
+    ws.append(["ID"])
+    ws.append(["C001"])
+    ws["A2"].comment = openpyxl.comments.Comment("hi", "me")
+    buf = io.BytesIO()
+    wb.save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    part = next(n for n in src.namelist() if "comments" in n and n.endswith(".xml"))
+    bomb = (HOSTILE / "billion_laughs_sharedStrings.xml").read_bytes()
+    doctype = bomb[bomb.index(b"<!DOCTYPE"):bomb.index(b"]>") + 2].replace(b"DOCTYPE sst", b"DOCTYPE comments")
+    body = src.read(part)
+    body = (body.replace(b"?>", b"?>" + doctype, 1) if body.startswith(b"<?xml") else doctype + body)
+    body = body.replace(b">hi<", b">&lol9;<")
+    path = tmp_path / "noted.xlsx"
+    path.write_bytes(rebuild(buf.getvalue(), {part: body}))
+    outcome, seconds, rss = read_in_child(path)
+    assert outcome.startswith("SourceError") and "noted.xlsx" in outcome, outcome
+    assert seconds < 2 and rss < 200
+
+
+# -- a full-height sheet ------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_1048576_row_csv_syncs_within_bounded_time_and_memory(tmp_path):
+    cols = {"id": {"header": "ID", "required": True}, "name": {"header": "Name"},
+            "email": {"header": "Email", "type": "email"}}
+    sheet = SheetFixture("csv", tmp_path, [], extra={"columns": cols, "backup": {"enabled": False}})
+    with open(sheet.path, "w", encoding="utf-8") as fh:
+        fh.write("ID,Name,Email\n")
+        fh.writelines(f"C{i:07d},Person {i},p{i}@example.com\n" for i in range(1, 1_048_576))
+    proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, "-m", "sheetsync", "sync",
+                           str(sheet.layout), "--json"], capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    run = json.loads(proc.stdout.strip().splitlines()[-1])
+    rss_mb = int(proc.stderr.rsplit("MAXRSS_KB=", 1)[1].split()[0]) // 1024
+    print(f"1,048,575 data rows: {run['seconds']:.1f} s, peak RSS {rss_mb} MiB")
+    assert run["outcome"] in ("ok", "problems") and run["inserted"] == 1_048_575
+    assert run["seconds"] < 300 and rss_mb < 4096
+
+
+# -- odd cells ----------------------------------------------------------------------------------
+
+def test_merged_cells_sync_without_harm(tmp_path):
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(8))
+    wb = openpyxl.load_workbook(sheet.path)
+    wb[TAB].merge_cells("B5:B6")  # a name spanning two rows: B6 reads empty, a required field
+    wb[TAB].merge_cells("C8:D8")  # C007's phone and (invalid) email merged: the email reads empty
+    wb.save(sheet.path)
+    res = sync_once(sheet.layout)
+    assert res.outcome in ("problems", "partial")
+    book = openpyxl.load_workbook(sheet.path)
+    assert {"B5:B6", "C8:D8"} <= {str(r) for r in book[TAB].merged_cells.ranges}
+    state = store_state(sheet.db)
+    assert ("C005", "name", "required") in state["problems"]
+    assert state["records"]["C004"]["name"] == "Person 4"
+    assert sync_once(sheet.layout).outcome in ("problems", "partial")
+    assert store_state(sheet.db)["keys_unique"]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: calamine reads error cells (#REF!, #N/A) as empty, so a "
+                   "formula that breaks clears the field in the store as if a person had emptied it")
+def test_error_cells_never_clear_a_stored_value(tmp_path):
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(6))
+    sync_once(sheet.layout)
+    wb = openpyxl.load_workbook(sheet.path)
+    wb[TAB]["C3"] = "#REF!"  # openpyxl stores these two as error cells (t="e")
+    wb[TAB]["D4"] = "#N/A"
+    wb.save(sheet.path)
+    assert wb[TAB]["C3"].data_type == "e"
+    sync_once(sheet.layout)
+    recs = store_state(sheet.db)["records"]
+    assert recs["C002"]["phone"] == "+86 138 0002 8002" and recs["C003"]["email"] == "user3@example.com"
+
+
+FORMULA_LEADS = ["=1+2", "+1+2", "-1+2", "@SUM(A1:A2)", "\t=1+2", "\0=1+2",
+                 '=HYPERLINK("http://evil.example","click")', "=cmd|' /C calc'!A0"]
+
+
+def push_names(sheet: SheetFixture) -> None:
+    """Values set in the store (another sheet, a restore) that the next sync pushes to the sheet."""
+    with Store(sheet.db) as store, store.transaction():
+        for i, text in enumerate(FORMULA_LEADS, start=1):
+            store.write_record("customers", f"C{i:03d}", {"name": text}, action="update", run_id="t")
+
+
+def test_formula_looking_text_is_written_to_xlsx_as_text(tmp_path):
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(10))
+    sync_once(sheet.layout)
+    push_names(sheet)
+    sync_once(sheet.layout)
+    sync_once(sheet.layout)
+    ws = openpyxl.load_workbook(sheet.path)[TAB]
+    for i, text in enumerate(FORMULA_LEADS, start=2):
+        cell = ws.cell(row=i, column=2)
+        assert cell.data_type == "s", (text, cell.value, cell.data_type)
+        assert cell.value.strip("\t\0 ").lstrip("'").startswith(text.strip("\t\0")[:2])
+    with zipfile.ZipFile(sheet.path) as z:
+        assert b"<f>" not in z.read("xl/worksheets/sheet1.xml") and b"<f " not in z.read("xl/worksheets/sheet1.xml")
+
+
+def test_formula_looking_text_is_written_to_google_as_string_value(tmp_path, emulator):
+    sheet = SheetFixture("emulator", tmp_path, customer_rows(10), emu=emulator)
+    sync_once(sheet.layout)
+    push_names(sheet)
+    sync_once(sheet.layout)
+    sync_once(sheet.layout)
+    for i, text in enumerate(FORMULA_LEADS, start=2):
+        raw = emulator.raw(sheet.sid, TAB, i, 2)
+        assert set(raw) == {"stringValue"}, (text, raw)
+
+
+def test_sql_and_quotes_in_headers_field_names_and_values_are_stored_verbatim(tmp_path):
+    evil_header = "'; DROP TABLE customers; --"
+    evil_field = 'x"); DROP TABLE customers; --'
+    values = ["Robert'); DROP TABLE customers;--", 'say "hi"', "`rm -rf`", "a'b\"c`d", "1 OR 1=1"]
+    cols = {"id": {"header": "ID", "required": True}, evil_field: {"header": evil_header}}
+    sheet = SheetFixture("csv", tmp_path, [], extra={"columns": cols, "table": "t`'\"; DROP"})
+    import csv
+    with open(sheet.path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["ID", evil_header]] + [[f"K{i}", v] for i, v in enumerate(values)])
+    res = sync_once(sheet.layout)
+    assert res.inserted == len(values)
+    with Store(sheet.db) as store:
+        recs = store.records("t`'\"; DROP")
+        assert [recs[f"K{i}"][evil_field] for i in range(len(values))] == values
+        tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "t`'\"; DROP" in tables and store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    out = sheetsync_cmd("history", "t`'\"; DROP", "K0", "--db", str(sheet.db), "--json")
+    assert out.returncode == 0 and values[0] in json.loads(out.stdout)[0]["new"] or any(
+        h["new"] == values[0] for h in json.loads(out.stdout))
+
+
+# -- layouts ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, words", [("yaml_alias_bomb.yaml", "nodes"),
+                                         ("yaml_python_object.yaml", "python/object"),
+                                         ("yaml_unknown_tag.yaml", "!include"),
+                                         ("catastrophic_regex.yaml", "regex")])
+def test_hostile_layouts_are_refused_quickly_with_a_clear_error(tmp_path, name, words):
+    path = tmp_path / name
+    path.write_bytes((HOSTILE / name).read_bytes())
+    started = time.perf_counter()
+    with pytest.raises(LayoutError) as info:
+        load_layout(path)
+    assert time.perf_counter() - started < 2
+    assert words in str(info.value) + " ".join(i[3] for i in info.value.issues)
+    assert not list(tmp_path.glob("pwned*")) and not Path("pwned-by-yaml").exists()
+    proc = sheetsync_cmd("check", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and name in proc.stdout + proc.stderr
+    assert not list(tmp_path.glob("pwned*"))
+
+
+@pytest.mark.parametrize("pattern", [r"^(a+)+$", r"(a|aa)*$", r"^(\w+\s?)*$", r"(.*a){12}",
+                                     r"^.*.*.*.*x$", r"^\s*\s*\s*\s*x$"])
+def test_catastrophic_patterns_are_refused_at_check_time(tmp_path, pattern):
+    import yaml
+    sheet = SheetFixture("csv", tmp_path, customer_rows(3))
+    data = yaml.safe_load(sheet.layout.read_text(encoding="utf-8"))
+    data["columns"]["id"]["pattern"] = pattern
+    sheet.layout.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(LayoutError, match="regex"):
+        load_layout(sheet.layout)
+
+
+def test_allowed_patterns_stay_fast_on_crafted_cells(tmp_path):
+    from sheetsync.rules.pattern import bounded_fullmatch
+    started = time.perf_counter()
+    for pattern in [r"^[^@]+@[^@]+\.[^@]+$", r"^.*.*x$", r"^\+?\d[\d ]*$", r"^(\w+\.)*\w+$"]:
+        for text in ["a" * 999 + "!", " " * 999, "1" * 999 + "a", "a." * 499 + "!", "a" * 100_000]:
+            bounded_fullmatch(pattern, text)
+    assert time.perf_counter() - started < 3
+
+
+def test_invisible_and_full_width_characters_are_normalised_and_stored_safely(tmp_path):
+    cols = {"id": {"header": "ID", "required": True},
+            "name": {"header": "Name", "normalise": ["nfkc", "strip_invisible", "collapse_spaces", "trim"]},
+            "phone": {"header": "Phone", "type": "phone"}, "email": {"header": "Email", "type": "email"},
+            "raw": {"header": "Raw", "normalise": ["none"]}}
+    rows = [["C001", "Zhang\u00a0\u00a0Wei\u200b", "１３８００１３８０００", "zw\u200b@example.com", "\u202egnp.exe"],
+            ["C002", "\ufeffＡｃｍｅ\u3000Co", "+86\u00a0139\u00a00013\u00a09000", " A@B.CN ", "x\u200dy"]]
+    sheet = SheetFixture("xlsx", tmp_path, [], extra={"columns": cols})
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = TAB
+    for r in [["ID", "Name", "Phone", "Email", "Raw"], *rows]:
+        ws.append(r)
+    wb.save(sheet.path)
+    sync_once(sheet.layout)
+    recs = store_state(sheet.db)["records"]
+    assert recs["C001"]["name"] == "Zhang Wei" and recs["C002"]["name"] == "Acme Co"
+    assert recs["C001"]["phone"] == "+86 138 0013 8000" and recs["C002"]["phone"] == "+86 139 0013 9000"
+    assert recs["C001"]["email"] == "zw@example.com" and recs["C002"]["email"] == "a@b.cn"
+    assert recs["C001"]["raw"] == "\u202egnp.exe" and recs["C002"]["raw"] == "x\u200dy"  # verbatim
+    ws = openpyxl.load_workbook(sheet.path)[TAB]
+    assert ws["B2"].value == "Zhang Wei" and ws["C2"].value == "+86 138 0013 8000"
