@@ -70,26 +70,40 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(fmt: str = "text", level: int | str = logging.INFO, *, stream: IO[str] | None = None) -> logging.Handler:
     """Configure the `sheetsync` logger (idempotent: a second call replaces its own handler).
 
+    Records still propagate to the root logger (pytest's caplog, an application's own handlers).
     Text lines read `2024-05-01 10:00:00,000 INFO    sheetsync.engine [customers 2024...-ab12]: ...`.
     The progress indicator is set up to match: a \\r line on a TTY in text mode, log lines otherwise.
     """
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be text or json, not {fmt!r}")
-    stream = stream or sys.stderr
     logger = logging.getLogger("sheetsync")
     for h in list(logger.handlers):
         if getattr(h, _HANDLER_FLAG, False):
             logger.removeHandler(h)
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     setattr(handler, _HANDLER_FLAG, True)
     handler.addFilter(RunFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logger.addHandler(handler)
     logger.setLevel(level if isinstance(level, int) else level.upper())
-    logger.propagate = False
     from . import progress
     progress.configure(stream=stream, tty=None if fmt == "text" else False)
     return handler
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the line (tests and daemons swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
 
 
 def add_logging_options(parser: argparse.ArgumentParser) -> None:
