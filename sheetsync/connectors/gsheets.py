@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import gspread
 import requests
+from google.auth import exceptions as gauth
 from gspread.exceptions import APIError
 
 from ..errors import SourceError, SourceUnavailable
@@ -180,6 +181,8 @@ class GSheetsConnector:
                                    idempotent=idempotent, what=what or f"{method.upper()} {url}")
         except APIError as exc:
             raise self._terminal(exc) from None
+        except (gauth.RefreshError, gauth.TransportError) as exc:
+            raise _auth_error(exc, self.credentials) from None
 
     def _terminal(self, exc: APIError) -> SourceError:
         status, where = status_of(exc), f"gsheets:{self.spreadsheet_id}"
@@ -449,3 +452,17 @@ class GSheetsConnector:
                             else {} for v in row]} for row in report.rows]
         return [first, {"updateCells": {"range": {"sheetId": tab}, "rows": rows,
                                         "fields": "userEnteredValue,note,userEnteredFormat.backgroundColor"}}]
+
+
+def _auth_error(exc: Exception, credentials: Any) -> SourceError:
+    """google-auth's token errors as sheetsync errors: a refused grant is a bad or revoked key
+    (terminal); an unreachable token endpoint is transient. Only Google's short reason is quoted,
+    never the request, which carries a signed assertion."""
+    where = str(credentials) if credentials else "credentials"
+    if isinstance(exc, gauth.RefreshError):
+        reason = str(exc.args[0])[:120] if exc.args and isinstance(exc.args[0], str) else "refused"
+        return SourceError(f"Google refused the service-account credentials ({reason})", where=where,
+                           hint="the key may be revoked or deleted: create a new JSON key for the service "
+                                "account; also check this machine's clock")
+    return SourceUnavailable("cannot reach Google's token endpoint", where=where,
+                             hint="check the network; the next run retries")
