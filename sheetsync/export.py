@@ -113,19 +113,12 @@ def write_json(fh: IO[str], columns: list[str], rows: Iterable[dict[str, Any]]) 
 def write_xlsx(path: Path, table: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
     """Strings are written with data_type "s" (never a formula) and the quote prefix."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     book = Workbook(write_only=True)
     ws = book.create_sheet(_sheet_title(table))
 
-    def cell(value: Any) -> Any:
-        # after the prefix no text starts with "=", so openpyxl types it "s"; a cell object (slow:
-        # 22 s instead of 5 s for 100k x 5) only for text it would still take for a formula
-        value = formula_safe(value)
-        if isinstance(value, str) and value.startswith("="):
-            c = WriteOnlyCell(ws, value=value)
-            c.data_type = "s"
-            return c
-        return value
+    # once prefixed no text starts with "=", so openpyxl types every str "s" (never a formula);
+    # plain values instead of cell objects: 100k x 5 rows in 12 s instead of 23 s
+    cell = formula_safe
 
     ws.append([cell(c) for c in columns])
     for r in rows:
