@@ -182,7 +182,8 @@ def test_full_backup_disk_keeps_the_sync_and_reports_the_backup_failure(tmp_path
         proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
         run = json_run(proc)
         assert proc.returncode in (0, 1) and run["outcome"] in ("ok", "problems")
-        assert "backup failed" in run["message"]
+        assert "backup failed" in run["message"] and str(backups) in proc.stderr
+        assert "free space" in proc.stderr and "integrity_check" not in proc.stderr
         left = [p for p in backups.rglob("*") if p.is_file() and (p.parent.name == "tmp" or ".tmp" in p.name)]
         assert left == [], "half-written backup file left"
         state = finish_and_check(sheet)

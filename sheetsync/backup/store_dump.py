@@ -44,8 +44,11 @@ def consistent_copy(store_path: Path, target: Path) -> str:
         mode = src.execute("PRAGMA journal_mode").fetchone()[0]
         src.execute("VACUUM INTO ?", (str(target),))
     except sqlite3.Error as exc:
-        raise BackupError(f"cannot copy the store: {exc}", where=str(store_path),
-                          hint="is it a SQLite file? run `PRAGMA integrity_check` on it") from None
+        full = "full" in str(exc) or "I/O" in str(exc)
+        raise BackupError(f"cannot copy the store: {exc}", where=str(store_path if not full else target),
+                          hint=f"free space on the disk of {Path(target).parent} (or set backup.dir to "
+                               "another disk)" if full else
+                          "is it a SQLite file? run `PRAGMA integrity_check` on it") from None
     finally:
         src.close()
     with open(target, "rb+") as fh:
