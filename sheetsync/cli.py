@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__
-from .errors import LayoutError, SheetsyncError, UsageError
+from .errors import LayoutError, SheetsyncError, SourceBusy, UsageError
 
 EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
 
@@ -22,6 +22,8 @@ EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .logs import apply_logging_options
+    apply_logging_options(args)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -51,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sheetsync", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"sheetsync {__version__}")
+    from .logs import add_logging_options
+    add_logging_options(p)
     sub = p.add_subparsers(metavar="COMMAND")
 
     def cmd(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -79,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
 
     from .cli_duplicates import add_duplicates_command
+    from .cli_run import add_run_command
     from .cli_snapshots import add_snapshot_commands
+    from .cli_report import add_report_commands
     add_duplicates_command(sub)
     add_snapshot_commands(sub)
+    add_run_command(sub)
+    add_report_commands(sub)
 
     sp = cmd("history", cmd_history, "every field change of one record")
     sp.add_argument("table")
@@ -127,6 +135,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
         try:
             result = sync_once(path, full=args.full)
         except SheetsyncError as exc:
+            if not isinstance(exc, SourceBusy):
+                _alerts(path)
             if args.json:
                 print(json.dumps({"layout": path.stem, "outcome": "failed", "message": str(exc)},
                                  ensure_ascii=False))
@@ -136,7 +146,23 @@ def cmd_sync(args: argparse.Namespace) -> int:
             continue
         print(json.dumps(result.to_json(), ensure_ascii=False) if args.json else summary_text(result))
         worst = max(worst, EXIT_FOR_OUTCOME[result.outcome])
+        _alerts(path)
     return worst
+
+
+def _alerts(path: Path) -> None:
+    """cron's `sheetsync sync --all` alerts like `sheetsync run` does (failure, partial streaks,
+    invalid share); an alert that cannot be evaluated never fails the sync."""
+    from .alerts import check_layout
+    from .engine import store_path
+    from .layout import load_layout
+    from .store import Store
+    try:
+        loaded = load_layout(path)
+        with Store(store_path(loaded)) as store:
+            check_layout(loaded, store)
+    except Exception as exc:
+        print(f"{path.stem}: alerts not evaluated: {exc}", file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

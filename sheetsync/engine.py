@@ -21,6 +21,8 @@ from . import report as report_mod
 from .connectors import Connector, from_source
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceError, SourceUnavailable
 from .headers import fold, map_headers
+from .logs import run_context
+from .progress import progress
 from .layout import LoadedLayout, load_layout
 from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text, row_hash
 from .reconcile import RowDecision, RowInput, reconcile_row
@@ -76,53 +78,67 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(clock())) + "-" + uuid.uuid4().hex[:8]
     result = RunResult(layout=loaded.name, run_id=run_id)
     started = time.perf_counter()
-    holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
     try:
         ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
                          result, hook or run_support.env_hook(), clock, full=full)
-        ctx.hook("lease")
-        run_support.break_dead_lease(store, loaded.name)
-        if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
-            who = store.lease_holder(loaded.name)
-            raise SourceBusy(f"another run holds layout {loaded.name!r} ({who[0] if who else '?'})",
-                             hint="wait for it to finish; a lease of a dead process expires by itself")
-        store.start_run(run_id, loaded.name)
-        gc_was_on = gc.isenabled()
-        gc.disable()  # a run allocates millions of small objects and frees them all at its end
-        calls = run_support.calls(ctx.connector)
-        try:
-            _run(ctx)
-        except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
-            result.outcome, result.message = "partial", str(exc)
-        except SheetsyncError as exc:
-            result.outcome, result.message = "failed", str(exc)
-            raise
-        except Exception as exc:
-            result.outcome, result.message = "failed", f"internal error: {exc!r}"
-            raise
-        finally:
-            if gc_was_on:
-                gc.enable()
-            if calls is not None:
-                now_calls = run_support.calls(ctx.connector)
-                result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
-            result.seconds = time.perf_counter() - started
-            _finish(store, loaded.name, holder, result)
+        with run_context(run_id, loaded.name):
+            _leased_run(ctx, started)
     finally:
         if own_store:
             store.close()
     return result
 
 
+def _leased_run(ctx: RunContext, started: float) -> None:
+    """Take the lease, run the steps, and record the run however it ends."""
+    store, name, result = ctx.store, ctx.name, ctx.result
+    holder = f"{socket.gethostname()}:{os.getpid()}:{result.run_id}"
+    ctx.hook("lease")
+    run_support.break_dead_lease(store, name)
+    if not store.acquire_lease(name, holder, LEASE_SECONDS):
+        who = store.lease_holder(name)
+        raise SourceBusy(f"another run holds layout {name!r} ({who[0] if who else '?'})",
+                         hint="wait for it to finish; a lease of a dead process expires by itself")
+    store.start_run(result.run_id, name)
+    log.info("run started")
+    gc_was_on = gc.isenabled()
+    gc.disable()  # a run allocates millions of small objects and frees them all at its end
+    calls = run_support.calls(ctx.connector)
+    try:
+        _run(ctx)
+    except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
+        result.outcome, result.message = "partial", str(exc)
+    except SheetsyncError as exc:
+        result.outcome, result.message = "failed", str(exc)
+        raise
+    except Exception as exc:
+        result.outcome, result.message = "failed", f"internal error: {exc!r}"
+        raise
+    except BaseException:  # Ctrl-C, SystemExit: the outbox finishes the work next time
+        result.outcome, result.message = "partial", "interrupted"
+        raise
+    finally:
+        if gc_was_on:
+            gc.enable()
+        if calls is not None:
+            now_calls = run_support.calls(ctx.connector)
+            result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
+        result.seconds = time.perf_counter() - started
+        _finish(store, name, holder, result)
+
+
 def _finish(store: Store, name: str, holder: str, result: RunResult) -> None:
-    """Record the run and release the lease; if even that fails (a full disk), the lease
-    expires by itself and the error that ended the run is the one reported."""
+    """Record the run (with the data-quality numbers the report charts) and release the lease;
+    if even that fails (a full disk), the lease expires by itself and the error that ended the
+    run is the one reported."""
     try:
         with store.transaction():
-            store.finish_run(result.run_id, result.outcome, result.to_json(), result.message)
+            store.finish_run(result.run_id, result.outcome,
+                             {**result.to_json(), **report_mod.quality_stats(store, name)}, result.message)
         store.release_lease(name, holder)
     except SheetsyncError as exc:
         log.error("could not record run %s: %s", result.run_id, exc)
+    log.info("run finished: %s", result.outcome)
 
 
 def _run(ctx: RunContext) -> None:
@@ -149,7 +165,12 @@ def _run(ctx: RunContext) -> None:
     ctx.result.rows_read = len(data.rows)
     todo = _select(ctx, sheet)
     ctx.hook("validate")
-    checked = check_unique(ctx.store, ctx.layout, {i: checker.check(sheet.raw[i]) for i in todo})
+    checked = {}
+    for n, ident in enumerate(todo, 1):
+        checked[ident] = checker.check(sheet.raw[ident])
+        if n % 1000 == 0 or n == len(todo):
+            progress("validate", n, len(todo))
+    checked = check_unique(ctx.store, ctx.layout, checked)
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
