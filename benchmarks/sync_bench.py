@@ -25,7 +25,7 @@ SURNAMES = "王李张刘陈杨黄赵吴周"
 GIVEN = "伟芳娜敏静丽强磊军洋"
 MOBILE = [30, 31, 32, 33, 35, 36, 37, 38, 39, 50, 51, 52, 58, 59, 86, 87, 88, 89]
 LAYOUT = """table: customers
-source: {{kind: {kind}, path: {path}}}
+source: {source}
 store: {store}
 key: customer_id
 columns:
@@ -78,14 +78,39 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
+class Emulated:
+    """The Sheets emulator on loopback, holding the rows as a Google Sheet (source kind gsheets)."""
+
+    def __init__(self) -> None:
+        from sheetsync.testing.sheets_emulator import SheetsEmulator
+        self.emu = SheetsEmulator().start()
+
+    def write(self, rows: list[list]) -> None:
+        """First call: create the sheet; later calls: edit the changed cells, as people would."""
+        if not hasattr(self, "rows"):
+            self.emu.add_spreadsheet("bench", {"Sheet1": [HEADER, *rows]})
+        else:
+            for r, (old, new) in enumerate(zip(self.rows, rows), start=2):
+                for c, (a, b) in enumerate(zip(old, new), start=1):
+                    if a != b:
+                        self.emu.set_cell("bench", "Sheet1", r, c, b)
+        self.rows = [list(r) for r in rows]
+
+    def source(self) -> str:
+        return f"{{kind: gsheets, spreadsheet_id: bench, sheet: Sheet1, endpoint: '{self.emu.url}'}}"
+
+
 def bench(kind: str, work: Path, rows: list[list]) -> list[tuple[str, float, str]]:
     folder = work / kind
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     data = folder / f"customers.{kind}"
-    (write_xlsx if kind == "xlsx" else write_csv)(data, rows)
+    emulated = Emulated() if kind == "gsheets" else None
+    write = emulated.write if emulated else (lambda r: (write_xlsx if kind == "xlsx" else write_csv)(data, r))
+    write(rows)
     layout_path = folder / "customers.yaml"
-    layout_path.write_text(LAYOUT.format(kind=kind, path=data.name, store="sheetsync.db"), encoding="utf-8")
+    source = emulated.source() if emulated else f"{{kind: {kind}, path: {data.name}}}"
+    layout_path.write_text(LAYOUT.format(source=source, store="sheetsync.db"), encoding="utf-8")
     loaded = load_layout(layout_path)
     read_s, _ = timed(lambda: from_source(loaded.layout.source, folder).read())
     first_s, first = timed(lambda: sync_once(loaded))
@@ -95,25 +120,30 @@ def bench(kind: str, work: Path, rows: list[list]) -> list[tuple[str, float, str
     rnd = random.Random(11)
     for i in rnd.sample(range(len(rows)), changed):
         rows[i][7] = rows[i][7] + 100
-    (write_xlsx if kind == "xlsx" else write_csv)(data, rows)
+    write(rows)
     delta_s, delta = timed(lambda: sync_once(loaded))
     assert first.inserted == len(rows), first
     assert again.patches_applied == 0 and again.updated == 0, again
     assert full.patches_applied == 0 and full.updated == 0 and full.unchanged == len(rows), full
     assert delta.updated == changed, delta
-    return [("bare read", read_s, ""), ("first sync", first_s, f"{first.inserted} inserted"),
-            ("no-change resync", again_s, f"{again.unchanged} unchanged (file hash equal: rows not compared)"),
-            ("no-change resync, every row compared", full_s, f"{full.unchanged} unchanged (`full=True`)"),
-            ("1% changed resync", delta_s, f"{delta.updated} updated")]
+    if emulated:
+        emulated.emu.stop()
+    calls = lambda r: f", {r.api_calls} Sheets + {r.drive_calls} Drive requests" if emulated else ""  # noqa: E731
+    return [("bare read", read_s, ""), ("first sync", first_s, f"{first.inserted} inserted{calls(first)}"),
+            ("no-change resync", again_s,
+             f"{again.unchanged} unchanged (source unchanged: rows not compared){calls(again)}"),
+            ("no-change resync, every row compared", full_s, f"{full.unchanged} unchanged (`--full`){calls(full)}"),
+            ("1% changed resync", delta_s, f"{delta.updated} updated{calls(delta)}")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--sources", default="xlsx,csv,gsheets")
     args = ap.parse_args()
     work = Path(__file__).resolve().parent / ".work"
     print(f"| source | step | seconds | x bare read | note |\n| --- | --- | ---: | ---: | --- |")
-    for kind in ("xlsx", "csv"):
+    for kind in args.sources.split(","):
         results = bench(kind, work, make_rows(args.rows))
         bare = results[0][1]
         for step, secs, note in results:

@@ -167,7 +167,7 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("validate")
     checked = {}
     for n, ident in enumerate(todo, 1):
-        checked[ident] = checker.check(sheet.raw[ident])
+        checked[ident] = checker.check(sheet.field_values(ident))
         if n % 1000 == 0 or n == len(todo):
             progress("validate", n, len(todo))
     checked = check_unique(ctx.store, ctx.layout, checked)
@@ -261,7 +261,7 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
         for ident, d in decisions.items():
             rev = revs.get(ident)
             if d.marks or d.writes or ident in marked:
-                place = RowPlace(sheet.rows[ident], sheet.raw[ident], sheet.anchor(ident, col1))
+                place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
                 p, m = plan_row(d, place, col1, layout, existing, notes)
                 planned.extend(p)
                 marks.update(m)

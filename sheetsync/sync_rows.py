@@ -35,7 +35,7 @@ class SheetIndex:
         """(column, text) of the cell identifying the row: its key cell, or its managed id cell."""
         for f in self._key_fields:
             if f in col1:
-                return (col1[f], canonical_text(self.raw[ident].get(f)))
+                return (col1[f], canonical_text(self.field_values(ident).get(f)))
         if self._id_col is not None:
             values = self.values[ident]
             return (self._id_col + 1, canonical_text(values[self._id_col] if self._id_col < len(values) else None))
@@ -43,6 +43,17 @@ class SheetIndex:
 
     _key_fields: tuple[str, ...] = ()
     _id_col: int | None = None
+    _cols: dict[str, int] = field(default_factory=dict)
+
+    def fields_of(self, values: tuple) -> dict[str, Any]:
+        return {f: (values[c] if c < len(values) else None) for f, c in self._cols.items()}
+
+    def field_values(self, ident: str) -> dict[str, Any]:
+        """field -> cell of one row, built on first use (unchanged rows never need it)."""
+        raw = self.raw.get(ident)
+        if raw is None:
+            raw = self.raw[ident] = self.fields_of(self.values[ident])
+        return raw
 
 
 def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker: Any,
@@ -50,22 +61,24 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
                new_id: Callable[[], str] = lambda: "R" + uuid.uuid4().hex[:12]) -> SheetIndex:
     """Identify every row. With no key but a managed id column (`id_col`, 0-based), a row's id
     cell is its identity; a row without one (new, or a copy of another row) gets a fresh id."""
-    index = SheetIndex(base=base, _key_fields=tuple(layout.key_fields), _id_col=id_col)
-    by_hash: dict[str, list[str]] = {}
+    index = SheetIndex(base=base, _key_fields=tuple(layout.key_fields), _id_col=id_col, _cols=dict(cols))
+    by_hash: dict[str, str] = {}
+    shared: set[str] = set()  # hashes of identical rows: those need their identity worked out
     for ident, b in base.items():
-        by_hash.setdefault(b.hash, []).append(ident)
+        if b.hash in by_hash:
+            shared.add(b.hash)
+        by_hash[b.hash] = ident
     claimed: set[str] = set()
     keys = layout.key_fields
+    unchanged, moved = index.unchanged, index.moved
     for sheet_row in data.rows:
-        values = sheet_row.values
+        values, number = sheet_row.values, sheet_row.number
         h = row_hash(values)
-        candidates = [i for i in by_hash.get(h, ()) if i not in claimed]
-        raw = {f: (values[c] if c < len(values) else None) for f, c in cols.items()}
-        if len(candidates) == 1:
-            ident = candidates[0]
-            index.unchanged.append(ident)
-            if base[ident].row != sheet_row.number:
-                index.moved[ident] = sheet_row.number
+        ident = by_hash.get(h)
+        if ident is not None and h not in shared and ident not in claimed:
+            unchanged.append(ident)  # the cheap path of a resync: a hash and two dict lookups
+            if base[ident].row != number:
+                moved[ident] = number
         elif id_col is not None:
             ident = canonical_text(values[id_col] if id_col < len(values) else None).strip()
             if not ident or ident in claimed:
@@ -74,7 +87,7 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             b = base.get(ident)
             (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
         else:
-            ident = _ident(raw, keys, checker, sheet_row.number)
+            ident = _ident(index.fields_of(values), keys, checker, sheet_row.number)
             if ident in claimed:
                 first = ident
                 ident = f"{ident}@row{sheet_row.number}"
@@ -82,8 +95,7 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             b = base.get(ident)
             (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
         claimed.add(ident)
-        index.rows[ident], index.values[ident], index.raw[ident], index.hashes[ident] = (
-            sheet_row.number, values, raw, h)
+        index.rows[ident], index.values[ident], index.hashes[ident] = number, values, h
     index.deleted = [i for i in base if i not in claimed]
     return index
 
