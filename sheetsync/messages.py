@@ -101,6 +101,9 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "held_back": ("Row held back", "行未入库",
                   "row {row} ({key}) is held back (not saved) until these are fixed: {fields}",
                   "第 {row} 行（{key}）在修正 {fields} 之前不会保存"),
+    "cell_error": ("Formula error", "公式错误",
+                   "{field}: the cell shows the error `{value}`; the stored value is kept until it is fixed",
+                   "{field}：单元格显示错误 `{value}`；修正之前保留已存储的值"),
     "row_scope": ("Outside this sheet's rows", "超出本表范围",
                   "this sheet may only create and edit rows with {scope_field} {scope}: "
                   "the edit `{attempted}` was reverted to `{value}`",

@@ -10,6 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence, Union
 
+class CellError(str):
+    """A cell showing a spreadsheet error (#REF!, #N/A, #DIV/0!): text, but never a value.
+
+    Readers that would otherwise see an empty cell (calamine does) hand this over instead, so a
+    broken formula is reported as invalid and never clears a stored value.
+    """
+
+
 #: What a connector may hand over for one cell. Connectors do not interpret values: a number
 #: stored in xlsx arrives as float (calamine), a CSV cell as str, an empty cell as None.
 CellValue = Union[str, int, float, bool, _dt.datetime, _dt.date, _dt.time, _dt.timedelta, None]

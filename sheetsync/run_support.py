@@ -53,20 +53,27 @@ def calls(connector: Any) -> tuple[int, int] | None:
 
 
 def break_dead_lease(store: Store, name: str) -> None:
-    """A lease held by a process of this machine that no longer exists (killed) is released."""
+    """A lease whose holder died (a process of this machine that no longer exists) or expired is
+    released, and the run it left unfinished is recorded as failed."""
     held = store.lease_holder(name)
     if not held:
         return
-    host, _, rest = held[0].partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        store.release_lease(name, held[0])
-    except PermissionError:
-        pass
+    holder, expires = held
+    host, _, rest = holder.partition(":")
+    pid, _, run_id = rest.partition(":")
+    dead = expires <= store.clock()
+    if not dead and host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead = True
+        except PermissionError:
+            pass
+    if dead:
+        store.release_lease(name, holder)
+        with store.transaction():
+            store.abandon_run(run_id, "the sync process died or hung before finishing; "
+                                      "this run's outbox was finished by a later run")
 
 
 def state_marks(ctx: "RunContext") -> dict[str, str]:

@@ -453,6 +453,11 @@ class Store(DedupeStoreMixin, ArchiveStoreMixin):
                         "WHERE run_id = ?", (self.clock(), outcome, json.dumps(result, ensure_ascii=False),
                                              message, run_id))
 
+    def abandon_run(self, run_id: str, message: str) -> None:
+        """Close a run its process never finished (killed): failed, unless it was finished."""
+        self.db.execute("UPDATE _sheetsync_runs SET finished = ?, outcome = 'failed', message = ? "
+                        "WHERE run_id = ? AND finished IS NULL", (self.clock(), message, run_id))
+
     def runs(self, layout: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         sql = "SELECT run_id, layout, started, finished, outcome, result, message FROM _sheetsync_runs"
         params: tuple = ()

@@ -70,8 +70,6 @@ def test_sigkill_at_a_step_then_rerun_matches_a_clean_run(tmp_path, emu, referen
     assert cells == ref_cells  # values, fills and notes: no stale mark, no lost edit
 
 
-@pytest.mark.xfail(strict=True, reason="gap: the run row of a SIGKILLed sync stays unfinished (outcome "
-                   "NULL) forever; the run that breaks the dead lease could close it as failed")
 def test_the_next_run_closes_the_row_of_a_killed_run(tmp_path):
     from sheetsync.store import Store
     sheet = SheetFixture("csv", tmp_path, customer_rows())

@@ -97,8 +97,6 @@ def test_billion_laughs_in_shared_strings_is_a_quick_clear_source_error(tmp_path
     assert seconds < 2 and rss < 200
 
 
-@pytest.mark.xfail(strict=True, reason="bug: XlsxConnector.read() lets defusedxml's EntitiesForbidden "
-                   "(and ParseError for a malformed comments part) escape instead of a SourceError")
 def test_billion_laughs_in_the_comments_part_is_a_source_error(tmp_path):
     """read() parses the comments part itself (to find sheetsync's notes) with defusedxml."""
     wb = openpyxl.Workbook()
@@ -162,8 +160,6 @@ def test_merged_cells_sync_without_harm(tmp_path):
     assert store_state(sheet.db)["keys_unique"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: calamine reads error cells (#REF!, #N/A) as empty, so a "
-                   "formula that breaks clears the field in the store as if a person had emptied it")
 def test_error_cells_never_clear_a_stored_value(tmp_path):
     sheet = SheetFixture("xlsx", tmp_path, customer_rows(6))
     sync_once(sheet.layout)

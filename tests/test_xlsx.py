@@ -281,3 +281,22 @@ def test_features_openpyxl_keeps_are_not_flagged(tmp_path):
     conn.apply([Patch(4, 2, "invalid", fill="FFC7CE", note="bad")], expected=conn.read().fingerprint)
     ws = openpyxl.load_workbook(path)["Customers"]
     assert len(ws._charts) == 1 and ws["A4"].comment.text == "a person's note"
+
+
+def test_a_read_only_workbook_is_never_rewritten(tmp_path):
+    """chmod 0444 means "do not change": an os.replace would ignore it, so sheetsync checks."""
+    import os
+    from sheetsync.errors import SourceBusy
+    from sheetsync.model import Patch
+    from openpyxl import Workbook
+    from sheetsync.connectors.xlsx import XlsxConnector
+    path = tmp_path / "ro.xlsx"
+    wb = Workbook()
+    wb.active.append(["id", "name"])
+    wb.active.append(["C1", "Ann"])
+    wb.save(path)
+    os.chmod(path, 0o444)
+    before = path.read_bytes()
+    with pytest.raises(SourceBusy, match="read-only"):
+        XlsxConnector(path).apply([Patch(row=2, col=2, kind="corrected", write=True, value="Anne")])
+    assert path.read_bytes() == before

@@ -24,7 +24,7 @@ from google.auth import exceptions as gauth
 from gspread.exceptions import APIError
 
 from ..errors import SourceError, SourceUnavailable
-from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
+from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
 from . import Capabilities, is_our_note, merge_note, strip_note
 from .gsheets_auth import make_session
@@ -69,8 +69,8 @@ def cell_value(data: dict[str, Any]) -> CellValue:
         return ev["stringValue"]
     if "boolValue" in ev:
         return bool(ev["boolValue"])
-    if "errorValue" in ev:
-        return data.get("formattedValue") or "#ERROR!"
+    if "errorValue" in ev:  # a broken formula: reported, never taken as a value
+        return CellError(data.get("formattedValue") or "#ERROR!")
     number = ev.get("numberValue", 0)
     kind = data.get("effectiveFormat", {}).get("numberFormat", {}).get("type")
     if kind in ("DATE", "DATE_TIME", "TIME"):

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import SourceChanged, SourceError
-from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
+from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
 from . import Capabilities, is_our_note, merge_note, strip_note
 from .xlsx_patch import Unsupported, patch_xlsx
-from .xlsx_guard import (atomic_write, fingerprint, guard_features, open_zip, read_bytes,
+from .xlsx_guard import (atomic_write, error_cells, fingerprint, guard_features, open_zip, read_bytes, sheet_part,
                          read_comments, refuse_if_open, sheet_comments_part)
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,26 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
     rows = tuple(SheetRow(n, _pad(row, width)) for n, row in body)
     return header, rows
+
+
+def _put_errors(grid: list[list[CellValue]], zf: Any, sheet: str, where: str) -> None:
+    """Error cells (#REF!, #N/A) into the grid as CellError, where calamine left them empty."""
+    try:
+        part = sheet_part(zf, sheet)
+        errors = error_cells(zf, part) if part else {}
+    except Exception as exc:
+        raise SourceError(f"the sheet cannot be read safely ({type(exc).__name__})", where=where,
+                          hint="open it in Excel and save it again as .xlsx") from None
+    for ref, text in errors.items():
+        cell = ref_to_cell(ref)
+        if cell is None:
+            continue
+        row, col = cell
+        while len(grid) < row:
+            grid.append([])
+        line = grid[row - 1]
+        line.extend([None] * (col - len(line)))
+        line[col - 1] = CellError(text)
 
 
 def _used_width(row: Sequence[CellValue]) -> int:
@@ -128,6 +148,7 @@ class XlsxConnector:
         data = read_bytes(self.path)
         zf = open_zip(data, self._where())
         name, grid = self._calamine_grid(data)
+        _put_errors(grid, zf, name, self._where(name))
         header, rows = rows_from_grid(grid, self.header_row, self.totals_row, self._where(name))
         return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),
                          header_row=self.header_row, source=str(self.path),
@@ -149,13 +170,16 @@ class XlsxConnector:
             raise SourceError(f"cannot read the workbook: {exc}", where=self._where(self.sheet),
                               hint="open it in Excel and save it again as .xlsx") from None
 
-    @staticmethod
-    def _marks(zf: Any, sheet: str) -> dict[tuple[int, int], str]:
-        part = sheet_comments_part(zf, sheet)
-        if not part:
-            return {}
+    def _marks(self, zf: Any, sheet: str) -> dict[tuple[int, int], str]:
+        try:
+            part = sheet_comments_part(zf, sheet)
+            comments = read_comments(zf, part) if part else {}
+        except Exception as exc:  # defusedxml's refusals, ParseError: an untrusted part
+            raise SourceError(f"the workbook's notes cannot be read safely ({type(exc).__name__})",
+                              where=self._where(sheet),
+                              hint="open it in Excel and save it again as .xlsx") from None
         marks = {}
-        for ref, text in read_comments(zf, part).items():
+        for ref, text in comments.items():
             cell = ref_to_cell(ref)
             if cell and is_our_note(text):
                 marks[cell] = text

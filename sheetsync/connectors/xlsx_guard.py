@@ -118,8 +118,8 @@ def guard_features(zf: zipfile.ZipFile, where: str, allow: bool) -> None:
                                 "in the layout to accept the loss")
 
 
-def sheet_comments_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
-    """The zip path of the comments part of worksheet `sheet`, via workbook.xml and the rels."""
+def sheet_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip path of worksheet `sheet`'s XML, via workbook.xml and its rels."""
     from defusedxml import ElementTree as ET
     names = set(zf.namelist())
     if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
@@ -130,7 +130,33 @@ def sheet_comments_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
         if el.tag.endswith("}sheet") and el.get("name") == sheet:
             rid = next((v for k, v in el.attrib.items() if k.endswith("}id")), None)
     target = _rel_target(zf, "xl/_rels/workbook.xml.rels", "xl", lambda r: r.get("Id") == rid)
-    if not rid or not target:
+    return target if rid and target in names else None
+
+
+_ERROR_CELL = re.compile(rb'<c\b([^>]*\bt="e"[^>]*)>(.*?)</c>', re.S)
+_REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
+_VALUE = re.compile(rb"<v>([^<]*)</v>")
+
+
+def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
+    """"A1" -> error text of every error cell (t="e") in a sheet part; calamine reads them as
+    empty. A byte scan that costs nothing when the sheet has no error cell."""
+    xml = zf.read(part)
+    if b't="e"' not in xml:
+        return {}
+    out = {}
+    for attrs, body in _ERROR_CELL.findall(xml):
+        ref, value = _REF.search(attrs), _VALUE.search(body)
+        if ref:
+            out[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
+    return out
+
+
+def sheet_comments_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip path of the comments part of worksheet `sheet`, via workbook.xml and the rels."""
+    names = set(zf.namelist())
+    target = sheet_part(zf, sheet)
+    if not target:
         return None
     folder, base = posixpath.split(target)
     rels = posixpath.join(folder, "_rels", base + ".rels")
@@ -186,6 +212,11 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> str:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         mode = None
+    if mode is not None and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        # a rename would replace it anyway (and root may write anything): honour the owner's intent
+        raise SourceBusy("the file is read-only", where=str(path),
+                         hint="make it writable (chmod u+w) to let sheetsync write corrections; "
+                              "nothing was written and the next run tries again")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

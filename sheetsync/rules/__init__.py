@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Mapping
 
-from ..model import CellValue, Problem, WriteValue, canonical_text
+from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
 from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
 from .normalise import DEFAULT_NORMALISERS, apply_chain, cell_to_text, is_clean, normaliser_chain
@@ -114,6 +114,8 @@ class RowChecker:
 
     def _normalise(self, field: str, raw: CellValue) -> CellResult:
         plan = self._plans[field]
+        if isinstance(raw, CellError):  # #REF!, #N/A: never a value, never clears a stored one
+            return _invalid(field, raw, Problem("cell_error", field, {"field": field, "value": str(raw)}))
         text = cell_to_text(raw)
         changed: list[str] = []
         if text is not None and not (plan.plain and is_clean(text)):
