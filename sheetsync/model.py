@@ -172,6 +172,8 @@ class ReportTab:
 
     name: str
     rows: tuple[tuple[str, ...], ...]
+    exists: bool | None = None  # hint: sheetsync wrote this tab before (None = unknown), so a
+    #                             remote connector can create it in the same request otherwise
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,10 @@ def report_tab(loaded: Any, problems: list[Mapping[str, Any]], result: RunResult
             *summary_rows(store, loaded.name, lang, problems, result), ("",),
             _HEADERS[lang], *problem_rows(problems, lang)]
     tab = ReportTab(layout.report_tab, tuple(rows))
-    if store.get_meta(loaded.name, "report_hash") == report_hash(tab):
+    written = store.get_meta(loaded.name, "report_hash")
+    if written == report_hash(tab):
         return None
-    return tab
+    return ReportTab(tab.name, tab.rows, exists=written is not None)
 
 
 def tab_problem_rows(tab: ReportTab) -> list[tuple[str, ...]]:

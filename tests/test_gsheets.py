@@ -264,3 +264,19 @@ def test_without_drive_a_read_is_one_request_and_fingerprints_content(emu: Sheet
     assert data.meta["api_calls"] == 1 and data.meta["version"] is None
     assert data.fingerprint.startswith("sha1:") and c.unchanged_since(data.fingerprint) is False
     assert emu.total_calls == 1
+
+
+def test_a_new_report_tab_is_created_in_the_write_batch_itself(emu: SheetsEmulator) -> None:
+    c = connector(emu)
+    c.read()
+    emu.reset_calls()
+    applied = c.apply([], report=ReportTab("sheetsync", (("title",), ("a", "b")), exists=False))
+    assert applied.api_calls == 1 and emu.values(SID, "sheetsync") == [["title"], ["a", "b"]]
+
+
+def test_a_report_tab_a_person_already_made_is_reused(emu: SheetsEmulator) -> None:
+    emu.add_spreadsheet(SID, {TAB: [["id"], ["C1"]], "sheetsync": [["mine"]]})
+    c = connector(emu)
+    c.read()
+    c.apply([], report=ReportTab("sheetsync", (("title",),), exists=False))
+    assert emu.values(SID, "sheetsync")[0] == ["title"]

@@ -382,7 +382,9 @@ class GSheetsConnector:
         url = f"{SHEETS}{self.spreadsheet_id}:batchUpdate"
         pending = dict(zip(targets, requests_))
         dropped: set[tuple[int, int]] = set()
-        tab_reqs = self._report_requests(report, add=False) if report else []
+        # a tab sheetsync never wrote is created in this same batch (no extra request);
+        # if a person made one of that name meanwhile, "already exists" falls back below
+        tab_reqs = self._report_requests(report, add=report.exists is False) if report else []
         for _ in range(self.max_tries):
             try:
                 self._request("post", url, json={"requests": list(pending.values()) + tab_reqs},
