@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence, Union
 

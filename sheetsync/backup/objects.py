@@ -18,6 +18,7 @@ from typing import Iterator
 
 from sheetsync.backup.crypto import ObjectCipher
 from sheetsync.errors import SheetsyncError
+from sheetsync.fileio import fsync_dir
 
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 OBJECT_NAME = re.compile(r"^[0-9a-f]{64}$")
@@ -93,19 +94,6 @@ class Manifest:
         return manifest
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # Windows cannot open a folder; its renames are durable enough
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class Repository:
     """One backup folder. With a key, objects are sealed and named by HMAC (see crypto.py)."""
 
@@ -135,7 +123,7 @@ class Repository:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     # -- objects -----------------------------------------------------------------------------
     def name_for(self, data: bytes, sealed: bool | None = None) -> str:

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from sheetsync.backup.objects import (BackupCorrupt, BackupError, Manifest, ObjectRef, Repository,
-                                      _fsync_dir)
+from sheetsync.backup.objects import BackupCorrupt, BackupError, Manifest, ObjectRef, Repository
 from sheetsync.backup.store_dump import (TABLE_PREFIX, check_integrity, consistent_copy, iter_dump,
                                          part_names, rebuild_store, split_parts)
+from sheetsync.fileio import fsync_dir
 
 SHEET_PREFIX = "sheet/"
 STORE_KINDS = ("store", "store-table")
@@ -213,7 +213,7 @@ def restore_store(backup_dir: Path | str, snap_id: str, target: Path | str,
         if target.exists():
             os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
             leftover.unlink(missing_ok=True)

@@ -6,12 +6,13 @@ store: the engine hands it Patch objects and gets Applied back (see sheetsync.mo
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ..errors import MissingExtra, UsageError
-from ..model import Applied, Patch, ReportTab, SheetData
+from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
 
 #: kind -> "module:Class"; plain strings so that importing sheetsync imports no gspread/openpyxl.
 REGISTRY: dict[str, str] = {
@@ -81,6 +82,14 @@ def connector_class(kind: str) -> type:
 
 def open_connector(kind: str, **options: Any) -> Connector:
     return connector_class(kind)(**options)
+
+
+def values_snapshot(data: SheetData) -> bytes:
+    """Canonical JSON of a worksheet's values, for sources with no file bytes to copy (a Google
+    Sheet, a live Excel window): equal content gives equal bytes."""
+    doc = {"sheet": data.sheet, "header": list(data.header),
+           "rows": [[r.number, [canonical_text(v) for v in r.values]] for r in data.rows]}
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
 def merge_note(existing: str | None, ours: str) -> str:

@@ -17,7 +17,7 @@ from ..errors import SourceChanged, SourceError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
 from . import Capabilities
 from .xlsx import rows_from_grid
-from .xlsx_guard import atomic_write, fingerprint, read_bytes, refuse_if_open
+from .xlsx_guard import LocalFile, atomic_write, fingerprint, read_bytes
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 _ENDING = re.compile(r"(\r\n|\n|\r)\Z")
@@ -101,7 +101,7 @@ def _sniff(sample: str) -> str:
         return ","
 
 
-class CsvConnector:
+class CsvConnector(LocalFile):
     """One local CSV file; the report goes to `NAME.sheetsync.csv` beside it."""
 
     capabilities = Capabilities(fills=False, notes=False, report_tab=False)
@@ -129,25 +129,11 @@ class CsvConnector:
         return SheetData(sheet=self.path.name, header=header, rows=rows, fingerprint=fingerprint(data),
                          header_row=self.header_row, source=str(self.path), meta=meta)
 
-    def snapshot(self) -> bytes:
-        return read_bytes(self.path)
-
-    def unchanged_since(self, fingerprint_: str) -> bool:
-        """True when the file is byte-identical to the version with that fingerprint."""
-        try:
-            return fingerprint(read_bytes(self.path)) == fingerprint_
-        except Exception:
-            return False
-
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
               expected: str | None = None) -> Applied:
         if not patches and report is None:
             return Applied(applied=())
-        refuse_if_open(self.path)
-        data = read_bytes(self.path)
-        if expected is not None and fingerprint(data) != expected:
-            raise SourceChanged("the CSV file changed since it was read", where=str(self.path),
-                                hint="nothing was written; the next run reads it again and retries")
+        data = self.bytes_to_patch(expected, str(self.path), "CSV file")
         parsed = self._parse(data)
         applied, deferred, changed = [], [], False
         for patch in patches:

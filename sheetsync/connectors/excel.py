@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..errors import MissingExtra, SourceBusy, SourceError
 from ..model import Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text
-from . import Capabilities, is_our_note, merge_note, strip_note
+from . import Capabilities, is_our_note, merge_note, strip_note, values_snapshot
 
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
@@ -109,10 +109,7 @@ class ExcelConnector:
         return marks
 
     def snapshot(self) -> bytes:
-        data = self.read()
-        doc = {"sheet": data.sheet, "header": list(data.header),
-               "rows": [[r.number, [canonical_text(v) for v in r.values]] for r in data.rows]}
-        return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        return values_snapshot(self.read())
 
     # --- apply -----------------------------------------------------------------------------
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,

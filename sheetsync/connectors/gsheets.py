@@ -26,7 +26,7 @@ from gspread.exceptions import APIError
 from ..errors import SourceError, SourceUnavailable
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
-from . import Capabilities, is_our_note, merge_note, strip_note
+from . import Capabilities, is_our_note, merge_note, strip_note, values_snapshot
 from .gsheets_auth import make_session
 from .retry import DEFAULT_TIMEOUT, AmbiguousWrite, call_with_retry, describe, status_of
 
@@ -258,10 +258,7 @@ class GSheetsConnector:
 
     def snapshot(self) -> bytes:
         """Canonical JSON of the worksheet's values (Google has no file bytes to copy)."""
-        data = self.read()
-        doc = {"sheet": data.sheet, "header": list(data.header),
-               "rows": [[r.number, [canonical_text(v) for v in r.values]] for r in data.rows]}
-        return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        return values_snapshot(self.read())
 
     # --- apply -----------------------------------------------------------------------------
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,

@@ -17,8 +17,8 @@ from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData,
                      column_letter)
 from . import Capabilities, is_our_note, merge_note, strip_note
 from .xlsx_patch import Unsupported, patch_xlsx
-from .xlsx_guard import (atomic_write, error_cells, fingerprint, guard_features, open_zip, read_bytes, sheet_part,
-                         read_comments, refuse_if_open, sheet_comments_part)
+from .xlsx_guard import (LocalFile, atomic_write, error_cells, fingerprint, guard_features, open_zip,
+                         read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def default_mark_colours() -> frozenset[str]:
     return frozenset(str(v).upper() for v in Colours().model_dump().values())
 
 
-class XlsxConnector:
+class XlsxConnector(LocalFile):
     """One worksheet of a local .xlsx/.xlsm file."""
 
     capabilities = Capabilities(fills=True, notes=True, report_tab=True)
@@ -185,25 +185,11 @@ class XlsxConnector:
                 marks[cell] = text
         return marks
 
-    def snapshot(self) -> bytes:
-        return read_bytes(self.path)
-
-    def unchanged_since(self, fingerprint_: str) -> bool:
-        """True when the file is byte-identical to the version with that fingerprint."""
-        try:
-            return fingerprint(read_bytes(self.path)) == fingerprint_
-        except Exception:
-            return False
-
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
               expected: str | None = None) -> Applied:
         if not patches and report is None:
             return Applied(applied=())
-        refuse_if_open(self.path)
-        data = read_bytes(self.path)
-        if expected is not None and fingerprint(data) != expected:
-            raise SourceChanged("the workbook changed since it was read", where=self._where(self.sheet),
-                                hint="nothing was written; the next run reads it again and retries")
+        data = self.bytes_to_patch(expected, self._where(self.sheet), "workbook")
         open_zip(data, self._where())  # zip-bomb limits before anything inflates a part
         # Checked on calamine's view of these same bytes: the view `expected` texts came from,
         # and it lets an apply whose patches are all stale skip writing entirely.

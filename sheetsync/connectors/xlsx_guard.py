@@ -16,7 +16,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..errors import FeatureLossError, SourceBusy, SourceError
+from ..fileio import fsync_dir
+from ..errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,32 @@ def lock_files(path: Path) -> list[Path]:
     return [p for p in candidates if p.exists()]
 
 
+class LocalFile:
+    """What the xlsx and CSV connectors share: a file's bytes as its snapshot, its hash as its
+    fingerprint, and the checks before a write (not open in an editor, unchanged since read)."""
+
+    path: Path
+
+    def snapshot(self) -> bytes:
+        return read_bytes(self.path)
+
+    def unchanged_since(self, fingerprint_: str) -> bool:
+        """True when the file is byte-identical to the version with that fingerprint."""
+        try:
+            return fingerprint(read_bytes(self.path)) == fingerprint_
+        except Exception:
+            return False
+
+    def bytes_to_patch(self, expected: str | None, where: str, what: str) -> bytes:
+        """The file's bytes, once it is known not to be open elsewhere nor changed since `expected`."""
+        refuse_if_open(self.path)
+        data = read_bytes(self.path)
+        if expected is not None and fingerprint(data) != expected:
+            raise SourceChanged(f"the {what} changed since it was read", where=where,
+                                hint="nothing was written; the next run reads it again and retries")
+        return data
+
+
 def refuse_if_open(path: Path) -> None:
     locks = lock_files(path)
     if locks:
@@ -236,7 +263,7 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> str:
         raise
     if mode is not None:
         os.chmod(path, mode)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return written
 
 
@@ -249,14 +276,3 @@ def _not_writable(path: Path, exc: OSError) -> SourceBusy:
                            "and the next run writes the corrections")
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
