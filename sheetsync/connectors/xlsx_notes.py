@@ -1,0 +1,181 @@
+"""Notes for the direct xlsx patch: the sheet's comments part and its legacy VML drawing (Excel
+shows a note only with both), with the relationships and content types that link new ones.
+"""
+from __future__ import annotations
+
+import re
+
+from defusedxml import ElementTree as DET
+
+from .xlsx_guard import read_comments
+from .xlsx_package import (MAIN_NS, REL_NS, P, Package, Unsupported, col_number, esc, get_attr,
+                           insert_before_close, local, root_tag)
+from .xlsx_sheetxml import Sheet
+
+# ---------------------------------------------------------------- notes (comments + VML)
+
+VML_NS = {"v": "urn:schemas-microsoft-com:vml", "o": "urn:schemas-microsoft-com:office:office",
+          "x": "urn:schemas-microsoft-com:office:excel"}
+_SHAPETYPE = ('<{v}shapetype id="_x0000_t202" coordsize="21600,21600" {o}spt="202" '
+              'path="m,l,21600r21600,l21600,xe"><{v}stroke joinstyle="miter"/>'
+              '<{v}path gradientshapeok="t" {o}connecttype="rect"/></{v}shapetype>')
+_SHAPE = ('<{v}shape id="_x0000_s{n}" type="#_x0000_t202" style="position:absolute;'
+          'margin-left:59.25pt;margin-top:1.5pt;width:195pt;height:75pt;z-index:{z};visibility:hidden" '
+          'fillcolor="#ffffe1" {o}insetmode="auto"><{v}fill color2="#ffffe1"/>'
+          '<{v}shadow on="t" color="black" obscured="t"/><{v}path {o}connecttype="none"/>'
+          '<{v}textbox style="mso-direction-alt:auto"><div style="text-align:left"></div></{v}textbox>'
+          '<{x}ClientData ObjectType="Note"><{x}MoveWithCells/><{x}SizeWithCells/>'
+          '<{x}Anchor>{c1}, 15, {r1}, 10, {c2}, 15, {r2}, 4</{x}Anchor><{x}AutoFill>False</{x}AutoFill>'
+          '<{x}Row>{row}</{x}Row><{x}Column>{col}</{x}Column></{x}ClientData></{v}shape>')
+
+
+class Notes:
+    """The sheet's comments part and its legacy VML drawing (Excel shows a note only with both)."""
+
+    def __init__(self, pkg: Package, sheet_path: str) -> None:
+        self.pkg, self.sheet_path = pkg, sheet_path
+        rels = pkg.rels(sheet_path)
+        self.part = next((t for _, k, t in rels if k.endswith("/comments") and pkg.has(t)), None)
+        self.vml = next((t for _, k, t in rels if k.endswith("/vmlDrawing") and pkg.has(t)), None)
+        self.texts: dict[str, str] = read_comments(pkg.zf, self.part) if self.part else {}
+        self.authors: list[str] = []
+        self.author_of: dict[str, int] = {}
+        if self.part:
+            for el in DET.fromstring(pkg.read(self.part)).iter():
+                if local(el.tag) == "author":
+                    self.authors.append(el.text or "")
+                elif local(el.tag) == "comment":
+                    self.author_of[el.get("ref", "")] = int(el.get("authorId", 0))
+        self.edits: dict[str, str | None] = {}
+
+    def get(self, ref: str) -> str | None:
+        return self.edits[ref] if ref in self.edits else self.texts.get(ref)
+
+    def set(self, ref: str, text: str | None) -> None:
+        self.edits[ref] = text or None
+
+    def render(self, sheet: Sheet) -> list[tuple[int, int, int, bytes]]:
+        """Write the comments and VML parts; returns the sheet edit that links new ones, if any."""
+        edits = {r: t for r, t in self.edits.items() if t != self.texts.get(r)}
+        if not edits:
+            return []
+        sheet_edit: list[tuple[int, int, int, bytes]] = []
+        if self.part is None:
+            if self.vml is not None or re.search(rb"<" + P + rb"legacyDrawing\s", sheet.body):
+                raise Unsupported("a sheet with a legacy drawing but no comments")
+            sheet_edit = self._create(sheet)
+        elif self.vml is None:
+            raise Unsupported("a comments part without its VML drawing")
+        self._write_comments(edits)
+        self._write_vml([r for r, t in edits.items() if t and r not in self.texts],
+                        [r for r, t in edits.items() if not t and r in self.texts])
+        return sheet_edit
+
+    def _create(self, sheet: Sheet) -> list[tuple[int, int, int, bytes]]:
+        pkg = self.pkg
+        self.part = pkg.free_name("xl/comments{}.xml")
+        self.vml = pkg.free_name("xl/drawings/vmlDrawing{}.vml")
+        pkg.write(self.part, (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<comments xmlns='
+                              f'"{MAIN_NS}"><authors></authors><commentList></commentList></comments>').encode())
+        decls = " ".join(f'xmlns:{k}="{u}"' for k, u in VML_NS.items())
+        pkg.write(self.vml, f'<xml {decls}><o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="1"/>'
+                            f'</o:shapelayout>{_SHAPETYPE.format(v="v:", o="o:")}</xml>'.encode())
+        pkg.add_rel(self.sheet_path, "comments", self.part)
+        rid = pkg.add_rel(self.sheet_path, "vmlDrawing", self.vml)
+        pkg.add_content_type(self.part, "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml")
+        pkg.add_content_type(None, "application/vnd.openxmlformats-officedocument.vmlDrawing", ext="vml")
+        xml = (b"<" + sheet.prefix + b'legacyDrawing xmlns:r="' + REL_NS.encode() + b'" r:id="'
+               + rid.encode() + b'"/>')
+        pos = _legacy_drawing_position(sheet)
+        return [(pos, pos, 0, xml)]
+
+    def _write_comments(self, edits: dict[str, str | None]) -> None:
+        assert self.part is not None
+        body = self.pkg.read(self.part)
+        m = re.match(rb"<(" + P + rb")", root_tag(body))
+        p = m.group(1) if m else b""
+
+        def element(ref: str, text: str) -> bytes:
+            author = self.authors[self.author_of[ref]] if ref in self.author_of and \
+                self.author_of[ref] < len(self.authors) and self.authors[self.author_of[ref]] else "sheetsync"
+            if author not in self.authors:
+                self.authors.append(author)
+                self.new_authors.append(author)
+            return (b"<" + p + b'comment ref="' + ref.encode() + b'" authorId="%d"><' % self.authors.index(author)
+                    + p + b"text><" + p + b't xml:space="preserve">' + esc(text) + b"</" + p + b"t></"
+                    + p + b"text></" + p + b"comment>")
+
+        self.new_authors: list[str] = []
+        pending = dict(edits)
+
+        def replace(m: re.Match[bytes]) -> bytes:
+            ref = (get_attr(m.group(0)[:m.group(0).index(b">") + 1], b"ref") or b"").decode()
+            if ref not in pending:
+                return m.group(0)
+            text = pending.pop(ref)
+            return element(ref, text) if text else b""
+
+        body = re.sub(rb"<(" + P + rb")comment\b[^>]*?(?:/>|>.*?</\1comment>)", replace, body, flags=re.S)
+        new = b"".join(element(r, t) for r, t in pending.items() if t)
+        if new:
+            body = insert_before_close(body, b"commentList", new)
+        if self.new_authors:
+            body = insert_before_close(body, b"authors", b"".join(
+                b"<" + p + b"author>" + esc(a) + b"</" + p + b"author>" for a in self.new_authors))
+        self.pkg.write(self.part, body)
+
+    def _write_vml(self, added: list[str], removed: list[str]) -> None:
+        assert self.vml is not None
+        body = self.pkg.read(self.vml)
+        root = root_tag(body)
+        prefixes = {u.decode(): k.decode() for k, u in re.findall(rb'\sxmlns:([\w.-]+)="([^"]*)"', root)}
+        if any(u not in prefixes for u in VML_NS.values()):
+            raise Unsupported("a VML drawing without the usual namespaces")
+        names = {k: prefixes[u] + ":" for k, u in VML_NS.items()}
+        gone = {_cell_of(r) for r in removed}
+
+        def keep(m: re.Match[bytes]) -> bytes:
+            row = re.search(rb"<" + P + rb"Row>\s*(\d+)\s*<", m.group(0))
+            col = re.search(rb"<" + P + rb"Column>\s*(\d+)\s*<", m.group(0))
+            note = b'ObjectType="Note"' in m.group(0)
+            hit = note and row and col and (int(row.group(1)) + 1, int(col.group(1)) + 1) in gone
+            return b"" if hit else m.group(0)
+
+        body = re.sub(rb"<(" + P + rb")shape\b[^>]*>.*?</\1shape>", keep, body, flags=re.S)
+        if b"_x0000_t202" not in body:
+            body = insert_before_close(body, b"xml", _SHAPETYPE.format(**names).encode())
+        n = max([int(i) for i in re.findall(rb"_x0000_s(\d+)", body)] or [1024])
+        shapes = []
+        for i, ref in enumerate(added, start=1):
+            row, col = _cell_of(ref)
+            shapes.append(_SHAPE.format(**names, n=n + i, z=i, c1=col, r1=max(row - 2, 0), c2=col + 2,
+                                        r2=row + 3, row=row - 1, col=col - 1).encode())
+        if shapes:
+            body = insert_before_close(body, b"xml", b"".join(shapes))
+        self.pkg.write(self.vml, body)
+
+
+def _cell_of(ref: str) -> tuple[int, int]:
+    m = re.fullmatch(r"([A-Z]+)(\d+)", ref)
+    assert m is not None
+    return int(m.group(2)), col_number(m.group(1))
+
+
+def _legacy_drawing_position(sheet: Sheet) -> int:
+    """Where <legacyDrawing> goes in CT_Worksheet's element order (before these, or the end)."""
+    later = rb"<" + P + rb"(?:legacyDrawingHF|drawingHF|picture|oleObjects|controls|webPublishItems|tableParts)\b"
+    m = re.compile(later).search(sheet.body, sheet.end)
+    end = sheet.body.rindex(b"</" + sheet.prefix + b"worksheet>")
+    tail = sheet.body[sheet.end:end].rstrip()
+    ext = b"</" + sheet.prefix + b"extLst>"
+    if tail.endswith(ext):  # the worksheet's own extLst is its last child: find where it opens
+        depth, pos = 0, sheet.end + len(tail)
+        for t in reversed(list(re.finditer(rb"</?" + re.escape(sheet.prefix) + rb"extLst\b", sheet.body,
+                                           ))):
+            if t.start() >= pos or t.start() < sheet.end:
+                continue
+            depth += -1 if t.group(0).startswith(b"</") else 1
+            if depth == 0:
+                end = t.start()
+                break
+    return min(m.start(), end) if m else end
