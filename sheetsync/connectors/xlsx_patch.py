@@ -59,7 +59,7 @@ def write_report(pkg: Package, book: str, report: ReportTab) -> None:
     if path is None:
         path = pkg.free_name("xl/worksheets/sheet{}.xml")
         pkg.write(path, f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns='
-                        f'"{MAIN_NS}"><sheetData/></worksheet>'.encode())
+                        f'"{MAIN_NS}">{_report_cols(report)}<sheetData/></worksheet>'.encode())
         rid = pkg.add_rel(book, "worksheet", path)
         pkg.add_content_type(path, "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml")
         body = pkg.read(book)
@@ -81,6 +81,20 @@ def write_report(pkg: Package, book: str, report: ReportTab) -> None:
     ref = f"A1:{column_letter(width)}{max(len(report.rows), 1)}".encode()
     body = re.sub(rb'(<' + P + rb'dimension\s+ref=")[^"]*"', lambda m: m.group(1) + ref + b'"', body, count=1)
     pkg.write(path, body)
+
+
+def _report_cols(report: ReportTab) -> str:
+    """Column widths for a new report tab, so messages are readable without resizing (a tab that
+    already exists keeps the widths a person gave it). CJK characters count double."""
+    widths: dict[int, int] = {1: 14}
+    for row in report.rows:  # the table's rows; title and summary lines overflow to the right
+        if len([t for t in row if t not in (None, "")]) <= 2:
+            continue
+        for c, text in enumerate(row, start=1):
+            size = sum(2 if ord(ch) > 0x2E80 else 1 for ch in str(text or ""))
+            widths[c] = max(widths.get(c, 8), min(size + 2, 80))
+    cols = "".join(f'<col min="{c}" max="{c}" width="{w}" customWidth="1"/>' for c, w in sorted(widths.items()))
+    return f"<cols>{cols}</cols>" if cols else ""
 
 
 def force_recalc(pkg: Package, book: str, drop_chain: bool) -> None:
