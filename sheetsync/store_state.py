@@ -1,0 +1,138 @@
+"""Store methods for the state a sync carries between runs: base rows, open problems, sheetsync's
+marks on cells, and the outbox of patches not yet applied.
+
+A mixin of Store (store.py), kept apart so each file stays one concept; like store.py, the only
+place these tables are touched.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+from .model import Patch
+
+
+class BaseRow(NamedTuple):
+    """What sheet and store agreed on for one row at the end of the last run (a NamedTuple: a
+    resync builds one per row, and tuples are several times cheaper than frozen dataclasses)."""
+
+    hash: str
+    row: int | None
+    sheet: dict[str, str]
+    store: dict[str, str]
+    rev: int | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    kind: str
+    fill: str | None
+    note: str | None
+    prior_fill: str | None
+
+
+class SyncStateMixin:
+    """Mixed into Store; uses self.db (sqlite3 connection) and self.clock."""
+
+    db: Any
+    clock: Any
+
+    def base(self, layout: str, idents: Iterable[str] | None = None) -> dict[str, BaseRow]:
+        """Base rows with their values (all, or of `idents`)."""
+        sql = "SELECT ident, hash, row, sheet_vals, store_vals, rev FROM _sheetsync_base WHERE layout = ?"
+        if idents is None:
+            rows = self.db.execute(sql, (layout,)).fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(list(idents), 500):
+                rows += self.db.execute(sql + f" AND ident IN ({','.join('?' * len(chunk))})",
+                                        (layout, *chunk)).fetchall()
+        out = {}
+        for i, h, r, s, st, rev in rows:
+            sheet_vals = json.loads(s)
+            out[i] = BaseRow(h, r, sheet_vals, sheet_vals if st == "=" else json.loads(st), rev)
+        return out
+
+    def base_count(self, layout: str) -> int:
+        return self.db.execute("SELECT count(*) FROM _sheetsync_base WHERE layout = ?", (layout,)).fetchone()[0]
+
+    def base_index(self, layout: str) -> dict[str, BaseRow]:
+        """Base rows without their values: enough to tell unchanged rows by hash, cheaply."""
+        cur = self.db.execute("SELECT ident, hash, row, rev FROM _sheetsync_base WHERE layout = ?", (layout,))
+        empty: dict[str, str] = {}  # shared: these rows are only compared by hash
+        return {i: BaseRow(h, r, empty, empty, rev) for i, h, r, rev in cur}
+
+    def put_base(self, layout: str, rows: Mapping[str, BaseRow], removed: Iterable[str] = ()) -> None:
+        self.db.executemany("DELETE FROM _sheetsync_base WHERE layout = ? AND ident = ?",
+                            [(layout, i) for i in removed])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(layout, i, b.hash, b.row, json.dumps(b.sheet, ensure_ascii=False),
+              "=" if b.store == b.sheet else json.dumps(b.store, ensure_ascii=False), b.rev)
+             for i, b in rows.items()])  # "=": store values equal the sheet's, the usual case
+
+    def relocate(self, layout: str, moved: Mapping[str, int]) -> None:
+        """Rows people moved (sorted, inserted above): keep problem cells and base rows right."""
+        self.db.executemany("UPDATE _sheetsync_problems SET row = ? WHERE layout = ? AND ident = ?",
+                            [(r, layout, i) for i, r in moved.items()])
+        self.db.executemany("UPDATE _sheetsync_base SET row = ? WHERE layout = ? AND ident = ?",
+                            [(r, layout, i) for i, r in moved.items()])
+
+    def problems(self, layout: str) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT ident, field, code, params, row, col, run_id, opened "
+                              "FROM _sheetsync_problems WHERE layout = ? ORDER BY row, col, code", (layout,))
+        return [{"ident": i, "field": f, "code": c, "params": json.loads(p), "row": r, "col": col,
+                 "run_id": run, "opened": o} for i, f, c, p, r, col, run, o in cur]
+
+    def replace_problems(self, layout: str, idents: Iterable[str], problems: Iterable[dict[str, Any]],
+                         run_id: str) -> None:
+        """Close every open problem of `idents`, then open `problems` (kept `opened` if still open)."""
+        idents = list(idents)
+        opened = {(p["ident"], p["field"], p["code"]): p["opened"] for p in self.problems(layout)}
+        for chunk in _chunks(idents, 500):
+            self.db.execute(f"DELETE FROM _sheetsync_problems WHERE layout = ? AND ident IN "
+                            f"({','.join('?' * len(chunk))})", (layout, *chunk))
+        now = self.clock()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO _sheetsync_problems(layout, ident, field, code, params, row, col, run_id, opened) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            [(layout, p["ident"], p["field"] or "", p["code"], json.dumps(p["params"], ensure_ascii=False, default=str),
+              p.get("row"), p.get("col"), run_id, opened.get((p["ident"], p["field"] or "", p["code"]), now))
+             for p in problems])
+
+    def marks(self, layout: str) -> dict[tuple[str, str], Mark]:
+        cur = self.db.execute("SELECT ident, field, kind, fill, note, prior_fill FROM _sheetsync_marks "
+                              "WHERE layout = ?", (layout,))
+        return {(i, f): Mark(k, fill, note, prior) for i, f, k, fill, note, prior in cur}
+
+    def put_marks(self, layout: str, marks: Mapping[tuple[str, str], Mark | None]) -> None:
+        """Set or (value None) remove marks."""
+        self.db.executemany("DELETE FROM _sheetsync_marks WHERE layout = ? AND ident = ? AND field = ?",
+                            [(layout, i, f) for (i, f), m in marks.items() if m is None])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO _sheetsync_marks(layout, ident, field, kind, fill, note, prior_fill) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(layout, i, f, m.kind, m.fill, m.note, m.prior_fill) for (i, f), m in marks.items() if m])
+
+    # -- outbox ----------------------------------------------------------------------------------
+
+    def add_outbox(self, layout: str, run_id: str, patches: Sequence[tuple[Patch, str | None, str | None]]) -> None:
+        """Queue (patch, ident, field) triples; committed with the run so a crash can replay them."""
+        self.db.executemany(
+            "INSERT INTO _sheetsync_outbox(layout, run_id, patch, ident, field) VALUES (?,?,?,?,?)",
+            [(layout, run_id, json.dumps(p.to_json(), ensure_ascii=False), i, f) for p, i, f in patches])
+
+    def outbox(self, layout: str) -> list[tuple[int, Patch, str | None, str | None]]:
+        cur = self.db.execute("SELECT id, patch, ident, field FROM _sheetsync_outbox WHERE layout = ? "
+                              "ORDER BY id", (layout,))
+        return [(i, Patch.from_json(json.loads(p)), ident, f) for i, p, ident, f in cur]
+
+    def drop_outbox(self, ids: Iterable[int]) -> None:
+        self.db.executemany("DELETE FROM _sheetsync_outbox WHERE id = ?", [(i,) for i in ids])
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
