@@ -19,8 +19,8 @@ from . import dedupe_sync, run_support
 from .run_support import store_path
 from . import report as report_mod
 from .connectors import Connector, from_source
-from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceError, SourceUnavailable
-from .headers import fold, map_headers
+from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
+from .headers import map_headers
 from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
@@ -28,8 +28,8 @@ from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text
 from .reconcile import RowDecision, RowInput, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store
-from .sync_rows import SheetIndex, check_unique, find_duplicates, index_rows
-from .writeback import RowPlace, clear_stray, plan_row
+from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows
+from .writeback import RowPlace, clear_stray, live_marks, plan_row
 
 log = logging.getLogger("sheetsync.engine")
 LEASE_SECONDS = 15 * 60
@@ -159,7 +159,7 @@ def _run(ctx: RunContext) -> None:
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")
     checker = compile_rules(ctx.layout)
-    id_col = _id_column(ctx.layout, data, where)
+    id_col = id_column(ctx.layout, data, where)
     sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base_index(ctx.name), id_col)
     ctx.id_col = id_col
     ctx.result.rows_read = len(data.rows)
@@ -252,7 +252,7 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
     layout, store, res = ctx.layout, ctx.store, ctx.result
     notes = ctx.connector.capabilities.notes
     col1 = {f: i + 1 for f, i in cols.items()}
-    existing = _live_marks(store.marks(ctx.name), sheet, col1, data, notes)
+    existing = live_marks(store.marks(ctx.name), sheet, col1, data, notes)
     planned, marks, problems, base = [], {}, [], {}
     marked = {i for i, _ in existing}
     with store.transaction():
@@ -291,18 +291,6 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
         report = report_mod.report_tab(ctx.loaded, store.problems(ctx.name), res, store)
         store.add_outbox(ctx.name, res.run_id, planned)
     return planned, report
-
-
-def _id_column(layout: Any, data: SheetData, where: str) -> int | None:
-    """0-based index of the managed id column of a layout without a key (None: not used)."""
-    if layout.key_fields or not layout.id_column:
-        return None
-    hits = [i for i, h in enumerate(data.header) if fold(h) == fold(layout.id_column)]
-    if not hits:
-        raise SourceError(f"the managed id column {layout.id_column!r} is missing", where=where,
-                          hint=f"add an empty column headed {layout.id_column!r} (you may hide it); "
-                               "sheetsync fills it with record ids so rows keep their identity when sorted")
-    return hits[0]
 
 
 def _deletable(ctx: RunContext, deleted: list[str]) -> list[str]:
@@ -366,18 +354,6 @@ def _count(res: RunResult, d: RowDecision) -> None:
     res.conflicts += d.counts["conflicts"]
     res.protected += d.counts["protected"]
     res.duplicates += sum(1 for p in d.problems if p.code == "duplicate")
-
-
-def _live_marks(marks: dict, sheet: SheetIndex, col1: dict[str, int], data: SheetData, notes: bool) -> dict:
-    """Store marks that are really on the sheet (a crash can leave the store believing otherwise)."""
-    if not notes:
-        return {}
-    live = {}
-    for (ident, fld), m in marks.items():
-        row = sheet.rows.get(ident)
-        if row is None or fld not in col1 or (row, col1[fld]) in data.marks:
-            live[(ident, fld)] = m
-    return live
 
 
 def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str | None:

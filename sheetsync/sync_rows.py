@@ -6,10 +6,12 @@ the read itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .errors import SourceError
+from .headers import fold
 from .layout import Layout
 from .model import Problem, SheetData, canonical_text, row_hash
 from .store import BaseRow, Store
@@ -172,3 +174,15 @@ def check_unique(store: Store, layout: Layout, checked: dict[str, Any]) -> dict[
             cells = {**res.cells, fld: bad}
             out[ident] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))
     return out
+
+
+def id_column(layout: Any, data: SheetData, where: str) -> int | None:
+    """0-based index of the managed id column of a layout without a key (None: not used)."""
+    if layout.key_fields or not layout.id_column:
+        return None
+    hits = [i for i, h in enumerate(data.header) if fold(h) == fold(layout.id_column)]
+    if not hits:
+        raise SourceError(f"the managed id column {layout.id_column!r} is missing", where=where,
+                          hint=f"add an empty column headed {layout.id_column!r} (you may hide it); "
+                               "sheetsync fills it with record ids so rows keep their identity when sorted")
+    return hits[0]

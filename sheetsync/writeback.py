@@ -6,14 +6,17 @@ people sort or insert rows; a cell sheetsync never marked is never touched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from . import messages
 from .connectors import NOTE_PREFIX
 from .layout import Layout
-from .model import Patch, WriteValue, canonical_text
+from .model import Patch, SheetData, WriteValue, canonical_text
 from .reconcile import RowDecision
 from .store import Mark
+
+if TYPE_CHECKING:
+    from .sync_rows import SheetIndex
 
 Planned = tuple[Patch, str | None, str | None]  # patch, ident, field
 
@@ -71,3 +74,15 @@ def clear_stray(sheet_marks: Mapping[tuple[int, int], str], known: set[tuple[int
     """Clear sheetsync notes the store does not know of (e.g. left by a crash or a restored copy)."""
     return [(Patch(kind="clear", clear=True, row=r, col=c), None, None)
             for (r, c) in sorted(sheet_marks) if (r, c) not in known]
+
+
+def live_marks(marks: dict, sheet: "SheetIndex", col1: dict[str, int], data: SheetData, notes: bool) -> dict:
+    """Store marks that are really on the sheet (a crash can leave the store believing otherwise)."""
+    if not notes:
+        return {}
+    live = {}
+    for (ident, fld), m in marks.items():
+        row = sheet.rows.get(ident)
+        if row is None or fld not in col1 or (row, col1[fld]) in data.marks:
+            live[(ident, fld)] = m
+    return live
