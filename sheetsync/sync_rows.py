@@ -140,10 +140,11 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
             batch.setdefault(vals, []).append(ident)
         reason = "same " + ", ".join(fields)
         for ident, vals in tuples.items():
-            # within the batch only the later row is flagged, pointing at the earlier one
+            # of two rows of this sheet only the later one is flagged, pointing at the earlier one
+            # (so editing the earlier row does not flag it too); records not in the sheet count
             row = sheet.rows.get(ident, 0)
-            earlier = [o for o in batch[vals] if sheet.rows.get(o, 0) < row]
-            others = [o for o in earlier + stored.get(vals, []) if o != ident]
+            candidates = batch[vals] + [k for k in stored.get(vals, []) if k not in batch[vals]]
+            others = [o for o in candidates if o != ident and sheet.rows.get(o, 0) < row]
             if others:
                 other = min(set(others), key=lambda o: (sheet.rows.get(o, 1 << 30), o))
                 _flag(out, sheet, ident, other, fields[0], reason)

@@ -339,3 +339,12 @@ def test_sql_and_quotes_in_headers_and_values_are_plain_data(tmp_path):
     run(layout, book, store)
     assert store.records("customers")["C001"]["name"] == "Robert'); DROP TABLE _sheetsync_runs; --"
     assert store.runs("c")
+
+
+def test_editing_the_earlier_of_two_duplicate_rows_does_not_flag_it_too(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    assert (5, "phone", "duplicate") in problems(store) and (2, "phone", "duplicate") not in problems(store)
+    book.set(2, 2, "张伟 (edited)")
+    run(layout, book, store)
+    assert (2, "phone", "duplicate") not in problems(store) and (5, "phone", "duplicate") in problems(store)
