@@ -28,7 +28,7 @@ from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text
 from .reconcile import RowDecision, RowInput, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store
-from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows
+from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
 from .writeback import RowPlace, clear_stray, live_marks, plan_row
 
 log = logging.getLogger("sheetsync.engine")
@@ -171,6 +171,8 @@ def _run(ctx: RunContext) -> None:
         if n % 1000 == 0 or n == len(todo):
             progress("validate", n, len(todo))
     checked = check_unique(ctx.store, ctx.layout, checked)
+    for ident in later_partners(ctx.store, ctx.layout, sheet, checked):
+        checked[ident] = checker.check(sheet.field_values(ident))
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,

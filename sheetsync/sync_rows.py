@@ -151,6 +151,24 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
     return out
 
 
+def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Mapping[str, Any]) -> list[str]:
+    """Unchanged rows further down the sheet that share an exact key with a checked row: they are
+    the ones to flag (the later row of a pair is), so the run must check them too."""
+    found: set[str] = set()
+    for fields in layout.dedupe.exact:
+        tuples = {}
+        for ident, res in checked.items():
+            vals = tuple(res.cells[f].value if f in res.cells and res.cells[f].outcome != "invalid" else None
+                         for f in fields)
+            if all(v not in (None, "") for v in vals):
+                tuples[ident] = vals
+        stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
+        for ident, vals in tuples.items():
+            row = sheet.rows.get(ident, 0)
+            found.update(k for k in stored.get(vals, []) if k not in checked and sheet.rows.get(k, 0) > row)
+    return sorted(found, key=lambda k: sheet.rows[k])
+
+
 def _flag(out: dict, sheet: SheetIndex, ident: str, other: str, fld: str, reason: str) -> None:
     params = {"other_row": sheet.rows.get(other, "-"), "other_key": other, "reason": reason}
     out.setdefault(ident, {})[fld] = (params, Problem("duplicate", fld, params))

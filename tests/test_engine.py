@@ -348,3 +348,11 @@ def test_editing_the_earlier_of_two_duplicate_rows_does_not_flag_it_too(tmp_path
     book.set(2, 2, "张伟 (edited)")
     run(layout, book, store)
     assert (2, "phone", "duplicate") not in problems(store) and (5, "phone", "duplicate") in problems(store)
+
+
+def test_editing_an_earlier_row_into_a_duplicate_flags_the_later_row(tmp_path):
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    book.set(3, 3, "+86 137 0013 7000")  # C002 takes the phone of C003 (row 4, unchanged)
+    run(layout, book, store)
+    assert (4, "phone", "duplicate") in problems(store) and (3, "phone", "duplicate") not in problems(store)

@@ -10,7 +10,7 @@ from sheetsync.layout import Layout
 from sheetsync.model import Problem, SheetData, SheetRow, row_hash
 from sheetsync.rules import compile_rules
 from sheetsync.store import BaseRow, Store
-from sheetsync.sync_rows import check_unique, find_duplicates, id_column, index_rows
+from sheetsync.sync_rows import check_unique, find_duplicates, id_column, index_rows, later_partners
 
 HEADER = ("ID", "Name", "Email")
 COLS = {"id": 0, "name": 1, "email": 2}
@@ -235,10 +235,8 @@ def test_multi_field_rule_invalid_and_empty_values_never_match() -> None:
     assert out == {"C006": _dupe(6, "C005", "same name, email", fld="name")}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: editing the EARLIER row to repeat a later, unchanged row "
-                   "is never flagged: the later row is not re-checked and the stored partner is skipped "
-                   "because its sheet row is greater (reproduced end-to-end with sync_once)")
 def test_earlier_row_edited_to_repeat_a_later_unchanged_row_is_flagged() -> None:
+    """The later row of a pair is the one flagged, so the run re-checks it (later_partners)."""
     layout = _layout(dedupe={"exact": [["email"]]})
     store = _store(layout)
     _put(store, "C001", "Ann", "ann@example.com")
@@ -246,8 +244,11 @@ def test_earlier_row_edited_to_repeat_a_later_unchanged_row_is_flagged() -> None
     base = _base(C001=(2, A), C002=(3, B))
     sheet = _index(layout, _data(("C001", "Ann", "bob@example.com"), B), base)
     assert sheet.changed == ["C001"] and sheet.unchanged == ["C002"]
-    out = find_duplicates(store, layout, sheet, _checked(layout, sheet))
-    assert out  # some row of the pair C001/C002 must carry a duplicate mark
+    checked = _checked(layout, sheet)
+    assert later_partners(store, layout, sheet, checked) == ["C002"]
+    checked["C002"] = compile_rules(layout).check(sheet.field_values("C002"))
+    out = find_duplicates(store, layout, sheet, checked)
+    assert list(out) == ["C002"] and out["C002"]["email"][0]["other_key"] == "C001"
 
 
 # -- check_unique -----------------------------------------------------------------------------
