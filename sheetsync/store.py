@@ -210,6 +210,8 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
 
     def find_by_values(self, table: str, fields: Sequence[str], values: Iterable[tuple]) -> dict[tuple, list[str]]:
         """Live record keys whose `fields` equal each value tuple (exact dedupe against the store)."""
+        if self.db.execute(f'SELECT 1 FROM {quote(table)} WHERE "_deleted" = 0 LIMIT 1').fetchone() is None:
+            return {}  # an empty table (a first sync): nothing to look up, however many values
         wanted = {v for v in values if all(x not in (None, "") for x in v)}
         found: dict[tuple, list[str]] = {}
         cols = ", ".join(quote(f) for f in fields)

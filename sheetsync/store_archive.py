@@ -114,11 +114,14 @@ class ArchiveStoreMixin:
                          values: Iterable[tuple]) -> dict[tuple, list[str]]:
         """Keys of archived copies of `table`'s records whose `fields` equal each value tuple,
         so exact dedupe still flags a new row that repeats an archived record."""
+        archives = self.archive_tables(table)
+        if not archives:
+            return {}
         wanted = {v for v in values if all(x not in (None, "") for x in v)}
         found: dict[tuple, list[str]] = {}
         cols = ", ".join(_quote(f) for f in fields)
         firsts = sorted({v[0] for v in wanted}, key=str)
-        for archive_table in self.archive_tables(table):
+        for archive_table in archives:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({_quote(archive_table)})")}
             if not set(fields) <= have:
                 continue
