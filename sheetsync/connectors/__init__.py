@@ -9,7 +9,7 @@ import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from ..errors import MissingExtra, UsageError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
@@ -82,6 +82,17 @@ def connector_class(kind: str) -> type:
 
 def open_connector(kind: str, **options: Any) -> Connector:
     return connector_class(kind)(**options)
+
+
+def still_applies(patch: Patch, text_at: Callable[[int, int], str]) -> bool:
+    """Does the cell still hold what the patch was computed from (`expected`), and does its row
+    still carry the same key (`anchor`)? If not, a person changed it: the patch is deferred."""
+    if patch.expected is not None and text_at(patch.row, patch.col) != patch.expected:
+        return False
+    if patch.anchor is not None:
+        col, text = patch.anchor
+        return text_at(patch.row, col) == text
+    return True
 
 
 def values_snapshot(data: SheetData) -> bytes:

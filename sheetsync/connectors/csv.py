@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..errors import SourceChanged, SourceError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
-from . import Capabilities
+from . import Capabilities, still_applies
 from .xlsx import rows_from_grid
 from .xlsx_guard import LocalFile, atomic_write, fingerprint, read_bytes
 
@@ -173,14 +173,7 @@ class CsvConnector(LocalFile):
 
 def _matches(parsed: ParsedCsv, patch: Patch) -> bool:
     """A patch lands only on an existing record whose cell (and anchor) still read as expected."""
-    if not 0 < patch.row <= len(parsed.records):
-        return False
-    if patch.expected is not None and parsed.field(patch.row, patch.col) != patch.expected:
-        return False
-    if patch.anchor is not None:
-        col, text = patch.anchor
-        return parsed.field(patch.row, col) == text
-    return True
+    return 0 < patch.row <= len(parsed.records) and still_applies(patch, parsed.field)
 
 
 def _safe_export(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Sequence
 
 from ..errors import SourceBusy, SourceChanged, SourceError, SourceUnavailable
 from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text
-from . import Capabilities, is_our_note, merge_note, strip_note
+from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
 from .xlsx import default_mark_colours, rows_from_grid
 
 Cell = tuple[int, int]
@@ -175,15 +175,7 @@ class MemoryConnector:
                                     hint="try again later", applied=tuple(applied))
 
     def _matches(self, patch: Patch) -> bool:
-        book = self.book
-        if patch.row <= book.header_row:
-            return False
-        if patch.expected is not None and book.text(patch.row, patch.col) != patch.expected:
-            return False
-        if patch.anchor is not None:
-            col, text = patch.anchor
-            return book.text(patch.row, col) == text
-        return True
+        return patch.row > self.book.header_row and still_applies(patch, self.book.text)
 
     def _apply_one(self, patch: Patch, prior: dict[Cell, str | None]) -> None:
         book, cell = self.book, (patch.row, patch.col)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from ..errors import SourceChanged, SourceError
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
-from . import Capabilities, is_our_note, merge_note, strip_note
+from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
 from .xlsx_patch import Unsupported, patch_xlsx
 from .xlsx_guard import (LocalFile, atomic_write, error_cells, fingerprint, guard_features, open_zip,
                          read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part)
@@ -267,12 +267,7 @@ class _CellTexts:
         return canonical_text(grid[row - 1][col - 1] if ok else None)
 
     def matches(self, patch: Patch) -> bool:
-        if patch.expected is not None and self.text(patch.row, patch.col) != patch.expected:
-            return False
-        if patch.anchor is not None:
-            col, text = patch.anchor
-            return self.text(patch.row, col) == text
-        return True
+        return still_applies(patch, self.text)
 
 
 _NOT_MARKED = object()

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import column_letter
+
 EPOCH = _dt.date(1899, 12, 30)  # Sheets' day zero for serial numbers
 DEFAULT_ROWS, DEFAULT_COLS = 1000, 26
 
@@ -124,14 +126,6 @@ def col_number(letters: str) -> int:
     return n
 
 
-def col_letters(n: int) -> str:
-    out = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
 def quote_title(title: str) -> str:
     """Google quotes a sheet name in A1 only when it must (spaces, punctuation, looks like A1)."""
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", title) and not re.fullmatch(r"[A-Za-z]{1,3}\d+", title):
@@ -200,7 +194,7 @@ def parse_range(book: Spreadsheet, text: str) -> tuple[Sheet, int, int, int, int
 
 def a1(sheet: Sheet, r0: int, c0: int, r1: int, c1: int) -> str:
     """The range text Google answers with, e.g. Sheet1!A1:D4."""
-    start, end = f"{col_letters(c0 + 1)}{r0 + 1}", f"{col_letters(c1)}{r1}"
+    start, end = f"{column_letter(c0 + 1)}{r0 + 1}", f"{column_letter(c1)}{r1}"
     return f"{quote_title(sheet.title)}!{start}" + ("" if start == end else f":{end}")
 
 
