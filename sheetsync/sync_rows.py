@@ -123,14 +123,7 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
         if ident in checked and layout.key_fields:
             _flag(out, sheet, ident, first, layout.key_fields[0], "same key")
     for fields in layout.dedupe.exact:
-        tuples = {}
-        for ident, res in checked.items():
-            if ident in sheet.key_clash:
-                continue
-            vals = tuple(res.cells[f].value if f in res.cells and res.cells[f].outcome != "invalid" else None
-                         for f in fields)
-            if all(v not in (None, "") for v in vals):
-                tuples[ident] = vals
+        tuples = _key_values(checked, fields, skip=sheet.key_clash)
         stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
         if tuples:  # archived records still match new rows: a returning customer is no new one
             for vals, keys in store.archived_matches(layout.table, fields, tuples.values()).items():
@@ -156,17 +149,25 @@ def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Map
     the ones to flag (the later row of a pair is), so the run must check them too."""
     found: set[str] = set()
     for fields in layout.dedupe.exact:
-        tuples = {}
-        for ident, res in checked.items():
-            vals = tuple(res.cells[f].value if f in res.cells and res.cells[f].outcome != "invalid" else None
-                         for f in fields)
-            if all(v not in (None, "") for v in vals):
-                tuples[ident] = vals
+        tuples = _key_values(checked, fields)
         stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
         for ident, vals in tuples.items():
             row = sheet.rows.get(ident, 0)
             found.update(k for k in stored.get(vals, []) if k not in checked and sheet.rows.get(k, 0) > row)
     return sorted(found, key=lambda k: sheet.rows[k])
+
+
+def _key_values(checked: Mapping[str, Any], fields: list[str], skip: Mapping[str, Any] = {}) -> dict[str, tuple]:
+    """ident -> the valid, non-empty values of an exact key's fields (rows missing one are left out)."""
+    out = {}
+    for ident, res in checked.items():
+        if ident in skip:
+            continue
+        vals = tuple(res.cells[f].value if f in res.cells and res.cells[f].outcome != "invalid" else None
+                     for f in fields)
+        if all(v not in (None, "") for v in vals):
+            out[ident] = vals
+    return out
 
 
 def _flag(out: dict, sheet: SheetIndex, ident: str, other: str, fld: str, reason: str) -> None:
