@@ -194,15 +194,9 @@ def _run(ctx: RunContext) -> None:
 
 def _replay(ctx: RunContext) -> None:
     """Step 2: apply patches an interrupted run committed but did not apply."""
-    pending = ctx.store.outbox(ctx.name)
-    if not pending:
+    if not ctx.store.outbox(ctx.name):
         return
-    applied = _apply_patches(ctx, [p for _, p, _, _ in pending], None, None)
-    done = set(applied.applied) | set(applied.deferred)
-    with ctx.store.transaction():
-        ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])
-        _remember_prior_fills(ctx, [(p, ident, f) for _, p, ident, f in pending], applied)
-    ctx.result.replayed = len(applied.applied)
+    ctx.result.replayed = len(_flush_outbox(ctx, None, None).applied)
 
 
 def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
@@ -365,16 +359,23 @@ def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str
     """
     if not planned and report is None:
         return fingerprint
+    applied = _flush_outbox(ctx, report, fingerprint)
+    ctx.landed = applied.applied
+    return applied.fingerprint if not applied.deferred else None
+
+
+def _flush_outbox(ctx: RunContext, report: Any, fingerprint: str | None) -> Applied:
+    """Apply every outbox patch (steps 2 and 9): applied and deferred ones leave the outbox (a
+    deferred cell was edited by a person, and the next read sees that), with prior fills kept."""
     pending = ctx.store.outbox(ctx.name)
     applied = _apply_patches(ctx, [p for _, p, _, _ in pending], report, fingerprint)
-    ctx.landed = applied.applied
     done = set(applied.applied) | set(applied.deferred)
     with ctx.store.transaction():
         ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])
         _remember_prior_fills(ctx, [(p, i, f) for _, p, i, f in pending], applied)
         if report is not None:
             ctx.store.set_meta(ctx.name, "report_hash", report_mod.report_hash(report))
-    return applied.fingerprint if not applied.deferred else None
+    return applied
 
 
 def _apply_patches(ctx: RunContext, patches: list, report: Any, fingerprint: str | None) -> Applied:
@@ -396,16 +397,13 @@ def _remember_prior_fills(ctx: RunContext, triples: list, applied: Applied) -> N
     if not applied.prior_fills:
         return
     marks = ctx.store.marks(ctx.name)
+    ours = set(ctx.layout.colours.model_dump().values())
     updates = {}
     for patch, ident, fld in triples:
         key = (ident, fld)
         prior = applied.prior_fills.get((patch.row, patch.col), "missing")
         if patch.fill and key in marks and prior != "missing" and marks[key].prior_fill is None:
             m = marks[key]
-            if prior != m.fill and prior not in _our_fills(ctx):
+            if prior != m.fill and prior not in ours:
                 updates[key] = type(m)(m.kind, m.fill, m.note, prior)
     ctx.store.put_marks(ctx.name, updates)
-
-
-def _our_fills(ctx: RunContext) -> set[str]:
-    return set(ctx.layout.colours.model_dump().values())
