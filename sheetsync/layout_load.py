@@ -115,17 +115,23 @@ def layout_issues(file: str, data: Any, lines: dict[Path_, int]) -> list[Issue]:
     """Every mistake in a parsed layout: schema errors, then cross-references between keys."""
     if not isinstance(data, dict):
         return [(file, 1, "", "a layout must be a mapping of keys (table, source, columns, ...)")]
-    found: dict[tuple[str, str], int] = {}
-    try:
-        Layout.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            path, key = _data_path(err["loc"], data, err["type"])
-            found.setdefault((key, _message(err, path)), _line(lines, path))
+    found = _schema_issues(Layout, data, lines)
     for path, message in semantic_issues(data):
         found.setdefault((_dotted(path), message), _line(lines, path))
     issues = [(file, line, key, msg) for (key, msg), line in found.items()]
     return _merge_unions(sorted(issues, key=lambda i: (i[1], i[2])))
+
+
+def _schema_issues(model: Any, data: dict, lines: dict[Path_, int]) -> dict[tuple[str, str], int]:
+    """(dotted key, message) -> line of every pydantic error of `data` against `model`."""
+    found: dict[tuple[str, str], int] = {}
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            path, key = _data_path(err["loc"], data, err["type"])
+            found.setdefault((key, _message(err, path)), _line(lines, path))
+    return found
 
 
 def load_alerts_file(path: str | Path) -> Alerts:
@@ -136,13 +142,7 @@ def load_alerts_file(path: str | Path) -> Alerts:
     if not isinstance(data, dict):
         issues: list[Issue] = [(file, 1, "", "an alerts file is a mapping with one key, alerts:")]
     else:
-        found: dict[tuple[str, str], int] = {}
-        try:
-            AlertsFile.model_validate(data)
-        except ValidationError as exc:
-            for err in exc.errors():
-                at, key = _data_path(err["loc"], data, err["type"])
-                found.setdefault((key, _message(err, at)), _line(lines, at))
+        found = _schema_issues(AlertsFile, data, lines)
         issues = sorted(((file, line, key, msg) for (key, msg), line in found.items()),
                         key=lambda i: (i[1], i[2]))
     if issues:
