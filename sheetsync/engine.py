@@ -33,6 +33,7 @@ from .writeback import RowPlace, clear_stray, live_marks, plan_row
 
 log = logging.getLogger("sheetsync.engine")
 LEASE_SECONDS = 15 * 60
+VALIDATE_CHUNK = 10_000  # rows checked between progress updates
 STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
 
 
@@ -166,13 +167,13 @@ def _run(ctx: RunContext) -> None:
     todo = _select(ctx, sheet)
     ctx.hook("validate")
     checked = {}
-    for n, ident in enumerate(todo, 1):
-        checked[ident] = checker.check(sheet.field_values(ident))
-        if n % 1000 == 0 or n == len(todo):
-            progress("validate", n, len(todo))
+    for start in range(0, len(todo), VALIDATE_CHUNK):
+        chunk = todo[start:start + VALIDATE_CHUNK]
+        checked.update(zip(chunk, checker.check_rows([sheet.values[i] for i in chunk], cols)))
+        progress("validate", start + len(chunk), len(todo))
     checked = check_unique(ctx.store, ctx.layout, checked)
-    for ident in later_partners(ctx.store, ctx.layout, sheet, checked):
-        checked[ident] = checker.check(sheet.field_values(ident))
+    partners = later_partners(ctx.store, ctx.layout, sheet, checked)
+    checked.update(zip(partners, checker.check_rows([sheet.values[i] for i in partners], cols)))
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
@@ -222,16 +223,17 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
     sheet.base.update(ctx.store.base(ctx.name, [i for i in checked if i in sheet.base]))
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
+    keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
     decisions = {}
     for ident, res in checked.items():
         d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
-                                   tuple(layout.key_fields), required, protected, layout.conflict,
-                                   layout.access))
-        extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
-        d.problems.extend(extra)
-        for p in extra:
-            if p.field in res.cells:
-                d.mark(p.field, "invalid", {"code": p.code, **dict(p.params)})
+                                   keys, required, protected, policy, access))
+        if res.problems:  # problems of no single cell's own (cross-field checks) are added here
+            extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
+            d.problems.extend(extra)
+            for p in extra:
+                if p.field in res.cells:
+                    d.mark(p.field, "invalid", {"code": p.code, **dict(p.params)})
         for fld, (params, problem) in dupes.get(ident, {}).items():
             d.problems.append(problem)
             d.mark(fld, "duplicate", params)

@@ -7,7 +7,7 @@ reach the store, and protected fields are reverted to the store's value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
 
 from .model import Problem, WriteValue, canonical_text
 from .store import BaseRow
@@ -17,7 +17,7 @@ Policy = Literal["store", "sheet", "flag"]
 MARK_PRIORITY = ("invalid", "protected", "conflict", "duplicate", "corrected", "pushed")
 
 
-@dataclass
+@dataclass(slots=True)
 class RowDecision:
     """What to do with one row: store writes, sheet writes, marks, problems, the next base."""
 
@@ -39,8 +39,9 @@ class RowDecision:
             self.marks[field_name] = (kind, params)
 
 
-@dataclass(frozen=True)
-class RowInput:
+class RowInput(NamedTuple):
+    """One row's three sides (a NamedTuple: a first sync makes 100k of them)."""
+
     ident: str
     cells: Mapping[str, Any]            # field -> rules.CellResult
     base: BaseRow | None
@@ -54,6 +55,8 @@ class RowInput:
 
 def reconcile_row(row: RowInput) -> RowDecision:
     live = row.record is not None and not row.record.get("_deleted")
+    if not live and _plain_new(row):
+        return _insert(row)
     decision = RowDecision(ident=row.ident, insert=not live)
     guarded = _guarded_fields(row, live)
     if guarded is None:
@@ -78,6 +81,23 @@ def reconcile_row(row: RowInput) -> RowDecision:
             decision.problems.append(Problem("held_back", None, {
                 "key": row.ident, "fields": ", ".join(sorted(bad & blocking))}))
     return decision
+
+
+def _plain_new(row: RowInput) -> bool:
+    """A new row whose every cell is fine as typed and that the sheet may create: most rows of a
+    first sync, decided without the field-by-field walk."""
+    access = row.access
+    if access is not None and (access.read_only or access.row_scope is not None):
+        return False
+    if not row.key_fields and all(c.value in (None, "") for c in row.cells.values()):
+        return False
+    return all(c.outcome == "ok" for c in row.cells.values())
+
+
+def _insert(row: RowInput) -> RowDecision:
+    values = {n: c.value for n, c in row.cells.items()}
+    texts = {n: v if v.__class__ is str else canonical_text(v) for n, v in values.items()}
+    return RowDecision(ident=row.ident, insert=True, store_values=values, base_sheet=texts, base_store=texts)
 
 
 def _guarded_fields(row: RowInput, live: bool) -> dict[str, dict[str, Any]] | None:

@@ -18,7 +18,7 @@ from .errors import StoreError, UsageError
 from .model import WriteValue
 from .store_archive import ArchiveStoreMixin
 from .store_dedupe import DedupeStoreMixin
-from .store_state import BaseRow, Mark, SyncStateMixin, _chunks  # noqa: F401 (BaseRow, Mark: re-exported)
+from .store_state import BaseRow, Mark, SyncStateMixin, _chunks, encode_texts  # noqa: F401 (BaseRow, Mark: re-exported)
 
 SCHEMA_VERSION = 2
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
@@ -386,7 +386,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
 
 
 def _insert_json(values: Mapping[str, WriteValue]) -> str:
-    return json.dumps({f: _text(v) for f, v in values.items() if v is not None}, ensure_ascii=False)
+    return encode_texts(values)
 
 
 def _text(value: Any) -> str | None:

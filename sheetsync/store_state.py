@@ -7,10 +7,30 @@ place these tables are touched.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring as _escape  # the C escaper json.dumps uses
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from .model import Patch
+
+
+
+def encode_texts(texts: Mapping[str, Any]) -> str:
+    """json.dumps(texts, ensure_ascii=False) of a flat dict of text (values that are not str go
+    through str(); None values are left out), byte for byte. Run for every row a sync inserts, so
+    each set of keys gets a %-template once and a row costs C-level str() and escape per value."""
+    if None in texts.values():
+        texts = {f: v for f, v in texts.items() if v is not None}
+    keys = tuple(texts)
+    template = _TEMPLATES.get(keys)
+    if template is None:
+        if len(_TEMPLATES) > 1024:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[keys] = "{" + ", ".join(_escape(k).replace("%", "%%") + ": %s" for k in keys) + "}"
+    return template % tuple(map(_escape, map(str, texts.values())))
+
+
+_TEMPLATES: dict[tuple[str, ...], str] = {}
 
 
 class BaseRow(NamedTuple):
@@ -69,8 +89,8 @@ class SyncStateMixin:
         self.db.executemany(
             "INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
             "VALUES (?,?,?,?,?,?,?)",
-            [(layout, i, b.hash, b.row, json.dumps(b.sheet, ensure_ascii=False),
-              "=" if b.store == b.sheet else json.dumps(b.store, ensure_ascii=False), b.rev)
+            [(layout, i, b.hash, b.row, encode_texts(b.sheet),
+              "=" if b.store == b.sheet else encode_texts(b.store), b.rev)
              for i, b in rows.items()])  # "=": store values equal the sheet's, the usual case
 
     def relocate(self, layout: str, moved: Mapping[str, int]) -> None:
@@ -89,8 +109,9 @@ class SyncStateMixin:
     def replace_problems(self, layout: str, idents: Iterable[str], problems: Iterable[dict[str, Any]],
                          run_id: str) -> None:
         """Close every open problem of `idents`, then open `problems` (kept `opened` if still open)."""
-        idents = list(idents)
         opened = {(p["ident"], p["field"], p["code"]): p["opened"] for p in self.problems(layout)}
+        with_open = {i for i, _, _ in opened}
+        idents = [i for i in idents if i in with_open]  # a first sync of 100k rows deletes nothing
         for chunk in _chunks(idents, 500):
             self.db.execute(f"DELETE FROM _sheetsync_problems WHERE layout = ? AND ident IN "
                             f"({','.join('?' * len(chunk))})", (layout, *chunk))

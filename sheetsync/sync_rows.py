@@ -71,11 +71,14 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             shared.add(b.hash)
         by_hash[b.hash] = ident
     claimed: set[str] = set()
-    keys = layout.key_fields
     unchanged, moved = index.unchanged, index.moved
-    for sheet_row in data.rows:
-        values, number = sheet_row.values, sheet_row.number
-        h = row_hash(values)
+    hashes = [row_hash(r.values) for r in data.rows]
+    keyed = {}  # row position -> identity by key, worked out column-wise for rows not known by hash
+    if id_col is None:
+        unknown = [n for n, h in enumerate(hashes) if h not in by_hash or h in shared]
+        keyed = dict(zip(unknown, _idents([data.rows[n] for n in unknown], cols, layout.key_fields, checker)))
+    for n, sheet_row in enumerate(data.rows):
+        values, number, h = sheet_row.values, sheet_row.number, hashes[n]
         ident = by_hash.get(h)
         if ident is not None and h not in shared and ident not in claimed:
             unchanged.append(ident)  # the cheap path of a resync: a hash and two dict lookups
@@ -89,7 +92,7 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             b = base.get(ident)
             (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
         else:
-            ident = _ident(index.fields_of(values), keys, checker, sheet_row.number)
+            ident = keyed[n] if n in keyed else _idents([sheet_row], cols, layout.key_fields, checker)[0]
             if ident in claimed:
                 first = ident
                 ident = f"{ident}@row{sheet_row.number}"
@@ -102,16 +105,22 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
     return index
 
 
-def _ident(raw: Mapping[str, Any], keys: list[str], checker: Any, row: int) -> str:
+def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) -> list[str]:
+    """Each row's identity: its normalised key text, or `row:N` while a key cell is empty or
+    invalid. Column by column, so the checker's memo of key cells is filled for validation."""
     if not keys:
-        return f"row:{row}"
-    parts = []
+        return [f"row:{r.number}" for r in rows]
+    columns = []
     for f in keys:
-        cell = checker.normalise(f, raw.get(f))
-        if cell.outcome == "invalid" or cell.value in (None, ""):
-            return f"row:{row}"
-        parts.append(canonical_text(cell.value))
-    return "|".join(parts)
+        c = cols.get(f)
+        columns.append(checker.column(f, [None if c is None or c >= len(r.values) else r.values[c] for r in rows]))
+    out = []
+    for r, cells in zip(rows, zip(*columns)):
+        if any(cell.outcome == "invalid" or cell.value in (None, "") for cell in cells):
+            out.append(f"row:{r.number}")
+        else:
+            out.append("|".join([v if (v := cell.value).__class__ is str else canonical_text(v) for cell in cells]))
+    return out
 
 
 def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Mapping[str, Any]

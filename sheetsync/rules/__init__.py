@@ -7,7 +7,7 @@ No user text is ever evaluated; patterns are bounded-cost regexes (rules/pattern
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
 from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
@@ -23,9 +23,9 @@ __all__ = ["CellResult", "RowResult", "RowChecker", "compile_rules", "unique_vio
 #: every rule class by its stable problem code
 RULES: dict[str, type] = {**{cls.code: cls for cls in TYPES.values()}, **CHECKS}
 
-_CACHE_LIMIT = 200_000
-_SAMPLE = 2000  # cache misses of a field after which its hit rate is judged
-
+#: memoised cells per field; a field past this (ids, phones: values that never repeat) starts over,
+#: so memory stays bounded on a million-row sheet
+_MEMO_LIMIT = 250_000
 
 def _text(value: object) -> str:
     """canonical_text without the call for the common case of text."""
@@ -69,7 +69,7 @@ class _Plan:
 
 
 class RowChecker:
-    """Normalise and validate rows of one layout. Results of single cells are cached."""
+    """Normalise and validate rows of one layout; made once a run, so its memo of cells is too."""
 
     def __init__(self, layout: "Layout") -> None:
         self.layout = layout
@@ -78,9 +78,10 @@ class RowChecker:
         self._required_if = {f: r for f, c in layout.columns.items()
                              if (r := RequiredIf.from_column(c, layout))}
         self._compares = tuple(Compare.from_check(c.compare) for c in layout.checks)
-        self._cache: dict[tuple, CellResult] = {}
-        self._misses: dict[str, int] = {}
-        self._no_cache: set[str] = set()
+        # field -> raw value's class -> raw value -> result: one run's memo. Classes are apart
+        # because 1, 1.0 and True are equal dict keys but different cells.
+        self._memo: dict[str, dict[type, dict]] = {f: {} for f in self.fields}
+        self._cross = bool(self._required_if or self._compares)
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
@@ -92,25 +93,65 @@ class RowChecker:
                      Required.from_column(column, layout), rules, plain)
 
     def normalise(self, field: str, raw: CellValue) -> CellResult:
-        """One cell, no cross-field checks. Repeated values (cities, tiers, dates) are cached;
-        a field whose values rarely repeat (ids, phones) stops caching after a sample."""
-        if field in self._no_cache:
-            return self._normalise(field, raw)
-        key = (field, raw.__class__, raw)
+        """One cell, no cross-field checks. Every distinct value is worked out once a run: cities,
+        tiers and dates repeat, and a key normalised to identify its row is not redone to check it."""
+        memo = self._memo[field]
+        by_value = memo.get(raw.__class__)
+        if by_value is None:
+            by_value = memo[raw.__class__] = {}
         try:
-            return self._cache[key]
+            return by_value[raw]
         except KeyError:
             pass
-        except TypeError:  # an unhashable value from a custom connector: no caching
+        except TypeError:  # an unhashable value from a custom connector: not memoised
             return self._normalise(field, raw)
-        misses = self._misses[field] = self._misses.get(field, 0) + 1
-        if misses == _SAMPLE and sum(1 for k in self._cache if k[0] == field) > _SAMPLE * 0.9:
-            self._no_cache.add(field)
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != field}
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        result = self._cache[key] = self._normalise(field, raw)
+        if len(by_value) >= _MEMO_LIMIT:
+            by_value.clear()
+        result = by_value[raw] = self._normalise(field, raw)
         return result
+
+    def column(self, field: str, raws: Sequence[CellValue]) -> list[CellResult]:
+        """normalise() down one column: the per-cell cost of a first sync is one dict lookup."""
+        memo = self._memo[field]
+        out: list[CellResult] = []
+        append = out.append
+        cls, by_value = None, None
+        for raw in raws:
+            if raw.__class__ is not cls:
+                cls = raw.__class__
+                by_value = memo.get(cls)
+                if by_value is None:
+                    by_value = memo[cls] = {}
+            try:
+                append(by_value[raw])  # type: ignore[index]
+            except KeyError:
+                if len(by_value) >= _MEMO_LIMIT:  # type: ignore[arg-type]
+                    by_value.clear()  # type: ignore[union-attr]
+                result = by_value[raw] = self._normalise(field, raw)  # type: ignore[index]
+                append(result)
+            except TypeError:  # unhashable: not memoised
+                append(self._normalise(field, raw))
+        return out
+
+    def check_rows(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> list[RowResult]:
+        """check() for many rows given as value tuples (`cols`: field -> 0-based index; a field
+        without a column, or past a short row's end, is empty). Works column by column."""
+        columns = []
+        for f in self.fields:
+            c = cols.get(f)
+            raws = [None] * len(rows) if c is None else [r[c] if c < len(r) else None for r in rows]
+            columns.append(self.column(f, raws))
+        fields = self.fields
+        out = []
+        for cells in zip(*columns):
+            row = dict(zip(fields, cells))
+            if self._cross:
+                out.append(self._cross_checks(row))
+            elif all(c.problems == () for c in cells):
+                out.append(RowResult(row, ()))
+            else:
+                out.append(RowResult(row, tuple(p for c in cells for p in c.problems)))
+        return out
 
     def _normalise(self, field: str, raw: CellValue) -> CellResult:
         plan = self._plans[field]
@@ -138,7 +179,9 @@ class RowChecker:
 
     def check(self, row: Mapping[str, CellValue]) -> RowResult:
         """Every layout field of one row (missing fields count as empty), cross-field rules too."""
-        cells = {f: self.normalise(f, row.get(f)) for f in self.fields}
+        return self._cross_checks({f: self.normalise(f, row.get(f)) for f in self.fields})
+
+    def _cross_checks(self, cells: dict[str, CellResult]) -> RowResult:
         values = {f: c.value for f, c in cells.items() if c.outcome != "invalid"}
         for field, rule in self._required_if.items():
             cell = cells[field]
