@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Mapping, NamedTuple, Sequence, Union
 
 class CellError(str):
     """A cell showing a spreadsheet error (#REF!, #N/A, #DIV/0!): text, but never a value.
@@ -89,9 +89,9 @@ class CellRef:
         return f"{self.sheet}!{self.a1}"
 
 
-@dataclass(frozen=True)
-class SheetRow:
-    """One data row as read: its sheet row number and its cells, aligned with SheetData.header."""
+class SheetRow(NamedTuple):
+    """One data row as read: its sheet row number and its cells, aligned with SheetData.header.
+    (A NamedTuple: a read makes one per row, and tuples cost a fraction of frozen dataclasses.)"""
 
     number: int
     values: tuple[CellValue, ...]

@@ -107,3 +107,22 @@ def test_invalid_mark_beats_a_correction_mark_on_one_cell():
     d.mark("id", "invalid", {})
     d.mark("id", "pushed", {})
     assert d.marks["id"][0] == "invalid"
+
+
+def test_plain_new_row_is_decided_without_the_field_walk_but_the_same_way():
+    cells = [ok("id", "C1"), ok("email", "a@x.cn"), ok("limit", 100), ok("note", None)]
+    d = reconcile_row(row(cells))
+    assert d.insert and not d.held_back and not d.writes and not d.marks and not d.problems
+    assert d.store_values == {"id": "C1", "email": "a@x.cn", "limit": 100, "note": None}
+    assert d.base_sheet == d.base_store == {"id": "C1", "email": "a@x.cn", "limit": "100", "note": ""}
+
+
+def test_new_keyless_row_of_empty_cells_is_still_held_back():
+    empty = RowInput("row:7", {"a": ok("a", None), "b": ok("b", "")}, None, None, (), frozenset(), frozenset())
+    assert reconcile_row(empty).held_back
+
+
+def test_new_row_on_a_read_only_sheet_is_refused_even_when_clean():
+    from sheetsync.layout import Access
+    d = reconcile_row(row([ok("id", "C1")])._replace(access=Access(read_only=True)))
+    assert d.held_back and d.problems[0].code == "read_only_new"

@@ -17,7 +17,7 @@ from sheetsync.connectors import open_connector
 from sheetsync.connectors.xlsx import XlsxConnector
 from sheetsync.connectors.xlsx_guard import lost_features, open_zip
 from sheetsync.errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
-from sheetsync.model import Patch, ReportTab
+from sheetsync.model import Patch, ReportTab, SheetRow
 
 
 def make_book(path: Path) -> Path:
@@ -50,6 +50,17 @@ def test_reads_header_below_title_merged_header_and_totals(tmp_path):
     assert data.rows[0].values == ("张三", 13800138000.0, "１２３", "a@x.cn")
     assert data.rows[2].values == ("Ann", 1.5, True, None)
     assert len(data.fingerprint) == 64 and data.marks == {}
+
+
+def test_rows_from_grid_pads_ragged_rows_and_drops_a_wide_totals_row():
+    from sheetsync.connectors.xlsx import rows_from_grid
+    grid = [["id", "name", ""], ["1", "", None], [], ["2", "b"], [None, None, None, None, "total"]]
+    header, rows = rows_from_grid(grid, 1, True, "x")
+    assert header == ("id", "name")  # the totals row's extra width goes with it
+    assert rows == (SheetRow(2, ("1", None)), SheetRow(4, ("2", "b")))
+    header, rows = rows_from_grid(grid, 1, False, "x")
+    assert header == ("id", "name", "", "", "") and rows[-1] == SheetRow(5, (None, None, None, None, "total"))
+    assert rows[0] == SheetRow(2, ("1", None, None, None, None))
 
 
 def test_without_totals_row_keeps_last_row_and_registry_builds_it(tmp_path):

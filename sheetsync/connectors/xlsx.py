@@ -34,12 +34,18 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     if len(grid) < header_row or _used_width(grid[header_row - 1]) == 0:
         raise SourceError(f"no header in row {header_row} (the sheet is empty there)", where=where,
                           hint="check source.header_row in the layout, or that this is the right sheet")
-    body = [(n, row) for n, row in enumerate(grid[header_row:], start=header_row + 1) if _used_width(row)]
+    body, width = [], _used_width(grid[header_row - 1])
+    for n, row in enumerate(grid[header_row:], start=header_row + 1):
+        used = len(row) if row and row[-1] is not None and row[-1] != "" else _used_width(row)
+        if used:
+            body.append((n, row))
+            if used > width:
+                width = used
     if totals_row and body:
         body.pop()
-    width = max(_used_width(grid[header_row - 1]), max((_used_width(r) for _, r in body), default=0))
+        width = max(_used_width(grid[header_row - 1]), max((_used_width(r) for _, r in body), default=0))
     header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
-    rows = tuple(SheetRow(n, _pad(row, width)) for n, row in body)
+    rows = tuple([SheetRow(n, _pad(row, width)) for n, row in body])
     return header, rows
 
 
@@ -73,7 +79,7 @@ def _used_width(row: Sequence[CellValue]) -> int:
 
 def _pad(row: Sequence[CellValue], width: int) -> tuple[CellValue, ...]:
     """Exactly `width` cells, empty ones as None."""
-    cells = row[:width]
+    cells = row[:width] if len(row) > width else row
     cells = tuple([None if v == "" else v for v in cells] if "" in cells else cells)
     return cells + (None,) * (width - len(cells)) if len(cells) < width else cells
 
