@@ -106,7 +106,7 @@ def _move(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,
         revs = store.archive_records(layout.table, layout.archive_table, keys, run_id=run_id,
                                      layout=name, rows=rows, sheet=data.sheet if data else None)
         # the row stays "unchanged" for the next sync, so a row left in the sheet is not revived
-        store.put_base(name, {k: base[k]._replace(rev=r) for k, r in revs.items() if k in base})
+        store.put_base(name, {k: base[k]._replace(rev=r) for k, r in revs.items() if k in base}, table=layout.table)
         store.replace_problems(name, list(revs), [], run_id)
         store.put_marks(name, {m: None for m in store.marks(name) if m[0] in revs})
         moved = [{**found[k], "_archived_at": store.clock()} for k in keys if k in revs]

@@ -176,8 +176,10 @@ def _run(ctx: RunContext) -> None:
     checked.update(zip(partners, checker.check_rows([sheet.values[i] for i in partners], cols)))
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
-    fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
-                                         {i: r.valid for i, r in checked.items() if i not in sheet.key_clash})
+    fuzzy = {}
+    if dedupe_sync.config(ctx.layout) is not None:  # the valid values of 100k rows cost 0.2 s
+        fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
+                                             {i: r.valid for i, r in checked.items() if i not in sheet.key_clash})
     dupes = dedupe_sync.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
     decisions = _reconcile(ctx, sheet, checked, dupes)
@@ -220,7 +222,8 @@ def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
 def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> dict[str, RowDecision]:
     layout = ctx.layout
     records = ctx.records = ctx.store.records(layout.table, checked)
-    sheet.base.update(ctx.store.base(ctx.name, [i for i in checked if i in sheet.base]))
+    bases = ctx.store.base(ctx.name, [i for i in checked if i in sheet.base])
+    sheet.base.update({i: b.resolve(records.get(i)) for i, b in bases.items()})
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
@@ -258,12 +261,14 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
         revs = _write(ctx, sheet, decisions, data.sheet)
         for ident, d in decisions.items():
             rev = revs.get(ident)
-            if d.marks or d.writes or ident in marked:
-                place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
-                p, m = plan_row(d, place, col1, layout, existing, notes)
-                planned.extend(p)
-                marks.update(m)
-            problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
+            if d.marks or d.writes or d.problems or ident in marked:
+                if d.marks or d.writes or ident in marked:
+                    place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
+                    p, m = plan_row(d, place, col1, layout, existing, notes)
+                    planned.extend(p)
+                    marks.update(m)
+                problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
+                _count(res, d)
             extra = {}
             if ident in sheet.new_ids:  # a managed id: written into the id column, no mark
                 extra = {ctx.id_col: ident}
@@ -271,7 +276,6 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
                                       value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
                                 ident, None))
             base[ident] = _next_base(sheet, ident, d, cols, rev, extra)
-            _count(res, d)
         for ident in _deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
@@ -281,7 +285,7 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
                                deleted=sheet.deleted)
         store.replace_problems(ctx.name, list(decisions) + list(sheet.deleted), problems, res.run_id)
         store.relocate(ctx.name, sheet.moved)
-        store.put_base(ctx.name, base, removed=sheet.deleted)
+        store.put_base(ctx.name, base, removed=sheet.deleted, table=layout.table)
         if notes:
             known = {(sheet.rows[i], col1[f]) for (i, f) in existing if i in sheet.rows and f in col1}
             planned.extend(clear_stray(data.marks, known))
@@ -333,6 +337,10 @@ def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, in
     """The row as it will read after the write-back, so an untouched row hashes equal next time.
     `extra` holds writes outside the layout's fields (0-based column -> value: a managed id)."""
     if not d.writes and not extra:
+        if d.insert and d.base_sheet is d.base_store and not d.held_back:
+            # a plain new row: sheet and store agree on exactly the record's values, so the
+            # base keeps no copy of them (100k rows: 27 MB and a JSON encoding less)
+            return BaseRow(sheet.hashes[ident], sheet.rows[ident], None, None, rev)
         return BaseRow(sheet.hashes[ident], sheet.rows[ident], d.base_sheet, d.base_store, rev)
     values = list(sheet.values[ident])
     for idx, value in [*((cols[f], v) for f, v in d.writes.items()), *extra.items()]:

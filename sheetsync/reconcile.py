@@ -97,6 +97,7 @@ def _plain_new(row: RowInput) -> bool:
 def _insert(row: RowInput) -> RowDecision:
     values = {n: c.value for n, c in row.cells.items()}
     texts = {n: v if v.__class__ is str else canonical_text(v) for n, v in values.items()}
+    # one dict for both sides: the engine keeps such a base as "the record's own values"
     return RowDecision(ident=row.ident, insert=True, store_values=values, base_sheet=texts, base_store=texts)
 
 

@@ -96,6 +96,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             raise StoreError(f"cannot open the store: {exc}", where=self.path,
                              hint="check that the file is a sheetsync SQLite store and is writable") from exc
         self._columns: dict[str, list[str]] = {}
+        self._booleans: dict[str, tuple[str, ...]] = {}  # table -> its boolean fields
 
     def close(self) -> None:
         self.db.close()
@@ -177,6 +178,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
                     self.db.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(f)} {_SQL_TYPES.get(t, 'TEXT')}")
             self.db.execute("INSERT OR REPLACE INTO _sheetsync_tables(tbl, columns) VALUES (?, ?)",
                             (table, json.dumps(dict(fields))))
+        self._booleans.pop(table, None)
         self._columns[table] = [r[1] for r in self.db.execute(f"PRAGMA table_info({quote(table)})")]
 
     def index_fields(self, table: str, fields: Iterable[str]) -> None:
@@ -195,13 +197,27 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
         sql = f"SELECT * FROM {quote(table)}"
         where = [] if include_deleted else ['"_deleted" = 0']
         if keys is None:
-            return self._fetch(sql + (" WHERE " + where[0] if where else ""), ())
+            return self._typed(table, self._fetch(sql + (" WHERE " + where[0] if where else ""), ()))
         out: dict[str, dict[str, Any]] = {}
         key_list = list(keys)
         for chunk in _chunks(key_list, 500):
             clause = " AND ".join(where + [f'"_key" IN ({",".join("?" * len(chunk))})'])
             out.update(self._fetch(f"{sql} WHERE {clause}", chunk))
-        return out
+        return self._typed(table, out)
+
+    def _typed(self, table: str, records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Boolean fields back as bool: SQLite keeps them as 0/1, and a 1 compared with the
+        sheet's TRUE would look like a change made in the store."""
+        flags = self._booleans.get(table)
+        if flags is None:
+            row = self.db.execute("SELECT columns FROM _sheetsync_tables WHERE tbl = ?", (table,)).fetchone()
+            types = json.loads(row[0]) if row else {}
+            flags = self._booleans[table] = tuple(f for f, t in types.items() if t == "boolean")
+        for record in records.values() if flags else ():
+            for f in flags:
+                if record.get(f) is not None:
+                    record[f] = bool(record[f])
+        return records
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> dict[str, dict[str, Any]]:
         cur = self.db.execute(sql, params)
@@ -232,6 +248,8 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
         changed = {f: v for f, v in values.items() if old is None or old.get(f) != v}
         if old is not None and not changed and not old["_deleted"]:
             return old["_rev"]
+        if old is not None and changed:
+            self.materialise_base(table, key, old)
         if old is None:
             names = ["_key", *values, "_created_at", "_updated_at", "_source"]
             sql = (f"INSERT INTO {quote(table)} ({', '.join(quote(n) for n in names)}) "

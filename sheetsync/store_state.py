@@ -11,7 +11,7 @@ from json.encoder import encode_basestring as _escape  # the C escaper json.dump
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
-from .model import Patch
+from .model import Patch, canonical_text
 
 
 
@@ -35,13 +35,33 @@ _TEMPLATES: dict[tuple[str, ...], str] = {}
 
 class BaseRow(NamedTuple):
     """What sheet and store agreed on for one row at the end of the last run (a NamedTuple: a
-    resync builds one per row, and tuples are several times cheaper than frozen dataclasses)."""
+    resync builds one per row, and tuples are several times cheaper than frozen dataclasses).
+
+    `sheet` and `store` None: both are the texts of the record's values as they are now (the
+    usual case, stored without a copy of the values; see `put_base`). `resolve` fills them in.
+    """
 
     hash: str
     row: int | None
-    sheet: dict[str, str]
-    store: dict[str, str]
+    sheet: dict[str, str] | None
+    store: dict[str, str] | None
     rev: int | None
+
+    def resolve(self, record: Mapping[str, Any] | None) -> "BaseRow":
+        """This base with record-derived values made explicit (`record`: the store's record now)."""
+        if self.sheet is not None:
+            return self
+        texts = record_texts(record) if record is not None else {}
+        return self._replace(sheet=texts, store=texts)
+
+
+#: sheet_vals of a base row whose values are the record's own (no copy of them is kept)
+DERIVED = "@"
+
+
+def record_texts(record: Mapping[str, Any]) -> dict[str, str]:
+    """field -> text of a stored record, as reconcile compares it (sheetsync's columns left out)."""
+    return {f: v if v.__class__ is str else canonical_text(v) for f, v in record.items() if not f.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,9 @@ class SyncStateMixin:
                                         (layout, *chunk)).fetchall()
         out = {}
         for i, h, r, s, st, rev in rows:
+            if s == DERIVED:
+                out[i] = BaseRow(h, r, None, None, rev)
+                continue
             sheet_vals = json.loads(s)
             out[i] = BaseRow(h, r, sheet_vals, sheet_vals if st == "=" else json.loads(st), rev)
         return out
@@ -83,15 +106,43 @@ class SyncStateMixin:
         empty: dict[str, str] = {}  # shared: these rows are only compared by hash
         return {i: BaseRow(h, r, empty, empty, rev) for i, h, r, rev in cur}
 
-    def put_base(self, layout: str, rows: Mapping[str, BaseRow], removed: Iterable[str] = ()) -> None:
+    def put_base(self, layout: str, rows: Mapping[str, BaseRow], removed: Iterable[str] = (),
+                 table: str | None = None) -> None:
+        """Keep the base rows of `layout` (whose records live in `table`). A row whose values are
+        the record's own (sheet and store None) is kept as DERIVED, without a copy of them; any
+        later change of that record's values writes them out first (`materialise_base`)."""
         self.db.executemany("DELETE FROM _sheetsync_base WHERE layout = ? AND ident = ?",
                             [(layout, i) for i in removed])
+        params = []
+        derived = False
+        for i, b in rows.items():
+            if b.sheet is None:
+                derived = True
+                params.append((layout, i, b.hash, b.row, DERIVED, "=", b.rev))
+            else:  # "=": store values equal the sheet's
+                params.append((layout, i, b.hash, b.row, encode_texts(b.sheet),
+                               "=" if b.store == b.sheet else encode_texts(b.store), b.rev))
+        if derived:
+            if table is None:
+                raise ValueError("put_base: derived base rows need their table")
+            self.db.execute("INSERT OR REPLACE INTO _sheetsync_meta(scope, name, value) VALUES (?,?,?)",
+                            ("base_table", layout, table))
         self.db.executemany(
             "INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
-            "VALUES (?,?,?,?,?,?,?)",
-            [(layout, i, b.hash, b.row, encode_texts(b.sheet),
-              "=" if b.store == b.sheet else encode_texts(b.store), b.rev)
-             for i, b in rows.items()])  # "=": store values equal the sheet's, the usual case
+            "VALUES (?,?,?,?,?,?,?)", params)
+
+    def materialise_base(self, table: str, key: str, record: Mapping[str, Any]) -> None:
+        """Before a record's values change: every DERIVED base row resting on it gets the values
+        it rests on written out, so three-way reconcile still sees what sheet and store agreed."""
+        layouts = [r[0] for r in self.db.execute(
+            "SELECT name FROM _sheetsync_meta WHERE scope = 'base_table' AND value = ?", (table,))]
+        if not layouts:
+            return
+        texts = encode_texts(record_texts(record))
+        self.db.executemany(
+            "UPDATE _sheetsync_base SET sheet_vals = ?, store_vals = '=' "
+            "WHERE layout = ? AND ident = ? AND sheet_vals = ?",
+            [(texts, name, key, DERIVED) for name in layouts])
 
     def relocate(self, layout: str, moved: Mapping[str, int]) -> None:
         """Rows people moved (sorted, inserted above): keep problem cells and base rows right."""

@@ -114,6 +114,37 @@ def test_a_store_change_is_pushed_to_the_sheet(tmp_path):
     assert res.patches_applied >= 1 and res.updated == 0
 
 
+def test_clean_rows_keep_no_copy_of_their_values_yet_store_changes_and_clashes_are_seen(tmp_path):
+    """A plain new row's base is "the record's own values"; a later store-side change writes
+    those values out first, so the three-way reconcile still tells pushes from conflicts."""
+    layout, book, store = make(tmp_path)
+    book.rows = [["C010", "Clean", "+86 138 0013 8010", "c@example.cn", 10],
+                 ["C011", "Also", "+86 138 0013 8011", "d@example.cn", 11]]
+    run(layout, book, store)
+    derived = "SELECT count(*) FROM _sheetsync_base WHERE sheet_vals = '@'"
+    assert store.db.execute(derived).fetchone()[0] == 2
+    with store.transaction():
+        store.write_record("customers", "C010", {"name": "Store"}, action="update", run_id="other")
+        store.write_record("customers", "C011", {"name": "Store too"}, action="update", run_id="other")
+    assert store.db.execute(derived).fetchone()[0] == 0  # written out before the records changed
+    book.set(3, 2, "Sheet")  # C011's name edited in the sheet as well: a conflict
+    res = run(layout, book, store)
+    assert book.get(2, 2) == "Store" and book.fills[(2, 2)] == layout.layout.colours.pushed
+    assert res.conflicts == 1 and (3, "name", "conflict") in problems(store)
+    assert store.records("customers")["C011"]["name"] == "Store too"
+
+
+def test_a_boolean_cell_is_not_rewritten_when_another_cell_of_its_row_changes(tmp_path):
+    layout, book, store = make(tmp_path, columns={**LAYOUT["columns"], "vip": {"header": "VIP", "type": "boolean"}})
+    book.header.append("VIP")
+    book.rows = [["C010", "Clean", "+86 138 0013 8010", "c@example.cn", 10, True]]
+    run(layout, book, store)
+    assert store.records("customers")["C010"]["vip"] is True  # SQLite's 1 comes back as a bool
+    book.set(2, 2, "Renamed")
+    res = run(layout, book, store)
+    assert res.updated == 1 and res.patches_applied == 0 and book.get(2, 6) is True
+
+
 def test_protected_edit_is_reverted_and_explained(tmp_path):
     layout, book, store = make(tmp_path)
     run(layout, book, store)

@@ -177,3 +177,26 @@ def test_encode_texts_is_json_dumps_byte_for_byte():
                               ensure_ascii=False)
         assert encode_texts(texts) == expected
         assert json.loads(encode_texts(texts)) == json.loads(expected)
+
+
+def test_a_derived_base_row_is_written_out_before_its_record_changes():
+    store = Store()
+    store.ensure_table("t", {"id": "string", "n": "integer", "ok": "boolean"})
+    with store.transaction():
+        store.write_record("t", "A", {"id": "A", "n": 5, "ok": True}, action="insert", run_id="r1")
+        store.put_base("sheet1", {"A": BaseRow("h", 2, None, None, 1)}, table="t")
+    assert store.base("sheet1")["A"].sheet is None
+    assert store.base("sheet1")["A"].resolve(store.records("t")["A"]).store == {"id": "A", "n": "5", "ok": "TRUE"}
+    with store.transaction():  # the same values: nothing to write out
+        store.write_record("t", "A", {"n": 5}, action="update", run_id="r2")
+    assert store.base("sheet1")["A"].sheet is None
+    with store.transaction():
+        store.write_record("t", "A", {"n": 6}, action="update", run_id="r3")
+    base = store.base("sheet1")["A"]
+    assert base.sheet == base.store == {"id": "A", "n": "5", "ok": "TRUE"}
+    assert base.resolve(store.records("t")["A"]) is base  # explicit values stay as they are
+
+
+def test_put_base_refuses_derived_rows_without_their_table():
+    with pytest.raises(ValueError):
+        Store().put_base("sheet1", {"A": BaseRow("h", 2, None, None, 1)})
