@@ -159,3 +159,17 @@ def test_column_memo_keeps_equal_values_of_different_types_apart() -> None:
     assert out[0] is out[3]  # worked out once
     unhashable = rc.column("name", [["a"]])  # a custom connector's odd value: not memoised, no crash
     assert unhashable[0].outcome in ("ok", "corrected")
+
+
+def test_check_rows_finds_the_one_bad_cell_among_clean_ones_of_any_type() -> None:
+    """check_rows skips the per-row problem scan for fields that never had a problem; a bad cell
+    memoised earlier, or an unhashable one, must still be found."""
+    rc = checker()
+    cols = {"customer_id": 0, "name": 1, "email": 2}
+    rc.check({"customer_id": "C00009", "name": "Z", "email": "bad"})  # memoises the bad email
+    rows = [("C00001", "A", "a@x.cn"), ("C00002", "B", "bad"), ("C00003", "C", "c@x.cn")]
+    assert [flat(r) for r in rc.check_rows(rows, cols)] == [[], [("email", "type.email")], []]
+    rows = [("C00004", ["unhashable"], "d@x.cn"), ("C00005", "E", "e@x.cn")]
+    assert [r.problems == () for r in compile_rules(LAYOUT).check_rows(rows, cols)] == [True, True]
+    rows = [("C00004", "D", "d@x.cn"), ("C0000X", "E", "e@x.cn")]
+    assert [flat(r) for r in compile_rules(LAYOUT).check_rows(rows, cols)] == [[], [("customer_id", "pattern")]]

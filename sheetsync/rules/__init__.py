@@ -7,7 +7,8 @@ No user text is ever evaluated; patterns are bounded-cost regexes (rules/pattern
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Literal, Mapping, NamedTuple, Sequence
 
 from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
@@ -32,8 +33,10 @@ def _text(value: object) -> str:
     return value if value.__class__ is str else canonical_text(value)  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, slots=True)
-class CellResult:
+class CellResult(NamedTuple):
+    """One cell, normalised and checked (a NamedTuple: a first sync makes one per distinct value
+    of every column, and tuples are built several times faster than frozen dataclasses)."""
+
     field: str
     raw: CellValue
     value: WriteValue
@@ -82,6 +85,7 @@ class RowChecker:
         # because 1, 1.0 and True are equal dict keys but different cells.
         self._memo: dict[str, dict[type, dict]] = {f: {} for f in self.fields}
         self._cross = bool(self._required_if or self._compares)
+        self._flawed: set[str] = set()  # fields whose memo holds a result with problems
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
@@ -104,16 +108,30 @@ class RowChecker:
         except KeyError:
             pass
         except TypeError:  # an unhashable value from a custom connector: not memoised
-            return self._normalise(field, raw)
-        if len(by_value) >= _MEMO_LIMIT:
-            by_value.clear()
-        result = by_value[raw] = self._normalise(field, raw)
-        return result
+            return self._unmemoised(field, raw)
+        return self._remember(field, by_value, raw)
 
     def column(self, field: str, raws: Sequence[CellValue]) -> list[CellResult]:
         """normalise() down one column: the per-cell cost of a first sync is one dict lookup."""
         memo = self._memo[field]
-        out: list[CellResult] = []
+        classes = set(map(type, raws))
+        if len(classes) == 1:  # one type of value (a CSV's text): one C-level pass of lookups
+            cls = classes.pop()
+            by_value = memo.get(cls)
+            if by_value is None:
+                by_value = memo[cls] = {}
+            try:
+                out = list(map(by_value.get, raws))
+            except TypeError:  # unhashable values: the loop below copes
+                pass
+            else:
+                get = by_value.get
+                for i, result in enumerate(out):
+                    if result is None:  # not known before this column: maybe since a row above
+                        raw = raws[i]
+                        out[i] = get(raw) or self._remember(field, by_value, raw)
+                return out
+        out = []
         append = out.append
         cls, by_value = None, None
         for raw in raws:
@@ -125,13 +143,22 @@ class RowChecker:
             try:
                 append(by_value[raw])  # type: ignore[index]
             except KeyError:
-                if len(by_value) >= _MEMO_LIMIT:  # type: ignore[arg-type]
-                    by_value.clear()  # type: ignore[union-attr]
-                result = by_value[raw] = self._normalise(field, raw)  # type: ignore[index]
-                append(result)
+                append(self._remember(field, by_value, raw))  # type: ignore[arg-type]
             except TypeError:  # unhashable: not memoised
-                append(self._normalise(field, raw))
+                append(self._unmemoised(field, raw))
         return out
+
+    def _remember(self, field: str, by_value: dict, raw: CellValue) -> CellResult:
+        if len(by_value) >= _MEMO_LIMIT:
+            by_value.clear()
+        result = by_value[raw] = self._unmemoised(field, raw)
+        return result
+
+    def _unmemoised(self, field: str, raw: CellValue) -> CellResult:
+        result = self._normalise(field, raw)
+        if result.problems:  # check_rows looks for problems only in fields that ever had one
+            self._flawed.add(field)
+        return result
 
     def check_rows(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> list[RowResult]:
         """check() for many rows given as value tuples (`cols`: field -> 0-based index; a field
@@ -139,18 +166,23 @@ class RowChecker:
         columns = []
         for f in self.fields:
             c = cols.get(f)
-            raws = [None] * len(rows) if c is None else [r[c] if c < len(r) else None for r in rows]
+            if c is None:
+                raws: list = [None] * len(rows)
+            else:
+                try:
+                    raws = list(map(itemgetter(c), rows))
+                except IndexError:  # a short row
+                    raws = [r[c] if c < len(r) else None for r in rows]
             columns.append(self.column(f, raws))
         fields = self.fields
-        out = []
-        for cells in zip(*columns):
-            row = dict(zip(fields, cells))
-            if self._cross:
-                out.append(self._cross_checks(row))
-            elif all(c.problems == () for c in cells):
-                out.append(RowResult(row, ()))
-            else:
-                out.append(RowResult(row, tuple(p for c in cells for p in c.problems)))
+        if self._cross:
+            return [self._cross_checks(dict(zip(fields, cells))) for cells in zip(*columns)]
+        flawed = [col for f, col in zip(fields, columns) if f in self._flawed]
+        bad_rows = {i for col in flawed for i, cell in enumerate(col) if cell.problems}
+        out = [RowResult(dict(zip(fields, cells)), ()) for cells in zip(*columns)]
+        for i in bad_rows:
+            cells = out[i].cells
+            out[i] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))
         return out
 
     def _normalise(self, field: str, raw: CellValue) -> CellResult:
@@ -172,9 +204,10 @@ class RowChecker:
             return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
         if _text(value) != text:
             changed.append(plan.type_rule.name)
-        problems = tuple(p for r in plan.constraints if (p := r.check(value, plan.ctx)))
-        if problems:
-            return _invalid(field, raw, *problems)
+        if plan.constraints:
+            problems = [p for r in plan.constraints if (p := r.check(value, plan.ctx))]
+            if problems:
+                return _invalid(field, raw, *problems)
         return _result(field, raw, value, changed)
 
     def check(self, row: Mapping[str, CellValue]) -> RowResult:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..model import Problem, WriteValue, canonical_text
 from .base import Ctx, Rule
 from .dates import parse_date
-from .pattern import MAX_MATCH_LEN, bounded_fullmatch
+from .pattern import MAX_MATCH_LEN, compile_pattern
 
 if TYPE_CHECKING:
     from ..layout import Column, CompareCheck, Layout
@@ -72,10 +72,11 @@ class Pattern(Rule):
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
+        self.fullmatch = compile_pattern(pattern).fullmatch  # checked for cost at layout load
 
     def check(self, value: WriteValue, ctx: Ctx) -> Problem | None:
-        text = canonical_text(value)
-        if is_empty(value) or bounded_fullmatch(self.pattern, text):
+        text = value if value.__class__ is str else canonical_text(value)
+        if not text or len(text) <= MAX_MATCH_LEN and self.fullmatch(text) is not None:
             return None
         return self.problem(ctx, value=text, pattern=self.pattern, too_long=len(text) > MAX_MATCH_LEN)
 
