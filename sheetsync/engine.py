@@ -25,7 +25,7 @@ from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
 from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text, row_hash
-from .reconcile import RowDecision, RowInput, reconcile_row
+from .reconcile import RowDecision, RowInput, insert_row, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store
 from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
@@ -207,16 +207,19 @@ def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
     whose open duplicate partner changed. Unchanged rows cost nothing further."""
     revs = ctx.store.revisions(ctx.layout.table) if sheet.unchanged else {}
     touched = set(sheet.changed) | set(sheet.deleted)
-    todo = set(sheet.changed)
+    extra = set()  # unchanged rows to look at again
     for ident in sheet.unchanged:
         base, rev = sheet.base[ident], revs.get(ident)
         if rev is not None and base.rev is not None and rev != base.rev:
-            todo.add(ident)
+            extra.add(ident)
     for p in ctx.store.problems(ctx.name):
-        if p["code"] == "duplicate" and p["params"].get("other_key") in touched and p["ident"] in sheet.raw:
-            todo.add(p["ident"])
-    ctx.result.unchanged = len(sheet.unchanged) - len(todo - set(sheet.changed))
-    return sorted(todo, key=lambda i: sheet.rows[i])
+        if p["code"] == "duplicate" and p["params"].get("other_key") in touched and p["ident"] in sheet.rows:
+            extra.add(p["ident"])
+    extra -= set(sheet.changed)
+    ctx.result.unchanged = len(sheet.unchanged) - len(extra)
+    if not extra:
+        return list(sheet.changed)  # already in sheet order
+    return sorted([*sheet.changed, *extra], key=lambda i: sheet.rows[i])
 
 
 def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> dict[str, RowDecision]:
@@ -227,10 +230,14 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
+    plain = bool(keys) and not access.read_only and access.row_scope is None
     decisions = {}
     for ident, res in checked.items():
-        d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
-                                   keys, required, protected, policy, access))
+        if plain and res.clean and ident not in records:  # a new row, every cell fine: most of a first sync
+            d = insert_row(ident, res.cells)
+        else:
+            d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
+                                       keys, required, protected, policy, access))
         if res.problems:  # problems of no single cell's own (cross-field checks) are added here
             extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
             d.problems.extend(extra)

@@ -56,7 +56,7 @@ class RowInput(NamedTuple):
 def reconcile_row(row: RowInput) -> RowDecision:
     live = row.record is not None and not row.record.get("_deleted")
     if not live and _plain_new(row):
-        return _insert(row)
+        return insert_row(row.ident, row.cells)
     decision = RowDecision(ident=row.ident, insert=not live)
     guarded = _guarded_fields(row, live)
     if guarded is None:
@@ -94,11 +94,13 @@ def _plain_new(row: RowInput) -> bool:
     return all(c.outcome == "ok" for c in row.cells.values())
 
 
-def _insert(row: RowInput) -> RowDecision:
-    values = {n: c.value for n, c in row.cells.items()}
+def insert_row(ident: str, cells: Mapping[str, Any]) -> RowDecision:
+    """The decision for a new row whose every cell is fine as typed, on a sheet that may create
+    rows (callers check that; reconcile_row does, and the engine for rows check_rows found clean)."""
+    values = {n: c.value for n, c in cells.items()}
     texts = {n: v if v.__class__ is str else canonical_text(v) for n, v in values.items()}
     # one dict for both sides: the engine keeps such a base as "the record's own values"
-    return RowDecision(ident=row.ident, insert=True, store_values=values, base_sheet=texts, base_store=texts)
+    return RowDecision(ident=ident, insert=True, store_values=values, base_sheet=texts, base_store=texts)
 
 
 def _guarded_fields(row: RowInput, live: bool) -> dict[str, dict[str, Any]] | None:

@@ -114,6 +114,9 @@ def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) 
     for f in keys:
         c = cols.get(f)
         columns.append(checker.column(f, [None if c is None or c >= len(r.values) else r.values[c] for r in rows]))
+    if len(columns) == 1:  # the usual single key, without the per-row generator
+        return [f"row:{r.number}" if c.outcome == "invalid" or (v := c.value) is None or v == ""
+                else v if v.__class__ is str else canonical_text(v) for r, c in zip(rows, columns[0])]
     out = []
     for r, cells in zip(rows, zip(*columns)):
         if any(cell.outcome == "invalid" or cell.value in (None, "") for cell in cells):
@@ -145,7 +148,8 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
             # of two rows of this sheet only the later one is flagged, pointing at the earlier one
             # (so editing the earlier row does not flag it too); records not in the sheet count
             row = sheet.rows.get(ident, 0)
-            candidates = batch[vals] + [k for k in stored.get(vals, []) if k not in batch[vals]]
+            # a stored record this batch gives another value no longer holds this one
+            candidates = batch[vals] + [k for k in stored.get(vals, []) if k not in batch[vals] and k not in tuples]
             others = [o for o in candidates if o != ident and sheet.rows.get(o, 0) < row]
             if others:
                 other = min(set(others), key=lambda o: (sheet.rows.get(o, 1 << 30), o))

@@ -387,3 +387,16 @@ def test_editing_an_earlier_row_into_a_duplicate_flags_the_later_row(tmp_path):
     book.set(3, 3, "+86 137 0013 7000")  # C002 takes the phone of C003 (row 4, unchanged)
     run(layout, book, store)
     assert (4, "phone", "duplicate") in problems(store) and (3, "phone", "duplicate") not in problems(store)
+
+
+def test_a_duplicate_flag_clears_when_its_partner_row_is_edited_away(tmp_path):
+    """The later row of a pair is flagged; when a person edits the earlier row so they no longer
+    match, the later (unchanged) row is checked again and its flag and note go."""
+    layout, book, store = make(tmp_path)
+    book.rows = [["C010", "First", "+86 138 0013 8010", "a@example.cn", 10],
+                 ["C011", "Second", "+86 138 0013 8010", "b@example.cn", 11]]
+    run(layout, book, store)
+    assert (3, "phone", "duplicate") in problems(store) and (3, 3) in book.notes
+    book.set(2, 3, "+86 138 0013 8099")
+    run(layout, book, store)
+    assert not [p for p in problems(store) if p[2] == "duplicate"] and (3, 3) not in book.notes

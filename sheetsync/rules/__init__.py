@@ -45,10 +45,12 @@ class CellResult(NamedTuple):
     rule: str | None = None
 
 
-@dataclass(frozen=True)
-class RowResult:
+class RowResult(NamedTuple):
+    """One row checked: its cells by field and all their problems (a NamedTuple, as CellResult)."""
+
     cells: Mapping[str, CellResult]
     problems: tuple[Problem, ...]
+    clean: bool = False  # known to be every cell "ok" as typed (set by check_rows)
 
     @property
     def valid(self) -> dict[str, WriteValue]:
@@ -86,6 +88,7 @@ class RowChecker:
         self._memo: dict[str, dict[type, dict]] = {f: {} for f in self.fields}
         self._cross = bool(self._required_if or self._compares)
         self._flawed: set[str] = set()  # fields whose memo holds a result with problems
+        self._altered: set[str] = set()  # ... or one that is not "ok" (corrected or invalid)
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
@@ -156,8 +159,10 @@ class RowChecker:
 
     def _unmemoised(self, field: str, raw: CellValue) -> CellResult:
         result = self._normalise(field, raw)
-        if result.problems:  # check_rows looks for problems only in fields that ever had one
-            self._flawed.add(field)
+        if result.outcome != "ok":  # check_rows looks at the cells of these fields only
+            self._altered.add(field)
+            if result.problems:
+                self._flawed.add(field)
         return result
 
     def check_rows(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> list[RowResult]:
@@ -177,10 +182,10 @@ class RowChecker:
         fields = self.fields
         if self._cross:
             return [self._cross_checks(dict(zip(fields, cells))) for cells in zip(*columns)]
-        flawed = [col for f, col in zip(fields, columns) if f in self._flawed]
-        bad_rows = {i for col in flawed for i, cell in enumerate(col) if cell.problems}
-        out = [RowResult(dict(zip(fields, cells)), ()) for cells in zip(*columns)]
-        for i in bad_rows:
+        altered = [col for f, col in zip(fields, columns) if f in self._altered]
+        unclean = {i for col in altered for i, cell in enumerate(col) if cell.outcome != "ok"}
+        out = [RowResult(dict(zip(fields, cells)), (), True) for cells in zip(*columns)]
+        for i in unclean:
             cells = out[i].cells
             out[i] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))
         return out
