@@ -25,7 +25,7 @@ from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
 from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text, row_hash
-from .reconcile import RowDecision, RowInput, insert_row, reconcile_row
+from .reconcile import AS_STORED, RowDecision, RowInput, cell_texts, insert_row, reconcile_row
 from .rules import compile_rules
 from .store import BaseRow, Store
 from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
@@ -250,6 +250,8 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
         if ident in sheet.key_clash:
             d.held_back = True
             d.store_values = {}
+            if d.base_sheet is AS_STORED:  # nothing stored: the base is the sheet's text alone
+                d.base_sheet, d.base_store = cell_texts(res.cells), {}
         decisions[ident] = d
     return decisions
 
@@ -342,18 +344,19 @@ def _cell_text(values: tuple, index: int) -> str:
 def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None,
                extra: dict[int, Any]) -> BaseRow:
     """The row as it will read after the write-back, so an untouched row hashes equal next time.
-    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id)."""
+    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id).
+
+    A plain new row's base keeps no copy of its values (None: "the record's own"; 100k rows:
+    27 MB and a JSON encoding less); a managed id written beside them changes only the hash."""
+    own = d.base_sheet is AS_STORED
+    sheet_side, store_side = (None, None) if own else (d.base_sheet, d.base_store)
     if not d.writes and not extra:
-        if d.insert and d.base_sheet is d.base_store and not d.held_back:
-            # a plain new row: sheet and store agree on exactly the record's values, so the
-            # base keeps no copy of them (100k rows: 27 MB and a JSON encoding less)
-            return BaseRow(sheet.hashes[ident], sheet.rows[ident], None, None, rev)
-        return BaseRow(sheet.hashes[ident], sheet.rows[ident], d.base_sheet, d.base_store, rev)
+        return BaseRow(sheet.hashes[ident], sheet.rows[ident], sheet_side, store_side, rev)
     values = list(sheet.values[ident])
     for idx, value in [*((cols[f], v) for f, v in d.writes.items()), *extra.items()]:
         values.extend([None] * (idx + 1 - len(values)))
         values[idx] = value
-    return BaseRow(row_hash(values), sheet.rows[ident], d.base_sheet, d.base_store, rev)
+    return BaseRow(row_hash(values), sheet.rows[ident], sheet_side, store_side, rev)
 
 
 def _locate(ident: str, p: Problem, row: int, col1: dict[str, int]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ reach the store, and protected fields are reverted to the store's value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
 
 from .model import Problem, WriteValue, canonical_text
@@ -97,10 +98,19 @@ def _plain_new(row: RowInput) -> bool:
 def insert_row(ident: str, cells: Mapping[str, Any]) -> RowDecision:
     """The decision for a new row whose every cell is fine as typed, on a sheet that may create
     rows (callers check that; reconcile_row does, and the engine for rows check_rows found clean)."""
-    values = {n: c.value for n, c in cells.items()}
-    texts = {n: v if v.__class__ is str else canonical_text(v) for n, v in values.items()}
-    # one dict for both sides: the engine keeps such a base as "the record's own values"
-    return RowDecision(ident=ident, insert=True, store_values=values, base_sheet=texts, base_store=texts)
+    # the base: "the record's own values" (AS_STORED), kept without a copy of them
+    return RowDecision(ident=ident, insert=True, store_values={n: c.value for n, c in cells.items()},
+                       base_sheet=AS_STORED, base_store=AS_STORED)
+
+
+#: base_sheet and base_store of a plain insert: sheet and store agree on exactly the values
+#: inserted (read-only, so nothing can write into it by mistake)
+AS_STORED: Mapping[str, str] = MappingProxyType({})
+
+
+def cell_texts(cells: Mapping[str, Any]) -> dict[str, str]:
+    """field -> text of each cell's value, as a base row keeps it."""
+    return {n: _text(c.value) for n, c in cells.items()}
 
 
 def _guarded_fields(row: RowInput, live: bool) -> dict[str, dict[str, Any]] | None:

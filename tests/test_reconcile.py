@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sheetsync.model import Problem
-from sheetsync.reconcile import RowInput, reconcile_row
+from sheetsync.reconcile import AS_STORED, RowInput, cell_texts, reconcile_row
 from sheetsync.rules import CellResult
 from sheetsync.store import BaseRow
 
@@ -114,7 +114,8 @@ def test_plain_new_row_is_decided_without_the_field_walk_but_the_same_way():
     d = reconcile_row(row(cells))
     assert d.insert and not d.held_back and not d.writes and not d.marks and not d.problems
     assert d.store_values == {"id": "C1", "email": "a@x.cn", "limit": 100, "note": None}
-    assert d.base_sheet == d.base_store == {"id": "C1", "email": "a@x.cn", "limit": "100", "note": ""}
+    assert d.base_sheet is d.base_store is AS_STORED  # the base is the record's own values
+    assert cell_texts({c.field: c for c in cells}) == {"id": "C1", "email": "a@x.cn", "limit": "100", "note": ""}
 
 
 def test_new_keyless_row_of_empty_cells_is_still_held_back():
