@@ -145,6 +145,8 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
             batch.setdefault(vals, []).append(ident)
         reason = "same " + ", ".join(fields)
         for ident, vals in tuples.items():
+            if not stored.get(vals) and len(batch[vals]) == 1:
+                continue  # the usual row: nobody else holds this key
             # of two rows of this sheet only the later one is flagged, pointing at the earlier one
             # (so editing the earlier row does not flag it too); records not in the sheet count
             row = sheet.rows.get(ident, 0)
@@ -164,7 +166,7 @@ def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Map
     for fields in layout.dedupe.exact:
         tuples = _key_values(checked, fields)
         stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
-        for ident, vals in tuples.items():
+        for ident, vals in tuples.items() if stored else ():
             row = sheet.rows.get(ident, 0)
             found.update(k for k in stored.get(vals, []) if k not in checked and sheet.rows.get(k, 0) > row)
     return sorted(found, key=lambda k: sheet.rows[k])
@@ -173,6 +175,14 @@ def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Map
 def _key_values(checked: Mapping[str, Any], fields: list[str], skip: Mapping[str, Any] = {}) -> dict[str, tuple]:
     """ident -> the valid, non-empty values of an exact key's fields (rows missing one are left out)."""
     out = {}
+    if len(fields) == 1:  # the usual one-field key, without a generator per row
+        f = fields[0]
+        for ident, res in checked.items():
+            c = res.cells.get(f)
+            if c is not None and c.outcome != "invalid" and (v := c.value) is not None and v != "" \
+                    and ident not in skip:
+                out[ident] = (v,)
+        return out
     for ident, res in checked.items():
         if ident in skip:
             continue

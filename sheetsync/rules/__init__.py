@@ -192,9 +192,12 @@ class RowChecker:
 
     def _normalise(self, field: str, raw: CellValue) -> CellResult:
         plan = self._plans[field]
-        if isinstance(raw, CellError):  # #REF!, #N/A: never a value, never clears a stored one
+        if raw.__class__ is str:  # the common cell (CellError, a str subclass, is not this)
+            text: str | None = raw
+        elif isinstance(raw, CellError):  # #REF!, #N/A: never a value, never clears a stored one
             return _invalid(field, raw, Problem("cell_error", field, {"field": field, "value": str(raw)}))
-        text = cell_to_text(raw)
+        else:
+            text = cell_to_text(raw)
         changed: list[str] = []
         if text is not None and not (plan.plain and is_clean(text)):
             text, changed = apply_chain(text, plan.chain)
@@ -207,12 +210,15 @@ class RowChecker:
         except Invalid as bad:
             rule = plan.type_rule
             return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
-        if _text(value) != text:
+        value_text = value if value.__class__ is str else canonical_text(value)
+        if value_text != text:
             changed.append(plan.type_rule.name)
         if plan.constraints:
             problems = [p for r in plan.constraints if (p := r.check(value, plan.ctx))]
             if problems:
                 return _invalid(field, raw, *problems)
+        if value_text == (raw if raw.__class__ is str else canonical_text(raw)):
+            return CellResult(field, raw, value, "ok")
         return _result(field, raw, value, changed)
 
     def check(self, row: Mapping[str, CellValue]) -> RowResult:
