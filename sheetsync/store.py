@@ -87,7 +87,6 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
                 p.touch(mode=0o600)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA page_size=16384")  # takes effect on a new file only
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: index inserts of big first syncs
