@@ -27,6 +27,7 @@ from .layout import LoadedLayout, load_layout
 from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text, row_hash
 from .reconcile import AS_STORED, RowDecision, RowInput, cell_texts, insert_row, reconcile_row
 from .rules import compile_rules
+from .rules.prefetch import Prefetch
 from .store import BaseRow, Store
 from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
 from .writeback import RowPlace, clear_stray, live_marks, plan_row
@@ -161,11 +162,21 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("detect")
     checker = compile_rules(ctx.layout)
     id_col = id_column(ctx.layout, data, where)
-    sheet = index_rows(data, cols, ctx.layout, checker, ctx.store.base_index(ctx.name), id_col)
-    ctx.id_col = id_col
-    ctx.result.rows_read = len(data.rows)
-    todo = _select(ctx, sheet)
-    ctx.hook("validate")
+    base = ctx.store.base_index(ctx.name)
+    prefetch = None
+    if len(base) < len(data.rows) // 2:  # mostly new rows: check their other columns meanwhile
+        prefetch = Prefetch.start(checker, data.rows, cols, [f for f in checker.fields if f not in ctx.layout.key_fields])
+    try:
+        sheet = index_rows(data, cols, ctx.layout, checker, base, id_col)
+        ctx.id_col = id_col
+        ctx.result.rows_read = len(data.rows)
+        todo = _select(ctx, sheet)
+        ctx.hook("validate")
+        if prefetch is not None:
+            prefetch.merge()
+    finally:
+        if prefetch is not None:
+            prefetch.close()
     checked = {}
     for start in range(0, len(todo), VALIDATE_CHUNK):
         chunk = todo[start:start + VALIDATE_CHUNK]

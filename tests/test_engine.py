@@ -400,3 +400,20 @@ def test_a_duplicate_flag_clears_when_its_partner_row_is_edited_away(tmp_path):
     book.set(2, 3, "+86 138 0013 8099")
     run(layout, book, store)
     assert not [p for p in problems(store) if p[2] == "duplicate"] and (3, 3) not in book.notes
+
+
+def test_a_first_sync_checked_partly_in_a_second_process_ends_the_same(tmp_path, monkeypatch):
+    """rules/prefetch.py checks a big first sync's rarely-repeating columns in a child process;
+    forced on for five rows here, the store, problems and sheet must come out identical."""
+    from sheetsync.rules import prefetch
+    merged = []
+    real_merge = prefetch.Prefetch.merge
+    monkeypatch.setattr(prefetch.Prefetch, "merge", lambda self: merged.append(real_merge(self)) or merged[-1])
+    outcomes = []
+    for name, min_rows in (("plain", 10**9), ("prefetched", 1)):
+        monkeypatch.setattr(prefetch, "MIN_ROWS", min_rows)
+        layout, book, store = make(tmp_path / name)
+        res = run(layout, book, store)
+        records = {k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in store.records("customers").items()}
+        outcomes.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected))
+    assert merged == [True] and outcomes[0] == outcomes[1]

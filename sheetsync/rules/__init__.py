@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import TYPE_CHECKING, Literal, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequence
 
 from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
@@ -164,6 +164,37 @@ class RowChecker:
             if result.problems:
                 self._flawed.add(field)
         return result
+
+    def export_memo(self, fields: Sequence[str]) -> tuple[dict, set[str], set[str]]:
+        """What `fields` learnt this run, for another process's checker (rules/prefetch.py).
+
+        Compact, because pickling is most of the cost: field -> [(value class, raw values,
+        values, {index: result as a plain tuple} for the few results not "ok")]. A text value equal
+        to its raw text is sent as the raw object itself, which pickle sends once."""
+        memo: dict[str, list] = {}
+        for f in fields:
+            parts = memo[f] = []
+            for cls, by_value in self._memo[f].items():
+                raws, values, odd = list(by_value), [], {}
+                for i, (raw, result) in enumerate(by_value.items()):
+                    value = result.value
+                    values.append(raw if value.__class__ is str and cls is str and value == raw else value)
+                    if result.outcome != "ok":
+                        odd[i] = tuple(result)
+                parts.append((cls, raws, values, odd))
+        return memo, self._flawed & set(fields), self._altered & set(fields)
+
+    def merge_memo(self, memo: Mapping[str, list], flawed: Iterable[str], altered: Iterable[str]) -> None:
+        """Add results another checker of the same layout worked out (see export_memo)."""
+        for f, parts in memo.items():
+            mine = self._memo[f]
+            for cls, raws, values, odd in parts:
+                results = [CellResult(f, raw, value, "ok") for raw, value in zip(raws, values)]
+                for i, t in odd.items():
+                    results[i] = CellResult._make(t)
+                mine.setdefault(cls, {}).update(zip(raws, results))
+        self._flawed.update(flawed)
+        self._altered.update(altered)
 
     def check_rows(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> list[RowResult]:
         """check() for many rows given as value tuples (`cols`: field -> 0-based index; a field

@@ -1,0 +1,80 @@
+"""rules/prefetch.py: a forked child checks the columns whose values rarely repeat; the parent's
+checker ends up exactly as if it had done the work itself, or unchanged when anything fails."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from sheetsync.layout import Layout
+from sheetsync.model import SheetRow
+from sheetsync.rules import compile_rules, prefetch
+from sheetsync.rules.prefetch import Prefetch
+
+LAYOUT = Layout.model_validate({
+    "table": "t", "source": {"kind": "memory", "name": "m"}, "key": "id",
+    "columns": {"id": {"required": True}, "phone": {"type": "phone"}, "email": {"type": "email"},
+                "city": {}, "limit": {"type": "integer", "min": 0}},
+})
+COLS = {"id": 0, "phone": 1, "email": 2, "city": 3, "limit": 4}
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+
+@pytest.fixture(autouse=True)
+def small_sheets_count(monkeypatch):
+    monkeypatch.setattr(prefetch, "MIN_ROWS", 10)
+
+
+def rows(n: int = 300) -> list[SheetRow]:
+    out = []
+    for i in range(n):
+        phone = f"138 {i:04d} 0000" if i % 50 else "12"  # every 50th phone is invalid
+        email = f"U{i}@Example.cn" if i % 7 else f"u{i}@example.cn"  # most get corrected
+        out.append(SheetRow(i + 2, (f"C{i:04d}", phone, email, "上海" if i % 2 else "北京", i * 10.0)))
+    out.append(SheetRow(n + 2, ("C9999", "13800138000.0")))  # a short row
+    return out
+
+
+def test_merged_results_equal_checking_in_process():
+    data = rows()
+    checker = compile_rules(LAYOUT)
+    job = Prefetch.start(checker, data, COLS, ["phone", "email", "city", "limit"])
+    assert job is not None and job.merge()
+    assert set(checker._memo["phone"][str]) >= {r.values[1] for r in data}  # filled by the child
+    assert "city" not in {f for f, m in checker._memo.items() if m}  # repeats: left to the parent
+    expected = compile_rules(LAYOUT).check_rows([r.values for r in data], COLS)
+    assert checker.check_rows([r.values for r in data], COLS) == expected
+    assert [r.problems[0].code for r in expected if r.problems][:1] == ["type.phone"]
+
+
+def test_not_started_beside_other_threads_or_for_small_sheets(monkeypatch):
+    checker = compile_rules(LAYOUT)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert Prefetch.start(checker, rows(), COLS, ["phone"]) is None
+    finally:
+        stop.set()
+        other.join()
+    monkeypatch.setattr(prefetch, "MIN_ROWS", 10_000)
+    assert Prefetch.start(checker, rows(), COLS, ["phone"]) is None
+
+
+def test_a_child_that_dies_or_hangs_leaves_the_checker_as_it_was(monkeypatch):
+    checker = compile_rules(LAYOUT)
+    monkeypatch.setattr(prefetch, "_child", lambda *a: os._exit(3))
+    job = Prefetch.start(checker, rows(), COLS, ["phone"])
+    assert job is not None and job.merge() is False
+    assert checker._memo["phone"] == {}
+    monkeypatch.setattr(prefetch, "_child", lambda *a: time.sleep(60))
+    monkeypatch.setattr(prefetch, "TIMEOUT_SECONDS", 0.3)
+    started = time.monotonic()
+    job = Prefetch.start(checker, rows(), COLS, ["phone"])
+    assert job is not None and job.merge() is False and time.monotonic() - started < 10
+    job.close()  # twice is fine
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left behind
