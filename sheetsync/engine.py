@@ -172,7 +172,9 @@ def _run(ctx: RunContext) -> None:
         ctx.result.rows_read = len(data.rows)
         todo = _select(ctx, sheet)
         ctx.hook("validate")
-        if prefetch is not None:
+        if prefetch is not None:  # the parent's share of the columns while the child finishes
+            checker.warm([sheet.values[i] for i in todo], cols,
+                         [f for f in checker.fields if f not in prefetch.fields])
             prefetch.merge()
     finally:
         if prefetch is not None:

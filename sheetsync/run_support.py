@@ -127,6 +127,8 @@ def as_written(data: SheetData, landed: tuple) -> tuple[SheetRow, ...]:
     for p in landed:
         if p.write:
             written.setdefault(p.row, {})[p.col] = p.value
+    if not written:
+        return data.rows
     rows = []
     for r in data.rows:
         cols = written.get(r.number)

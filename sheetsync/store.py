@@ -287,7 +287,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             if old is None:
                 inserts.setdefault(tuple(values), []).append([key, *values.values(), now, now, layout])
                 revs[key] = 1
-                history.append((table, key, None, None, _insert_json(values), "insert", run_id, now, layout,
+                history.append((table, key, None, None, encode_texts(values), "insert", run_id, now, layout,
                                 sheet, row, actor))
             else:
                 revs[key] = self.write_record(table, key, values, action="update", run_id=run_id, layout=layout,

@@ -165,6 +165,12 @@ class RowChecker:
                 self._flawed.add(field)
         return result
 
+    def warm(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int], fields: Iterable[str]) -> None:
+        """Work out `fields` of `rows` now (into the memo), e.g. while a prefetch child runs."""
+        for f in fields:
+            if f in cols:
+                self.column(f, _column_of(rows, cols[f]))
+
     def export_memo(self, fields: Sequence[str]) -> tuple[dict, set[str], set[str]]:
         """What `fields` learnt this run, for another process's checker (rules/prefetch.py).
 
@@ -202,14 +208,7 @@ class RowChecker:
         columns = []
         for f in self.fields:
             c = cols.get(f)
-            if c is None:
-                raws: list = [None] * len(rows)
-            else:
-                try:
-                    raws = list(map(itemgetter(c), rows))
-                except IndexError:  # a short row
-                    raws = [r[c] if c < len(r) else None for r in rows]
-            columns.append(self.column(f, raws))
+            columns.append(self.column(f, [None] * len(rows) if c is None else _column_of(rows, c)))
         fields = self.fields
         if self._cross:
             return [self._cross_checks(dict(zip(fields, cells))) for cells in zip(*columns)]
@@ -272,6 +271,14 @@ class RowChecker:
                     cells[compare.left] = _fail(left, problem)
         problems = tuple(p for c in cells.values() for p in c.problems)
         return RowResult(cells, problems)
+
+
+def _column_of(rows: Sequence[Sequence[CellValue]], c: int) -> list[CellValue]:
+    """Cell `c` of every row (None past a short row's end)."""
+    try:
+        return list(map(itemgetter(c), rows))
+    except IndexError:
+        return [r[c] if c < len(r) else None for r in rows]
 
 
 def _shown(raw: CellValue) -> str:

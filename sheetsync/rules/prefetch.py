@@ -32,8 +32,9 @@ TIMEOUT_SECONDS = 120.0
 class Prefetch:
     """A child process filling a RowChecker's memo for some fields; see `start` and `merge`."""
 
-    def __init__(self, checker: Any, pid: int, fd: int) -> None:
+    def __init__(self, checker: Any, pid: int, fd: int, fields: list[str]) -> None:
         self.checker, self.pid, self.fd = checker, pid, fd
+        self.fields = fields  # the ones the child checks
 
     @classmethod
     def start(cls, checker: Any, rows: Sequence[Any], cols: Mapping[str, int],
@@ -55,7 +56,7 @@ class Prefetch:
             finally:
                 os._exit(0)
         os.close(write_fd)
-        return cls(checker, pid, read_fd)
+        return cls(checker, pid, read_fd, fields)
 
     def merge(self) -> bool:
         """Wait for the child and add its results to the checker's memo; False if it failed."""
