@@ -13,7 +13,8 @@ import uuid
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 from . import dedupe_sync, run_support
 from .run_support import store_path
@@ -34,6 +35,7 @@ from .writeback import RowPlace, clear_stray, live_marks, plan_row
 
 log = logging.getLogger("sheetsync.engine")
 LEASE_SECONDS = 15 * 60
+_NONE: Mapping = MappingProxyType({})  # an empty default, not built per row
 VALIDATE_CHUNK = 10_000  # rows checked between progress updates
 STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
 
@@ -257,7 +259,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
             for p in extra:
                 if p.field in res.cells:
                     d.mark(p.field, "invalid", {"code": p.code, **dict(p.params)})
-        for fld, (params, problem) in dupes.get(ident, {}).items():
+        for fld, (params, problem) in dupes.get(ident, _NONE).items():
             d.problems.append(problem)
             d.mark(fld, "duplicate", params)
         if ident in sheet.key_clash:
@@ -281,8 +283,12 @@ def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str,
     with store.transaction():
         store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
         revs = _write(ctx, sheet, decisions, data.sheet)
+        hashes, rows, new_ids = sheet.hashes, sheet.rows, sheet.new_ids
         for ident, d in decisions.items():
             rev = revs.get(ident)
+            if d.base_sheet is AS_STORED and not (d.marks or d.problems or ident in marked or ident in new_ids):
+                base[ident] = BaseRow(hashes[ident], rows[ident], None, None, rev)  # a plain insert
+                continue
             if d.marks or d.writes or d.problems or ident in marked:
                 if d.marks or d.writes or ident in marked:
                     place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))

@@ -100,8 +100,12 @@ def insert_row(ident: str, cells: Mapping[str, Any]) -> RowDecision:
     rows (callers check that; reconcile_row does, and the engine for rows check_rows found clean)."""
     # the base: "the record's own values" (AS_STORED), kept without a copy of them
     return RowDecision(ident=ident, insert=True, store_values={n: c.value for n, c in cells.items()},
-                       base_sheet=AS_STORED, base_store=AS_STORED)
+                       base_sheet=AS_STORED, base_store=AS_STORED, counts=NO_COUNTS)
 
+
+#: counts of a plain insert: nothing corrected, invalid, conflicting, protected or pushed
+NO_COUNTS: Mapping[str, int] = MappingProxyType({"corrected": 0, "invalid": 0, "conflicts": 0, "protected": 0,
+                                                 "pushed": 0})
 
 #: base_sheet and base_store of a plain insert: sheet and store agree on exactly the values
 #: inserted (read-only, so nothing can write into it by mistake)

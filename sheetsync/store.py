@@ -283,12 +283,14 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
         revs: dict[str, int] = {}
         inserts: dict[tuple[str, ...], list[list[Any]]] = {}
         history: list[tuple] = []
+        stamp = (now, now, layout)
+        add_history = history.append
         for key, values, old, row in items:
             if old is None:
-                inserts.setdefault(tuple(values), []).append([key, *values.values(), now, now, layout])
+                inserts.setdefault(tuple(values), []).append((key, *values.values(), *stamp))
                 revs[key] = 1
-                history.append((table, key, None, None, encode_texts(values), "insert", run_id, now, layout,
-                                sheet, row, actor))
+                add_history((table, key, None, None, encode_texts(values), "insert", run_id, now, layout,
+                             sheet, row, actor))
             else:
                 revs[key] = self.write_record(table, key, values, action="update", run_id=run_id, layout=layout,
                                               sheet=sheet, row=row, actor=actor)
