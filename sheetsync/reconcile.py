@@ -7,6 +7,7 @@ reach the store, and protected fields are reverted to the store's value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
 
@@ -99,9 +100,11 @@ def insert_row(ident: str, cells: Mapping[str, Any]) -> RowDecision:
     """The decision for a new row whose every cell is fine as typed, on a sheet that may create
     rows (callers check that; reconcile_row does, and the engine for rows check_rows found clean)."""
     # the base: "the record's own values" (AS_STORED), kept without a copy of them
-    return RowDecision(ident=ident, insert=True, store_values={n: c.value for n, c in cells.items()},
+    return RowDecision(ident=ident, insert=True, store_values=dict(zip(cells, map(_value, cells.values()))),
                        base_sheet=AS_STORED, base_store=AS_STORED, counts=NO_COUNTS)
 
+
+_value = attrgetter("value")
 
 #: counts of a plain insert: nothing corrected, invalid, conflicting, protected or pushed
 NO_COUNTS: Mapping[str, int] = MappingProxyType({"corrected": 0, "invalid": 0, "conflicts": 0, "protected": 0,

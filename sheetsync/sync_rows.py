@@ -73,6 +73,14 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
     claimed: set[str] = set()
     unchanged, moved = index.unchanged, index.moved
     hashes = [row_hash(r.values) for r in data.rows]
+    if not base and id_col is None:  # a first sync: every row is new, identified by its key
+        idents = _idents(data.rows, cols, layout.key_fields, checker)
+        if len(set(idents)) == len(idents):  # and no two rows share one: no per-row walk needed
+            index.changed = idents
+            index.rows = dict(zip(idents, [r.number for r in data.rows]))
+            index.values = dict(zip(idents, [r.values for r in data.rows]))
+            index.hashes = dict(zip(idents, hashes))
+            return index
     keyed = {}  # row position -> identity by key, worked out column-wise for rows not known by hash
     if id_col is None:
         unknown = [n for n, h in enumerate(hashes) if h not in by_hash or h in shared]
