@@ -2,6 +2,7 @@
 checker ends up exactly as if it had done the work itself, or unchanged when anything fails."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from sheetsync.layout import Layout
-from sheetsync.model import SheetRow
+from sheetsync.model import CellError, SheetRow
 from sheetsync.rules import compile_rules, prefetch
 from sheetsync.rules.prefetch import Prefetch
 
@@ -35,6 +36,7 @@ def rows(n: int = 300) -> list[SheetRow]:
         email = f"U{i}@Example.cn" if i % 7 else f"u{i}@example.cn"  # most get corrected
         out.append(SheetRow(i + 2, (f"C{i:04d}", phone, email, "上海" if i % 2 else "北京", i * 10.0)))
     out.append(SheetRow(n + 2, ("C9999", "13800138000.0")))  # a short row
+    out.append(SheetRow(n + 3, ("C9998", CellError("#N/A"), dt.datetime(2024, 3, 5), None, True)))  # xlsx-like
     return out
 
 
@@ -43,11 +45,14 @@ def test_merged_results_equal_checking_in_process():
     checker = compile_rules(LAYOUT)
     job = Prefetch.start(checker, data, COLS, ["phone", "email", "city", "limit"])
     assert job is not None and job.merge()
-    assert set(checker._memo["phone"][str]) >= {r.values[1] for r in data}  # filled by the child
+    learnt = {raw for by_value in checker._memo["phone"].values() for raw in by_value}
+    assert learnt == {r.values[1] for r in data}  # filled by the child, the #N/A cell included
+    assert CellError in checker._memo["phone"]
     assert "city" not in {f for f, m in checker._memo.items() if m}  # repeats: left to the parent
     expected = compile_rules(LAYOUT).check_rows([r.values for r in data], COLS)
     assert checker.check_rows([r.values for r in data], COLS) == expected
     assert [r.problems[0].code for r in expected if r.problems][:1] == ["type.phone"]
+    assert expected[-1].problems[0].code == "cell_error" and "limit" in expected[-1].invalid_fields
 
 
 def test_not_started_beside_other_threads_or_for_small_sheets(monkeypatch):
