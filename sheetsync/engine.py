@@ -20,18 +20,18 @@ from . import dedupe_sync, run_support
 from .run_support import store_path
 from . import report as report_mod
 from .connectors import Connector, from_source
+from .engine_commit import commit
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
 from .headers import map_headers
 from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
-from .model import Applied, Patch, Problem, RunResult, SheetData, canonical_text, row_hash
+from .model import Applied, RunResult, SheetData
 from .reconcile import AS_STORED, RowDecision, RowInput, cell_texts, insert_row, reconcile_row
 from .rules import compile_rules
 from .rules.prefetch import Prefetch
-from .store import BaseRow, Store
+from .store import Store
 from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
-from .writeback import RowPlace, clear_stray, live_marks, plan_row
 
 log = logging.getLogger("sheetsync.engine")
 LEASE_SECONDS = 15 * 60
@@ -163,32 +163,8 @@ def _run(ctx: RunContext) -> None:
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")
     checker = compile_rules(ctx.layout)
-    id_col = id_column(ctx.layout, data, where)
-    base = ctx.store.base_index(ctx.name)
-    prefetch = None
-    if len(base) < len(data.rows) // 2:  # mostly new rows: check their other columns meanwhile
-        prefetch = Prefetch.start(checker, data.rows, cols, [f for f in checker.fields if f not in ctx.layout.key_fields])
-    try:
-        sheet = index_rows(data, cols, ctx.layout, checker, base, id_col)
-        ctx.id_col = id_col
-        ctx.result.rows_read = len(data.rows)
-        todo = _select(ctx, sheet)
-        ctx.hook("validate")
-        if prefetch is not None:  # the parent's share of the columns while the child finishes
-            checker.warm([sheet.values[i] for i in todo], cols,
-                         [f for f in checker.fields if f not in prefetch.fields])
-            prefetch.merge()
-    finally:
-        if prefetch is not None:
-            prefetch.close()
-    checked = {}
-    for start in range(0, len(todo), VALIDATE_CHUNK):
-        chunk = todo[start:start + VALIDATE_CHUNK]
-        checked.update(zip(chunk, checker.check_rows([sheet.values[i] for i in chunk], cols)))
-        progress("validate", start + len(chunk), len(todo))
-    checked = check_unique(ctx.store, ctx.layout, checked)
-    partners = later_partners(ctx.store, ctx.layout, sheet, checked)
-    checked.update(zip(partners, checker.check_rows([sheet.values[i] for i in partners], cols)))
+    sheet, todo = _identify(ctx, data, cols, checker, where)
+    checked = _validate(ctx, sheet, todo, checker, cols)
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = {}
@@ -200,7 +176,7 @@ def _run(ctx: RunContext) -> None:
     decisions = _reconcile(ctx, sheet, checked, dupes)
     del checked, checker, dupes, fuzzy  # ~100 MB at 100k rows, reused by the commit's rows
     ctx.hook("commit")
-    planned, report = _commit(ctx, data, sheet, cols, decisions)
+    planned, report = commit(ctx, data, sheet, cols, decisions)
     ctx.hook("apply")
     landed = _apply(ctx, planned, report, data.fingerprint)
     ctx.hook("finish")
@@ -209,6 +185,45 @@ def _run(ctx: RunContext) -> None:
     problems = ctx.store.problems(ctx.name)
     if ctx.result.outcome == "ok" and problems:
         ctx.result.outcome = "problems"
+
+
+def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: Any,
+              where: str) -> tuple[SheetIndex, list[str]]:
+    """Steps 4 and the start of 5: every row's identity, the rows to check, and (when most rows
+    are new) their rarely-repeating columns checked by a second process meanwhile."""
+    id_col = ctx.id_col = id_column(ctx.layout, data, where)
+    base = ctx.store.base_index(ctx.name)
+    prefetch = None
+    if len(base) < len(data.rows) // 2:
+        prefetch = Prefetch.start(checker, data.rows, cols,
+                                  [f for f in checker.fields if f not in ctx.layout.key_fields])
+    try:
+        sheet = index_rows(data, cols, ctx.layout, checker, base, id_col)
+        ctx.result.rows_read = len(data.rows)
+        todo = _select(ctx, sheet)
+        ctx.hook("validate")
+        if prefetch is not None:  # the parent's share of the columns while the child finishes
+            checker.warm([sheet.values[i] for i in todo], cols,
+                         [f for f in checker.fields if f not in prefetch.fields])
+            prefetch.merge()
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+    return sheet, todo
+
+
+def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int]) -> dict:
+    """Step 5: rules for the rows to check, unique columns, and unchanged rows further down that
+    share an exact key with a checked one (the later row of a pair is the one flagged)."""
+    checked = {}
+    for start in range(0, len(todo), VALIDATE_CHUNK):
+        chunk = todo[start:start + VALIDATE_CHUNK]
+        checked.update(zip(chunk, checker.check_rows([sheet.values[i] for i in chunk], cols)))
+        progress("validate", start + len(chunk), len(todo))
+    checked = check_unique(ctx.store, ctx.layout, checked)
+    partners = later_partners(ctx.store, ctx.layout, sheet, checked)
+    checked.update(zip(partners, checker.check_rows([sheet.values[i] for i in partners], cols)))
+    return checked
 
 
 def _replay(ctx: RunContext) -> None:
@@ -270,126 +285,6 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
                 d.base_sheet, d.base_store = cell_texts(res.cells), {}
         decisions[ident] = d
     return decisions
-
-
-def _commit(ctx: RunContext, data: SheetData, sheet: SheetIndex, cols: dict[str, int],
-            decisions: dict[str, RowDecision]) -> tuple[list, Any]:
-    """Step 8: records, history, problems, base, marks, outbox: one transaction."""
-    layout, store, res = ctx.layout, ctx.store, ctx.result
-    notes = ctx.connector.capabilities.notes
-    col1 = {f: i + 1 for f, i in cols.items()}
-    existing = live_marks(store.marks(ctx.name), sheet, col1, data, notes)
-    planned, marks, problems, base = [], {}, [], {}
-    marked = {i for i, _ in existing}
-    with store.transaction():
-        store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
-        revs = _write(ctx, sheet, decisions, data.sheet)
-        hashes, rows, new_ids = sheet.hashes, sheet.rows, sheet.new_ids
-        for ident, d in decisions.items():
-            rev = revs.get(ident)
-            if d.base_sheet is AS_STORED and not (d.marks or d.problems or ident in marked or ident in new_ids):
-                base[ident] = BaseRow(hashes[ident], rows[ident], None, None, rev)  # a plain insert
-                continue
-            if d.marks or d.writes or d.problems or ident in marked:
-                if d.marks or d.writes or ident in marked:
-                    place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
-                    p, m = plan_row(d, place, col1, layout, existing, notes)
-                    planned.extend(p)
-                    marks.update(m)
-                problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
-                _count(res, d)
-            extra = {}
-            if ident in sheet.new_ids:  # a managed id: written into the id column, no mark
-                extra = {ctx.id_col: ident}
-                planned.append((Patch(row=sheet.rows[ident], col=ctx.id_col + 1, kind="corrected", write=True,
-                                      value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
-                                ident, None))
-            base[ident] = _next_base(sheet, ident, d, cols, rev, extra)
-        for ident in _deletable(ctx, sheet.deleted):
-            if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
-                                   sheet=data.sheet, row=sheet.base[ident].row):
-                res.deleted += 1
-            marks.update({k: None for k in existing if k[0] == ident})
-        dedupe_sync.index_rows(store, layout, [i for i, d in decisions.items() if not d.held_back],
-                               deleted=sheet.deleted)
-        store.replace_problems(ctx.name, list(decisions) + list(sheet.deleted), problems, res.run_id)
-        store.relocate(ctx.name, sheet.moved)
-        store.put_base(ctx.name, base, removed=sheet.deleted, table=layout.table)
-        if notes:
-            known = {(sheet.rows[i], col1[f]) for (i, f) in existing if i in sheet.rows and f in col1}
-            planned.extend(clear_stray(data.marks, known))
-        store.put_marks(ctx.name, marks)
-        report = report_mod.report_tab(ctx.loaded, store.problems(ctx.name), res, store)
-        store.add_outbox(ctx.name, res.run_id, planned)
-    return planned, report
-
-
-def _deletable(ctx: RunContext, deleted: list[str]) -> list[str]:
-    """Rows gone from the sheet whose records this sheet may delete (not read-only, in scope)."""
-    access = ctx.layout.access
-    if access.read_only:
-        return []
-    scope = access.row_scope
-    if scope is None:
-        return deleted
-    records = ctx.store.records(ctx.layout.table, deleted)
-    return [i for i in deleted if i not in records or scope.allows(records[i].get(scope.field))]
-
-
-def _write(ctx: RunContext, sheet: SheetIndex, decisions: dict[str, RowDecision], sheet_name: str) -> dict[str, int]:
-    """Records and their history for every decided row; returns each record's new _rev."""
-    revs: dict[str, int] = {}
-    items = []
-    for ident, d in decisions.items():
-        old = ctx.records.get(ident)
-        if d.held_back:
-            ctx.result.held_back += 1
-        elif d.store_values or d.insert:
-            items.append((ident, d.store_values, old, sheet.rows[ident]))
-            if d.insert:
-                ctx.result.inserted += 1
-            else:
-                ctx.result.updated += 1
-        elif old is not None:
-            revs[ident] = old["_rev"]
-    revs.update(ctx.store.write_many(ctx.layout.table, items, run_id=ctx.result.run_id,
-                                     layout=ctx.name, sheet=sheet_name))
-    return revs
-
-
-def _cell_text(values: tuple, index: int) -> str:
-    return canonical_text(values[index] if index < len(values) else None)
-
-
-def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None,
-               extra: dict[int, Any]) -> BaseRow:
-    """The row as it will read after the write-back, so an untouched row hashes equal next time.
-    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id).
-
-    A plain new row's base keeps no copy of its values (None: "the record's own"; 100k rows:
-    27 MB and a JSON encoding less); a managed id written beside them changes only the hash."""
-    own = d.base_sheet is AS_STORED
-    sheet_side, store_side = (None, None) if own else (d.base_sheet, d.base_store)
-    if not d.writes and not extra:
-        return BaseRow(sheet.hashes[ident], sheet.rows[ident], sheet_side, store_side, rev)
-    values = list(sheet.values[ident])
-    for idx, value in [*((cols[f], v) for f, v in d.writes.items()), *extra.items()]:
-        values.extend([None] * (idx + 1 - len(values)))
-        values[idx] = value
-    return BaseRow(row_hash(values), sheet.rows[ident], sheet_side, store_side, rev)
-
-
-def _locate(ident: str, p: Problem, row: int, col1: dict[str, int]) -> dict[str, Any]:
-    return {"ident": ident, "field": p.field, "code": p.code, "params": {"row": row, **dict(p.params)},
-            "row": row, "col": col1.get(p.field or "")}
-
-
-def _count(res: RunResult, d: RowDecision) -> None:
-    res.corrected += d.counts["corrected"]
-    res.invalid += d.counts["invalid"]
-    res.conflicts += d.counts["conflicts"]
-    res.protected += d.counts["protected"]
-    res.duplicates += sum(1 for p in d.problems if p.code == "duplicate")
 
 
 def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str | None:
