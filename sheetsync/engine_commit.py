@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str, int],
-            decisions: dict[str, RowDecision]) -> tuple[list, Any]:
+           decisions: dict[str, RowDecision]) -> tuple[list, Any]:
     """Step 8: records, history, problems, base, marks, outbox: one transaction."""
     layout, store, res = ctx.layout, ctx.store, ctx.result
     notes = ctx.connector.capabilities.notes

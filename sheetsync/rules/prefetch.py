@@ -3,7 +3,8 @@
 A first sync of 100k rows spends most of its validation time on values seen once each (phones,
 emails): work that needs no store and no other row. A forked child works those columns out with
 a copy of the same RowChecker and hands its memo back; the parent meanwhile hashes rows and
-normalises keys. On the two cores this machine class has, that takes about a second off.
+normalises keys. On two cores that takes the validation of a 100k-row first sync from about
+1.5 s to 0.8-1.0 s (the rest is the memo crossing the pipe and rows being assembled).
 
 Used only where it is safe and pays: on a platform with fork, in a process with no other
 thread (a fork copies one thread; a lock another thread held would never be released in the
