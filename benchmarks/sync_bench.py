@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import shutil
 import time
@@ -140,9 +141,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--sources", default="xlsx,csv,gsheets")
+    ap.add_argument("--json", action="store_true", help="print [step, seconds, note] lists (for run.py)")
     args = ap.parse_args()
     work = Path(__file__).resolve().parent / ".work"
-    print(f"| source | step | seconds | x bare read | note |\n| --- | --- | ---: | ---: | --- |")
+    if args.json:
+        print(json.dumps([r for kind in args.sources.split(",") for r in bench(kind, work, make_rows(args.rows))]))
+        return
+    print("| source | step | seconds | x bare read | note |\n| --- | --- | ---: | ---: | --- |")
     for kind in args.sources.split(","):
         results = bench(kind, work, make_rows(args.rows))
         bare = results[0][1]
