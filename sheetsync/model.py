@@ -42,6 +42,8 @@ def canonical_text(value: CellValue) -> str:
     Calamine reads every xlsx number as float, Sheets returns ints, CSV returns text: all three
     must hash the same when the cell shows the same thing.
     """
+    if value.__class__ is str:  # most cells: no conversion (a str subclass goes through str())
+        return value  # type: ignore[return-value]
     if value is None:
         return ""
     if isinstance(value, bool):

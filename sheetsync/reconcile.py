@@ -67,7 +67,7 @@ def reconcile_row(row: RowInput) -> RowDecision:
         if cell.outcome == "invalid":
             _invalid(decision, row, name, cell, live)
         elif not live and cell.outcome == "ok":  # the common case of a first sync, kept cheap
-            text = _text(cell.value)
+            text = canonical_text(cell.value)
             decision.store_values[name] = cell.value
             decision.base_sheet[name] = decision.base_store[name] = text
         else:
@@ -117,7 +117,7 @@ AS_STORED: Mapping[str, str] = MappingProxyType({})
 
 def cell_texts(cells: Mapping[str, Any]) -> dict[str, str]:
     """field -> text of each cell's value, as a base row keeps it."""
-    return {n: _text(c.value) for n, c in cells.items()}
+    return {n: canonical_text(c.value) for n, c in cells.items()}
 
 
 def _guarded_fields(row: RowInput, live: bool) -> dict[str, dict[str, Any]] | None:
@@ -153,12 +153,9 @@ def _refuse_new_row(decision: RowDecision, row: RowInput) -> RowDecision:
     decision.held_back = True
     decision.problems.append(Problem(code, field_name, params))
     decision.mark(field_name, "protected", {"code": code, **params})
-    decision.base_sheet = {n: _text(c.raw) for n, c in row.cells.items()}
+    decision.base_sheet = {n: canonical_text(c.raw) for n, c in row.cells.items()}
     return decision
 
-
-def _text(value: Any) -> str:
-    return value if type(value) is str else canonical_text(value)
 
 
 def _invalid(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool) -> None:
@@ -166,17 +163,17 @@ def _invalid(decision: RowDecision, row: RowInput, name: str, cell: Any, live: b
     decision.problems.extend(cell.problems)
     first = cell.problems[0] if cell.problems else Problem("invalid", name)
     decision.mark(name, "invalid", {"code": first.code, **dict(first.params), "field": name})
-    store_text = _text(row.record.get(name)) if live else ""
-    decision.base_sheet[name] = _text(cell.raw)
+    store_text = canonical_text(row.record.get(name)) if live else ""
+    decision.base_sheet[name] = canonical_text(cell.raw)
     decision.base_store[name] = store_text
 
 
 def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool,
            guarded: dict[str, dict[str, Any]]) -> None:
-    raw_text, value_text = _text(cell.raw), _text(cell.value)
+    raw_text, value_text = canonical_text(cell.raw), canonical_text(cell.value)
     base = row.base
     store_val = row.record.get(name) if live else None
-    store_text = _text(store_val)
+    store_text = canonical_text(store_val)
     sheet_changed = base is None or raw_text != base.sheet.get(name)
     store_changed = live and (base is None or store_text != base.store.get(name, ""))
     if not live:
@@ -198,13 +195,13 @@ def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: boo
 
 
 def _take_sheet(decision: RowDecision, name: str, cell: Any, store_text: str, force: bool = False) -> None:
-    value_text = _text(cell.value)
+    value_text = canonical_text(cell.value)
     if force or value_text != store_text:
         decision.store_values[name] = cell.value
     if cell.outcome == "corrected":
         decision.counts["corrected"] += 1
         decision.writes[name] = cell.value
-        decision.mark(name, "corrected", {"old": _text(cell.raw), "new": value_text,
+        decision.mark(name, "corrected", {"old": canonical_text(cell.raw), "new": value_text,
                                           "rule": cell.rule or "normalise"})
     decision.base_sheet[name] = value_text
     decision.base_store[name] = value_text
@@ -216,21 +213,21 @@ def _push(decision: RowDecision, name: str, store_val: WriteValue, raw_text: str
     if kind == "pushed":
         decision.counts["pushed"] += 1
     decision.writes[name] = store_val
-    decision.mark(name, kind, {"old": raw_text, "value": _text(store_val), **params})
-    decision.base_sheet[name] = _text(store_val)
-    decision.base_store[name] = _text(store_val)
+    decision.mark(name, kind, {"old": raw_text, "value": canonical_text(store_val), **params})
+    decision.base_sheet[name] = canonical_text(store_val)
+    decision.base_store[name] = canonical_text(store_val)
 
 
 def _conflict(decision: RowDecision, row: RowInput, name: str, cell: Any, store_val: WriteValue) -> None:
     decision.counts["conflicts"] += 1
     base_text = row.base.store.get(name, "") if row.base else ""
-    params = {"sheet_value": _text(cell.value), "store_value": _text(store_val), "base_value": base_text,
+    params = {"sheet_value": canonical_text(cell.value), "store_value": canonical_text(store_val), "base_value": base_text,
               "policy": row.policy}
     if row.policy == "sheet":
-        _take_sheet(decision, name, cell, _text(store_val), force=True)
+        _take_sheet(decision, name, cell, canonical_text(store_val), force=True)
         params["kept"] = params["sheet_value"]
     elif row.policy == "store":
-        _push(decision, name, store_val, _text(cell.raw), "conflict", {})
+        _push(decision, name, store_val, canonical_text(cell.raw), "conflict", {})
         params["kept"] = params["store_value"]
     else:
         params["kept"] = params["store_value"]

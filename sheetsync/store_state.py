@@ -61,7 +61,7 @@ DERIVED = "@"
 
 def record_texts(record: Mapping[str, Any]) -> dict[str, str]:
     """field -> text of a stored record, as reconcile compares it (sheetsync's columns left out)."""
-    return {f: v if v.__class__ is str else canonical_text(v) for f, v in record.items() if not f.startswith("_")}
+    return {f: canonical_text(v) for f, v in record.items() if not f.startswith("_")}
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) 
         if any(cell.outcome == "invalid" or cell.value in (None, "") for cell in cells):
             out.append(f"row:{r.number}")
         else:
-            out.append("|".join([v if (v := cell.value).__class__ is str else canonical_text(v) for cell in cells]))
+            out.append("|".join([canonical_text(cell.value) for cell in cells]))
     return out
 
 

@@ -28,10 +28,6 @@ RULES: dict[str, type] = {**{cls.code: cls for cls in TYPES.values()}, **CHECKS}
 #: so memory stays bounded on a million-row sheet
 _MEMO_LIMIT = 250_000
 
-def _text(value: object) -> str:
-    """canonical_text without the call for the common case of text."""
-    return value if value.__class__ is str else canonical_text(value)  # type: ignore[return-value]
-
 
 class CellResult(NamedTuple):
     """One cell, normalised and checked (a NamedTuple: a first sync makes one per distinct value
@@ -286,7 +282,7 @@ def _shown(raw: CellValue) -> str:
 
 
 def _result(field: str, raw: CellValue, value: WriteValue, changed: list[str]) -> CellResult:
-    if _text(value) == _text(raw):
+    if canonical_text(value) == canonical_text(raw):
         return CellResult(field, raw, value, "ok")
     rule = ", ".join(dict.fromkeys(changed)) or "normalise"
     return CellResult(field, raw, value, "corrected", (), rule)

@@ -75,7 +75,7 @@ class Pattern(Rule):
         self.fullmatch = compile_pattern(pattern).fullmatch  # checked for cost at layout load
 
     def check(self, value: WriteValue, ctx: Ctx) -> Problem | None:
-        text = value if value.__class__ is str else canonical_text(value)
+        text = canonical_text(value)
         if not text or len(text) <= MAX_MATCH_LEN and self.fullmatch(text) is not None:
             return None
         return self.problem(ctx, value=text, pattern=self.pattern, too_long=len(text) > MAX_MATCH_LEN)
