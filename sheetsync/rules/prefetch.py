@@ -19,7 +19,6 @@ import select
 import signal
 import threading
 import time
-from operator import itemgetter
 from typing import Any, Iterable, Mapping, Sequence
 
 #: fewer rows than this: forking costs more than it saves
@@ -112,14 +111,7 @@ def _mostly_distinct(rows: Sequence[Any], c: int, sample: int = 2000) -> bool:
 
 
 def _child(checker: Any, rows: Sequence[Any], cols: Mapping[str, int], fields: list[str], fd: int) -> None:
-    values = [r.values for r in rows]
-    for f in fields:
-        c = cols[f]
-        try:
-            column = list(map(itemgetter(c), values))
-        except IndexError:  # a short row
-            column = [v[c] if c < len(v) else None for v in values]
-        checker.column(f, column)
+    checker.warm([r.values for r in rows], cols, fields)
     payload = pickle.dumps(checker.export_memo(fields), protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(payload)
     while view:
