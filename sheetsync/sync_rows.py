@@ -14,6 +14,7 @@ from .errors import SourceError
 from .headers import fold
 from .layout import Layout
 from .model import Problem, SheetData, canonical_text, row_hash
+from .rules import column_of
 from .store import BaseRow, Store
 
 
@@ -118,19 +119,18 @@ def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) 
     invalid. Column by column, so the checker's memo of key cells is filled for validation."""
     if not keys:
         return [f"row:{r.number}" for r in rows]
-    columns = []
-    for f in keys:
-        c = cols.get(f)
-        columns.append(checker.column(f, [None if c is None or c >= len(r.values) else r.values[c] for r in rows]))
-    if len(columns) == 1:  # the usual single key, without the per-row generator
-        return [f"row:{r.number}" if c.outcome == "invalid" or (v := c.value) is None or v == ""
-                else v if v.__class__ is str else canonical_text(v) for r, c in zip(rows, columns[0])]
+    values = [r.values for r in rows]
+    columns = [checker.column(f, column_of(values, cols.get(f))) for f in keys]
     out = []
     for r, cells in zip(rows, zip(*columns)):
-        if any(cell.outcome == "invalid" or cell.value in (None, "") for cell in cells):
-            out.append(f"row:{r.number}")
+        parts = []
+        for cell in cells:
+            if cell.outcome == "invalid" or (v := cell.value) is None or v == "":
+                out.append(f"row:{r.number}")
+                break
+            parts.append(canonical_text(v))
         else:
-            out.append("|".join([canonical_text(cell.value) for cell in cells]))
+            out.append("|".join(parts))
     return out
 
 
@@ -183,21 +183,17 @@ def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Map
 def _key_values(checked: Mapping[str, Any], fields: list[str], skip: Mapping[str, Any] = {}) -> dict[str, tuple]:
     """ident -> the valid, non-empty values of an exact key's fields (rows missing one are left out)."""
     out = {}
-    if len(fields) == 1:  # the usual one-field key, without a generator per row
-        f = fields[0]
-        for ident, res in checked.items():
-            c = res.cells.get(f)
-            if c is not None and c.outcome != "invalid" and (v := c.value) is not None and v != "" \
-                    and ident not in skip:
-                out[ident] = (v,)
-        return out
     for ident, res in checked.items():
         if ident in skip:
             continue
-        vals = tuple(res.cells[f].value if f in res.cells and res.cells[f].outcome != "invalid" else None
-                     for f in fields)
-        if all(v not in (None, "") for v in vals):
-            out[ident] = vals
+        cells, vals = res.cells, []
+        for f in fields:
+            c = cells.get(f)
+            if c is None or c.outcome == "invalid" or (v := c.value) is None or v == "":
+                break
+            vals.append(v)
+        else:
+            out[ident] = tuple(vals)
     return out
 
 

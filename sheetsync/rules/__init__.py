@@ -165,7 +165,7 @@ class RowChecker:
         """Work out `fields` of `rows` now (into the memo), e.g. while a prefetch child runs."""
         for f in fields:
             if f in cols:
-                self.column(f, _column_of(rows, cols[f]))
+                self.column(f, column_of(rows, cols[f]))
 
     def export_memo(self, fields: Sequence[str]) -> tuple[dict, set[str], set[str]]:
         """What `fields` learnt this run, for another process's checker (rules/prefetch.py).
@@ -204,7 +204,7 @@ class RowChecker:
         columns = []
         for f in self.fields:
             c = cols.get(f)
-            columns.append(self.column(f, [None] * len(rows) if c is None else _column_of(rows, c)))
+            columns.append(self.column(f, column_of(rows, c)))
         fields = self.fields
         if self._cross:
             return [self._cross_checks(dict(zip(fields, cells))) for cells in zip(*columns)]
@@ -269,8 +269,11 @@ class RowChecker:
         return RowResult(cells, problems)
 
 
-def _column_of(rows: Sequence[Sequence[CellValue]], c: int) -> list[CellValue]:
-    """Cell `c` of every row (None past a short row's end)."""
+def column_of(rows: Sequence[Sequence[CellValue]], c: int | None) -> list[CellValue]:
+    """Cell `c` of every row (None past a short row's end, or everywhere when `c` is None: a
+    field without a column)."""
+    if c is None:
+        return [None] * len(rows)
     try:
         return list(map(itemgetter(c), rows))
     except IndexError:
