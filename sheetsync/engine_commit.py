@@ -32,20 +32,16 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
     with store.transaction():
         store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
         revs = _write(ctx, sheet, decisions, data.sheet)
-        hashes, rows, new_ids = sheet.hashes, sheet.rows, sheet.new_ids
         for ident, d in decisions.items():
             rev = revs.get(ident)
-            if d.base_sheet is AS_STORED and not (d.marks or d.problems or ident in marked or ident in new_ids):
-                base[ident] = BaseRow(hashes[ident], rows[ident], None, None, rev)  # a plain insert
-                continue
-            if d.marks or d.writes or d.problems or ident in marked:
-                if d.marks or d.writes or ident in marked:
-                    place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
-                    p, m = plan_row(d, place, col1, layout, existing, notes)
-                    planned.extend(p)
-                    marks.update(m)
+            if d.marks or d.writes or ident in marked:
+                place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
+                p, m = plan_row(d, place, col1, layout, existing, notes)
+                planned.extend(p)
+                marks.update(m)
+            if d.problems:
                 problems.extend(_locate(ident, q, sheet.rows[ident], col1) for q in d.problems)
-                _count(res, d)
+            _count(res, d)
             extra = {}
             if ident in sheet.new_ids:  # a managed id: written into the id column, no mark
                 extra = {ctx.id_col: ident}
