@@ -210,8 +210,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
         sheet's TRUE would look like a change made in the store."""
         flags = self._booleans.get(table)
         if flags is None:
-            row = self.db.execute("SELECT columns FROM _sheetsync_tables WHERE tbl = ?", (table,)).fetchone()
-            types = json.loads(row[0]) if row else {}
+            types = self.tables().get(table, {})
             flags = self._booleans[table] = tuple(f for f, t in types.items() if t == "boolean")
         for record in records.values() if flags else ():
             for f in flags:
@@ -265,7 +264,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             if old["_deleted"]:
                 self._history(table, key, None, "1", "0", "undelete", run_id, now, layout, sheet, row, actor)
         if old is None:
-            self._history(table, key, None, None, _insert_json(values), action, run_id, now, layout, sheet, row, actor)
+            self._history(table, key, None, None, encode_texts(values), action, run_id, now, layout, sheet, row, actor)
             return rev
         for f, v in changed.items():
             self._history(table, key, f, old.get(f), v, action, run_id, now, layout, sheet, row, actor)
@@ -403,10 +402,6 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
     def set_meta(self, scope: str, name: str, value: str | None) -> None:
         self.db.execute("INSERT OR REPLACE INTO _sheetsync_meta(scope, name, value) VALUES (?,?,?)",
                         (scope, name, value))
-
-
-def _insert_json(values: Mapping[str, WriteValue]) -> str:
-    return encode_texts(values)
 
 
 def _text(value: Any) -> str | None:
