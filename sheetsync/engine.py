@@ -27,7 +27,7 @@ from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
 from .model import Applied, RunResult, SheetData
-from .reconcile import AS_STORED, RowDecision, RowInput, cell_texts, insert_row, reconcile_row
+from .reconcile import AS_STORED, RowDecision, RowInput, cell_texts, creates_freely, insert_row, reconcile_row
 from .rules import compile_rules
 from .rules.prefetch import Prefetch
 from .store import Store
@@ -261,7 +261,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
-    plain = bool(keys) and not access.read_only and access.row_scope is None
+    plain = bool(keys) and creates_freely(access)  # then clean new rows are plain inserts
     decisions = {}
     for ident, res in checked.items():
         if plain and res.clean and ident not in records:  # a new row, every cell fine: most of a first sync

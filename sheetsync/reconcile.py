@@ -85,11 +85,16 @@ def reconcile_row(row: RowInput) -> RowDecision:
     return decision
 
 
+def creates_freely(access: Any) -> bool:
+    """True when a sheet under these access rules may create any new row (no read-only sheet,
+    no row scope to check the row against)."""
+    return access is None or not (access.read_only or access.row_scope is not None)
+
+
 def _plain_new(row: RowInput) -> bool:
     """A new row whose every cell is fine as typed and that the sheet may create: most rows of a
     first sync, decided without the field-by-field walk."""
-    access = row.access
-    if access is not None and (access.read_only or access.row_scope is not None):
+    if not creates_freely(row.access):
         return False
     if not row.key_fields and all(c.value in (None, "") for c in row.cells.values()):
         return False
