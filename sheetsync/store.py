@@ -18,7 +18,8 @@ from .errors import StoreError, UsageError
 from .model import WriteValue
 from .store_archive import ArchiveStoreMixin
 from .store_dedupe import DedupeStoreMixin
-from .store_state import BaseRow, Mark, SyncStateMixin, _chunks, encode_texts  # noqa: F401 (BaseRow, Mark: re-exported)
+from .store_sql import chunks, quote  # noqa: F401 (quote: re-exported)
+from .store_state import BaseRow, Mark, SyncStateMixin, encode_texts  # noqa: F401 (BaseRow, Mark: re-exported)
 
 SCHEMA_VERSION = 2
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
@@ -58,13 +59,6 @@ _MIGRATIONS: list[str] = [
     # 2: the newest history row of a table in O(log n), to tell "the store changed since" cheaply
     "CREATE INDEX _sheetsync_history_tbl ON _sheetsync_history(tbl, id);",
 ]
-
-
-def quote(identifier: str) -> str:
-    """Quote an SQL identifier taken from a layout (field or table names are untrusted text)."""
-    if "\x00" in identifier:
-        raise UsageError(f"identifier {identifier!r} contains a NUL character")
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def default_path(layout_path: Path | None = None) -> Path:
@@ -200,7 +194,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             return self._typed(table, self._fetch(sql + (" WHERE " + where[0] if where else ""), ()))
         out: dict[str, dict[str, Any]] = {}
         key_list = list(keys)
-        for chunk in _chunks(key_list, 500):
+        for chunk in chunks(key_list, 500):
             clause = " AND ".join(where + [f'"_key" IN ({",".join("?" * len(chunk))})'])
             out.update(self._fetch(f"{sql} WHERE {clause}", chunk))
         return self._typed(table, out)
@@ -230,7 +224,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
         wanted = {v for v in values if all(x not in (None, "") for x in v)}
         found: dict[tuple, list[str]] = {}
         cols = ", ".join(quote(f) for f in fields)
-        for chunk in _chunks(sorted({v[0] for v in wanted}, key=str), 500):
+        for chunk in chunks(sorted({v[0] for v in wanted}, key=str), 500):
             sql = (f'SELECT "_key", {cols} FROM {quote(table)} WHERE "_deleted" = 0 AND '
                    f'{quote(fields[0])} IN ({",".join("?" * len(chunk))})')
             for key, *vals in self.db.execute(sql, chunk):

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from .store_sql import quote
+
 #: a test on one column: (column, op, value) with op "=" (value), "in" (list), "<" (cutoff)
 Test = tuple[str, str, Any]
 _ARCHIVE_COLUMNS = (("archived_at", "REAL"), ("archive_run", "TEXT"))
-
-
-def _quote(name: str) -> str:
-    from .store import quote  # store.py imports this module first: import at call time
-    return quote(name)
 
 
 class ArchiveStoreMixin:
@@ -27,7 +24,7 @@ class ArchiveStoreMixin:
         """Live records of `table` passing every test, by key. A "<" test skips empty values."""
         where, params = ['"_deleted" = 0'], []
         for column, op, value in tests:
-            col = _quote(column)
+            col = quote(column)
             if op == "=":
                 where.append(f"{col} IS ?")
                 params.append(value)
@@ -41,7 +38,7 @@ class ArchiveStoreMixin:
                 raise ValueError(f"unknown archive test {op!r}")
         if not self._has_table(table):
             return {}
-        cur = self.db.execute(f"SELECT * FROM {_quote(table)} WHERE {' AND '.join(where)} "
+        cur = self.db.execute(f"SELECT * FROM {quote(table)} WHERE {' AND '.join(where)} "
                               'ORDER BY "_key"', params)
         names = [d[0] for d in cur.description]
         return {row[0]: dict(zip(names, row)) for row in cur}
@@ -52,20 +49,20 @@ class ArchiveStoreMixin:
 
     def ensure_archive_table(self, table: str, archive_table: str) -> None:
         """The archive table: the live table's columns (any added since too) + archived_at, run."""
-        live = [(r[1], r[2]) for r in self.db.execute(f"PRAGMA table_info({_quote(table)})")]
+        live = [(r[1], r[2]) for r in self.db.execute(f"PRAGMA table_info({quote(table)})")]
         cols = [*live, *_ARCHIVE_COLUMNS]
         with self.transaction():  # type: ignore[attr-defined]
             self.db.execute("CREATE TABLE IF NOT EXISTS _sheetsync_archives (tbl TEXT NOT NULL, "
                             "archive TEXT NOT NULL, PRIMARY KEY (tbl, archive))")
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {_quote(archive_table)} ("
-                            + ", ".join(f"{_quote(n)} {t}" for n, t in cols) + ")")
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({_quote(archive_table)})")}
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS {quote(archive_table)} ("
+                            + ", ".join(f"{quote(n)} {t}" for n, t in cols) + ")")
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({quote(archive_table)})")}
             for name, kind in cols:
                 if name not in have:
-                    self.db.execute(f"ALTER TABLE {_quote(archive_table)} ADD COLUMN "
-                                    f"{_quote(name)} {kind}")
-            self.db.execute(f"CREATE INDEX IF NOT EXISTS {_quote('_sheetsync_ix_' + archive_table)}"
-                            f" ON {_quote(archive_table)}(\"_key\")")
+                    self.db.execute(f"ALTER TABLE {quote(archive_table)} ADD COLUMN "
+                                    f"{quote(name)} {kind}")
+            self.db.execute(f"CREATE INDEX IF NOT EXISTS {quote('_sheetsync_ix_' + archive_table)}"
+                            f" ON {quote(archive_table)}(\"_key\")")
             self.db.execute("INSERT OR IGNORE INTO _sheetsync_archives(tbl, archive) VALUES (?, ?)",
                             (table, archive_table))
 
@@ -77,20 +74,20 @@ class ArchiveStoreMixin:
         now = self.clock()  # type: ignore[attr-defined]
         keys = list(keys)
         self.ensure_archive_table(table, archive_table)
-        live = [r[1] for r in self.db.execute(f"PRAGMA table_info({_quote(table)})")]
-        names = ", ".join(_quote(n) for n in live)
+        live = [r[1] for r in self.db.execute(f"PRAGMA table_info({quote(table)})")]
+        names = ", ".join(quote(n) for n in live)
         revs: dict[str, int] = {}
         with self.transaction():  # type: ignore[attr-defined]
             for key in keys:
                 cur = self.db.execute(
-                    f"INSERT INTO {_quote(archive_table)} ({names}, \"archived_at\", \"archive_run\") "
-                    f"SELECT {names}, ?, ? FROM {_quote(table)} WHERE \"_key\" = ? AND \"_deleted\" = 0",
+                    f"INSERT INTO {quote(archive_table)} ({names}, \"archived_at\", \"archive_run\") "
+                    f"SELECT {names}, ?, ? FROM {quote(table)} WHERE \"_key\" = ? AND \"_deleted\" = 0",
                     (now, run_id, key))
                 if cur.rowcount != 1:
                     continue  # deleted or archived meanwhile: nothing to move
-                self.db.execute(f'UPDATE {_quote(table)} SET "_deleted" = 1, "_rev" = "_rev" + 1, '
+                self.db.execute(f'UPDATE {quote(table)} SET "_deleted" = 1, "_rev" = "_rev" + 1, '
                                 '"_updated_at" = ? WHERE "_key" = ?', (now, key))
-                revs[key] = self.db.execute(f'SELECT "_rev" FROM {_quote(table)} WHERE "_key" = ?',
+                revs[key] = self.db.execute(f'SELECT "_rev" FROM {quote(table)} WHERE "_key" = ?',
                                             (key,)).fetchone()[0]
                 self._history(table, key, None, "0", "1", "archive", run_id, now,  # type: ignore[attr-defined]
                               layout, sheet, (rows or {}).get(key), None)
@@ -100,7 +97,7 @@ class ArchiveStoreMixin:
         """Every row of an archive table, oldest archive first (empty if it does not exist)."""
         if not self._has_table(archive_table):
             return []
-        cur = self.db.execute(f'SELECT * FROM {_quote(archive_table)} ORDER BY "archived_at", rowid')
+        cur = self.db.execute(f'SELECT * FROM {quote(archive_table)} ORDER BY "archived_at", rowid')
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur]
 
@@ -119,16 +116,16 @@ class ArchiveStoreMixin:
             return {}
         wanted = {v for v in values if all(x not in (None, "") for x in v)}
         found: dict[tuple, list[str]] = {}
-        cols = ", ".join(_quote(f) for f in fields)
+        cols = ", ".join(quote(f) for f in fields)
         firsts = sorted({v[0] for v in wanted}, key=str)
         for archive_table in archives:
-            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({_quote(archive_table)})")}
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({quote(archive_table)})")}
             if not set(fields) <= have:
                 continue
             for start in range(0, len(firsts), 500):
                 chunk = firsts[start:start + 500]
-                sql = (f'SELECT DISTINCT "_key", {cols} FROM {_quote(archive_table)} WHERE '
-                       f'{_quote(fields[0])} IN ({",".join("?" * len(chunk))})')
+                sql = (f'SELECT DISTINCT "_key", {cols} FROM {quote(archive_table)} WHERE '
+                       f'{quote(fields[0])} IN ({",".join("?" * len(chunk))})')
                 for key, *vals in self.db.execute(sql, chunk):
                     if tuple(vals) in wanted and key not in found.get(tuple(vals), []):
                         found.setdefault(tuple(vals), []).append(key)

@@ -6,7 +6,9 @@ tables are touched. Tables are created lazily, so stores made before issue 4 nee
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Mapping
+
+from .store_sql import chunks, quote
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS _sheetsync_blocks (
@@ -22,19 +24,9 @@ CREATE TABLE IF NOT EXISTS _sheetsync_pairs (
 """
 
 
-def _q(identifier: str) -> str:
-    from sheetsync.store import quote  # store.py imports this module: import late
-    return quote(identifier)
-
-
 def _ordered(a: str, b: str) -> tuple[str, str]:
     """A pair decision is about two records, not a direction: store it once, smaller key first."""
     return (a, b) if a <= b else (b, a)
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class DedupeStoreMixin:
@@ -87,9 +79,9 @@ class DedupeStoreMixin:
         if max_block is not None and wanted:
             wanted = [b for b in wanted if self._block_count(table, b) <= max_block]
         found: set[str] = set()
-        for chunk in _chunks(wanted):
+        for chunk in chunks(wanted):
             cur = self.db.execute(
-                f"SELECT DISTINCT b.record_key FROM _sheetsync_blocks b JOIN {_q(table)} t "
+                f"SELECT DISTINCT b.record_key FROM _sheetsync_blocks b JOIN {quote(table)} t "
                 f'ON t."_key" = b.record_key WHERE b.tbl = ? AND t."_deleted" = 0 AND '
                 f"b.block IN ({','.join('?' * len(chunk))})", (table, *chunk))
             found.update(k for (k,) in cur)
@@ -103,17 +95,17 @@ class DedupeStoreMixin:
         """The largest blocks (live records), so an admin sees a block key that lumps too much."""
         self.ensure_dedupe_tables()
         cur = self.db.execute(
-            f"SELECT b.block, COUNT(*) AS n FROM _sheetsync_blocks b JOIN {_q(table)} t "
+            f"SELECT b.block, COUNT(*) AS n FROM _sheetsync_blocks b JOIN {quote(table)} t "
             f'ON t."_key" = b.record_key WHERE b.tbl = ? AND t."_deleted" = 0 '
             "GROUP BY b.block ORDER BY n DESC, b.block LIMIT ?", (table, top))
         return [(b, n) for b, n in cur]
 
     def count_live(self, table: str) -> int:
-        return self.db.execute(f'SELECT COUNT(*) FROM {_q(table)} WHERE "_deleted" = 0').fetchone()[0]
+        return self.db.execute(f'SELECT COUNT(*) FROM {quote(table)} WHERE "_deleted" = 0').fetchone()[0]
 
     def sample_live(self, table: str, limit: int) -> dict[str, dict[str, Any]]:
         """Up to `limit` live records (oldest first), to fit the model on a huge table."""
-        cur = self.db.execute(f'SELECT * FROM {_q(table)} WHERE "_deleted" = 0 ORDER BY rowid LIMIT ?',
+        cur = self.db.execute(f'SELECT * FROM {quote(table)} WHERE "_deleted" = 0 ORDER BY rowid LIMIT ?',
                               (limit,))
         names = [d[0] for d in cur.description]
         return {row[0]: dict(zip(names, row)) for row in cur}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring as _escape  # the C escaper json.dumps uses
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from .model import Patch, canonical_text
+from .store_sql import chunks
 
 
 
@@ -85,7 +86,7 @@ class SyncStateMixin:
             rows = self.db.execute(sql, (layout,)).fetchall()
         else:
             rows = []
-            for chunk in _chunks(list(idents), 500):
+            for chunk in chunks(list(idents), 500):
                 rows += self.db.execute(sql + f" AND ident IN ({','.join('?' * len(chunk))})",
                                         (layout, *chunk)).fetchall()
         out = {}
@@ -163,7 +164,7 @@ class SyncStateMixin:
         opened = {(p["ident"], p["field"], p["code"]): p["opened"] for p in self.problems(layout)}
         with_open = {i for i, _, _ in opened}
         idents = [i for i in idents if i in with_open]  # a first sync of 100k rows deletes nothing
-        for chunk in _chunks(idents, 500):
+        for chunk in chunks(idents, 500):
             self.db.execute(f"DELETE FROM _sheetsync_problems WHERE layout = ? AND ident IN "
                             f"({','.join('?' * len(chunk))})", (layout, *chunk))
         now = self.clock()
@@ -204,7 +205,3 @@ class SyncStateMixin:
     def drop_outbox(self, ids: Iterable[int]) -> None:
         self.db.executemany("DELETE FROM _sheetsync_outbox WHERE id = ?", [(i,) for i in ids])
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -1,0 +1,20 @@
+"""The two SQL helpers every part of the store uses: quoting an identifier taken from a layout,
+and cutting long key lists into IN (...) chunks SQLite accepts."""
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+from .errors import UsageError
+
+
+def quote(identifier: str) -> str:
+    """Quote an SQL identifier taken from a layout (field or table names are untrusted text)."""
+    if "\x00" in identifier:
+        raise UsageError(f"identifier {identifier!r} contains a NUL character")
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """`items` in slices of at most `size` (one IN (...) list of bound values each)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
