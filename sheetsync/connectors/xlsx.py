@@ -49,8 +49,9 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     return header, rows
 
 
-def _put_errors(grid: list[list[CellValue]], zf: Any, sheet: str, where: str) -> None:
-    """Error cells (#REF!, #N/A) into the grid as CellError, where calamine left them empty."""
+def _put_errors(grid: list[list[CellValue]], zf: Any, sheet: str, where: str) -> str | None:
+    """Error cells (#REF!, #N/A) into the grid as CellError, where calamine left them empty.
+    Returns the sheet's part in the zip (None when it has none), which the notes read too."""
     try:
         part = sheet_part(zf, sheet)
         errors = error_cells(zf, part) if part else {}
@@ -67,6 +68,7 @@ def _put_errors(grid: list[list[CellValue]], zf: Any, sheet: str, where: str) ->
         line = grid[row - 1]
         line.extend([None] * (col - len(line)))
         line[col - 1] = CellError(text)
+    return part
 
 
 def _used_width(row: Sequence[CellValue]) -> int:
@@ -154,11 +156,11 @@ class XlsxConnector(LocalFile):
         data = read_bytes(self.path)
         zf = open_zip(data, self._where())
         name, grid = self._calamine_grid(data)
-        _put_errors(grid, zf, name, self._where(name))
+        part = _put_errors(grid, zf, name, self._where(name))
         header, rows = rows_from_grid(grid, self.header_row, self.totals_row, self._where(name))
         return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),
                          header_row=self.header_row, source=str(self.path),
-                         marks=self._marks(zf, name), meta={"kind": "xlsx"})
+                         marks=self._marks(zf, name, part), meta={"kind": "xlsx"})
 
     def _calamine_grid(self, data: bytes) -> tuple[str, list[list[CellValue]]]:
         import python_calamine as pc
@@ -176,9 +178,9 @@ class XlsxConnector(LocalFile):
             raise SourceError(f"cannot read the workbook: {exc}", where=self._where(self.sheet),
                               hint="open it in Excel and save it again as .xlsx") from None
 
-    def _marks(self, zf: Any, sheet: str) -> dict[tuple[int, int], str]:
+    def _marks(self, zf: Any, sheet: str, sheet_xml: str | None) -> dict[tuple[int, int], str]:
         try:
-            part = sheet_comments_part(zf, sheet)
+            part = sheet_comments_part(zf, sheet_xml)
             comments = read_comments(zf, part) if part else {}
         except Exception as exc:  # defusedxml's refusals, ParseError: an untrusted part
             raise SourceError(f"the workbook's notes cannot be read safely ({type(exc).__name__})",

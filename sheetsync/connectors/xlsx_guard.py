@@ -153,10 +153,10 @@ def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
     return out
 
 
-def sheet_comments_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
-    """The zip path of the comments part of worksheet `sheet`, via workbook.xml and the rels."""
+def sheet_comments_part(zf: zipfile.ZipFile, target: str | None) -> str | None:
+    """The zip path of the comments part of the worksheet part `target` (see sheet_part), via
+    that part's rels."""
     names = set(zf.namelist())
-    target = sheet_part(zf, sheet)
     if not target:
         return None
     folder, base = posixpath.split(target)
