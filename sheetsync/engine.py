@@ -52,6 +52,7 @@ class RunContext:
     landed: tuple = ()
     id_col: int | None = None
     full: bool = False
+    problems: list | None = None  # the open problems as the run left them (read once, at its end)
 
     @property
     def name(self) -> str:
@@ -128,17 +129,17 @@ def _leased_run(ctx: RunContext, started: float) -> None:
             now_calls = run_support.calls(ctx.connector)
             result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
         result.seconds = time.perf_counter() - started
-        _finish(store, name, holder, result)
+        _finish(store, name, holder, result, ctx.problems)
 
 
-def _finish(store: Store, name: str, holder: str, result: RunResult) -> None:
+def _finish(store: Store, name: str, holder: str, result: RunResult, problems: list | None) -> None:
     """Record the run (with the data-quality numbers the report charts) and release the lease;
     if even that fails (a full disk), the lease expires by itself and the error that ended the
     run is the one reported."""
     try:
         with store.transaction():
             store.finish_run(result.run_id, result.outcome,
-                             {**result.to_json(), **report_mod.quality_stats(store, name)}, result.message)
+                             {**result.to_json(), **report_mod.quality_stats(store, name, problems)}, result.message)
         store.release_lease(name, holder)
     except SheetsyncError as exc:
         log.error("could not record run %s: %s", result.run_id, exc)
@@ -151,7 +152,8 @@ def _run(ctx: RunContext) -> None:
     if not ctx.full and run_support.source_unchanged(ctx):
         ctx.result.unchanged = ctx.store.base_count(ctx.name)
         ctx.result.message = "source unchanged since the last run; rows not compared"
-        if ctx.store.problems(ctx.name):
+        ctx.problems = ctx.store.problems(ctx.name)
+        if ctx.problems:
             ctx.result.outcome = "problems"
         return
     ctx.hook("read")
@@ -182,8 +184,8 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("finish")
     run_support.remember_source_state(ctx, landed)
     run_support.snapshot(ctx, data)
-    problems = ctx.store.problems(ctx.name)
-    if ctx.result.outcome == "ok" and problems:
+    ctx.problems = ctx.store.problems(ctx.name)
+    if ctx.result.outcome == "ok" and ctx.problems:
         ctx.result.outcome = "problems"
 
 
