@@ -96,22 +96,13 @@ class RowChecker:
                      Required.from_column(column, layout), rules, plain)
 
     def normalise(self, field: str, raw: CellValue) -> CellResult:
-        """One cell, no cross-field checks. Every distinct value is worked out once a run: cities,
-        tiers and dates repeat, and a key normalised to identify its row is not redone to check it."""
-        memo = self._memo[field]
-        by_value = memo.get(raw.__class__)
-        if by_value is None:
-            by_value = memo[raw.__class__] = {}
-        try:
-            return by_value[raw]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable value from a custom connector: not memoised
-            return self._unmemoised(field, raw)
-        return self._remember(field, by_value, raw)
+        """One cell, no cross-field checks (memoised as every cell of a run is: see column)."""
+        return self.column(field, (raw,))[0]
 
     def column(self, field: str, raws: Sequence[CellValue]) -> list[CellResult]:
-        """normalise() down one column: the per-cell cost of a first sync is one dict lookup."""
+        """Every cell of one column. Each distinct value is worked out once a run (cities, tiers
+        and dates repeat; a key normalised to identify its row is not redone to check it), so the
+        per-cell cost of a first sync is one dict lookup."""
         memo = self._memo[field]
         classes = set(map(type, raws))
         if len(classes) == 1:  # one type of value (a CSV's text): one C-level pass of lookups
@@ -248,8 +239,10 @@ class RowChecker:
         return _result(field, raw, value, changed)
 
     def check(self, row: Mapping[str, CellValue]) -> RowResult:
-        """Every layout field of one row (missing fields count as empty), cross-field rules too."""
-        return self._cross_checks({f: self.normalise(f, row.get(f)) for f in self.fields})
+        """Every layout field of one row (missing fields count as empty), cross-field rules too:
+        check_rows for a single row given as field -> cell."""
+        fields = self.fields
+        return self.check_rows([tuple(row.get(f) for f in fields)], {f: i for i, f in enumerate(fields)})[0]
 
     def _cross_checks(self, cells: dict[str, CellResult]) -> RowResult:
         values = {f: c.value for f, c in cells.items() if c.outcome != "invalid"}
