@@ -81,7 +81,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
                 p.touch(mode=0o600)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._enter_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB: index inserts of big first syncs
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -100,6 +100,25 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _enter_wal(self, wait: float = 30.0) -> None:
+        """Switch to WAL, retrying while another opener holds the file.
+
+        Changing the journal mode takes an exclusive lock without calling SQLite's busy
+        handler, so two processes opening a brand-new store at once would otherwise see
+        "database is locked" at once instead of waiting their turn.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -152,6 +152,34 @@ def test_new_store_file_is_private_and_migrated(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def _open_after(barrier, path, errors) -> None:
+    barrier.wait()
+    try:
+        Store(path).close()
+    except StoreError as exc:
+        errors.put(str(exc))
+
+
+def test_processes_opening_a_new_store_at_once_all_wait_their_turn(tmp_path):
+    # switching a new file to WAL takes its lock without SQLite's busy handler; CI saw the
+    # loser of that race fail with "database is locked" instead of waiting
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.SimpleQueue()
+    for trial in range(8):
+        path = str(tmp_path / f"s{trial}.db")
+        barrier = ctx.Barrier(4)
+        procs = [ctx.Process(target=_open_after, args=(barrier, path, errors)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * 4
+        assert errors.empty(), errors.get()
+        assert Store(path).db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_a_newer_store_schema_is_refused(tmp_path):
     path = tmp_path / "s.db"
     sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
