@@ -144,3 +144,18 @@ def test_serve_runs_in_the_foreground_from_a_seed_file(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_stop_ends_the_threads_of_idle_keep_alive_connections():
+    # a client that keeps its connection open left a handler thread waiting after stop(), and a
+    # stray thread makes the next test's process unsafe to fork (rules/prefetch.py refuses to)
+    import threading
+
+    before = set(threading.enumerate())
+    server = SheetsEmulator().start()
+    server.add_spreadsheet("book", {"Sheet1": [["a"]]})
+    session = requests.Session()
+    assert session.get(f"{server.url}/v4/spreadsheets/book").status_code == 200
+    server.stop()
+    assert set(threading.enumerate()) <= before
+    session.close()

@@ -42,6 +42,7 @@ class SheetsEmulator:
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._connections: dict[socket.socket, threading.Thread] = {}  # open ones: closed by stop()
 
     # --- lifecycle -----------------------------------------------------------------------
     @property
@@ -56,8 +57,22 @@ class SheetsEmulator:
         return self
 
     def stop(self) -> None:
+        """Stop serving and end every connection's thread: a client's idle keep-alive socket
+        would otherwise keep its handler thread waiting, and a process with a stray thread may
+        not fork (rules/prefetch.py refuses to)."""
         self._server.shutdown()
+        with self.lock:
+            open_now = dict(self._connections)
+        for sock in open_now:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in open_now.values():
+            thread.join(5)
         self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
 
     def __enter__(self) -> "SheetsEmulator":
         return self.start()
@@ -183,6 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read counters instead
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.emulator.lock:
+            self.emulator._connections[self.connection] = threading.current_thread()
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.emulator.lock:
+                self.emulator._connections.pop(self.connection, None)
 
     def do_GET(self) -> None:
         self._serve("GET")
