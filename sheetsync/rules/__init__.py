@@ -115,6 +115,8 @@ class RowChecker:
             except TypeError:  # unhashable values: the loop below copes
                 pass
             else:
+                if None not in out:  # every value known (warmed, or a prefetch child's): no loop
+                    return out
                 get = by_value.get
                 for i, result in enumerate(out):
                     if result is None:  # not known before this column: maybe since a row above
