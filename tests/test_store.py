@@ -207,6 +207,42 @@ def test_encode_texts_is_json_dumps_byte_for_byte():
         assert json.loads(encode_texts(texts)) == json.loads(expected)
 
 
+def test_encode_columns_is_encode_texts_of_each_row():
+    from sheetsync.store_state import encode_columns, encode_texts
+    columns = {"a%b": ["100%s", None, "x"], 'é"k': ["\n\x00中\u2028", "y", None], "n": [1, 2.5, True]}
+    rows = [dict(zip(columns, r)) for r in zip(*columns.values())]
+    assert encode_columns(columns, 3) == [encode_texts(r) for r in rows]
+    assert encode_columns({}, 2) == ["{}", "{}"]
+
+
+def test_insert_records_writes_each_record_with_one_full_history_row():
+    store = Store(clock=Clock(5.0))
+    store.ensure_table("t", {"name": "string", "n": "integer", "vip": "boolean"})
+    with store.transaction():
+        store.insert_records("t", ["A", "B"], {"name": ["Ann", "Bo"], "n": [1, None], "vip": [True, False]},
+                             [2, 7], run_id="r1", layout="lay", sheet="S")
+    records = store.records("t")
+    assert (records["A"]["name"], records["A"]["n"], records["A"]["vip"], records["A"]["_rev"]) == ("Ann", 1, True, 1)
+    assert records["B"]["n"] is None and records["B"]["vip"] is False and records["B"]["_source"] == "lay"
+    history = store.history("t", "B")
+    assert {(h["field"], h["new"]) for h in history} == {("name", "Bo"), ("vip", "False")}  # empty n left out
+    assert {(h["action"], h["run_id"], h["sheet"], h["row"], h["at"]) for h in history} == {("insert", "r1", "S", 7, 5.0)}
+
+
+def test_inserted_base_rows_rest_on_their_records():
+    store = Store()
+    store.ensure_table("t", {"name": "string"})
+    with store.transaction():
+        store.insert_records("t", ["A"], {"name": ["Ann"]}, [2], run_id="r1")
+        store.put_inserted_base("lay", "t", ["A"], ["h1"], [2])
+    (base,) = store.base("lay").values()
+    assert (base.hash, base.row, base.rev, base.sheet) == ("h1", 2, 1, None)
+    assert base.resolve(store.records("t")["A"]).sheet == {"name": "Ann"}
+    with store.transaction():  # a change in the store writes the agreed values out first
+        store.write_record("t", "A", {"name": "Anna"}, action="update", run_id="r2")
+    assert store.base("lay")["A"].sheet == {"name": "Ann"}
+
+
 def test_a_derived_base_row_is_written_out_before_its_record_changes():
     store = Store()
     store.ensure_table("t", {"id": "string", "n": "integer", "ok": "boolean"})
