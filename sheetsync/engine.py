@@ -27,7 +27,7 @@ from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
 from .model import Applied, RunResult, SheetData
-from .reconcile import AS_STORED, RowDecision, RowInput, cell_texts, creates_freely, insert_row, reconcile_row
+from .reconcile import AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, insert_row, reconcile_row
 from .rules import compile_rules
 from .rules.prefetch import Prefetch
 from .store import Store
@@ -175,10 +175,10 @@ def _run(ctx: RunContext) -> None:
                                              {i: r.valid for i, r in checked.items() if i not in sheet.key_clash})
     dupes = dedupe_sync.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
-    decisions = _reconcile(ctx, sheet, checked, dupes)
+    decisions, new = _reconcile(ctx, sheet, checked, dupes)
     del checked, checker, dupes, fuzzy  # ~100 MB at 100k rows, reused by the commit's rows
     ctx.hook("commit")
-    planned, report = commit(ctx, data, sheet, cols, decisions)
+    planned, report = commit(ctx, data, sheet, cols, decisions, new)
     ctx.hook("apply")
     landed = _apply(ctx, planned, report, data.fingerprint)
     ctx.hook("finish")
@@ -255,7 +255,8 @@ def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
     return sorted([*sheet.changed, *extra], key=lambda i: sheet.rows[i])
 
 
-def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> dict[str, RowDecision]:
+def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> tuple[dict[str, RowDecision], NewRows]:
+    """Step 7: a decision for each checked row; brand-new clean rows go as one NewRows batch."""
     layout = ctx.layout
     records = ctx.records = ctx.store.records(layout.table, checked)
     bases = ctx.store.base(ctx.name, [i for i in checked if i in sheet.base])
@@ -264,8 +265,16 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
     plain = bool(keys) and creates_freely(access)  # then clean new rows are plain inserts
+    batch = []
+    if plain:  # never seen (no base: no marks, no problems to close), nothing to add to them
+        batch = [i for i, r in checked.items() if r.clean and i not in records and i not in sheet.base
+                 and i not in dupes and i not in sheet.key_clash and i not in sheet.new_ids]
+    new = NewRows.of(batch, [checked[i].cells for i in batch])
+    batched = set(batch)
     decisions = {}
     for ident, res in checked.items():
+        if ident in batched:
+            continue
         if plain and res.clean and ident not in records:  # a new row, every cell fine: most of a first sync
             d = insert_row(ident, res.cells)
         else:
@@ -286,7 +295,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
             if d.base_sheet is AS_STORED:  # nothing stored: the base is the sheet's text alone
                 d.base_sheet, d.base_store = cell_texts(res.cells), {}
         decisions[ident] = d
-    return decisions
+    return decisions, new
 
 
 def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str | None:

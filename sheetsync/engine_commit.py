@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from . import dedupe_sync
 from . import report as report_mod
 from .model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash
-from .reconcile import AS_STORED, RowDecision
+from .reconcile import AS_STORED, NewRows, RowDecision
 from .store import BaseRow
 from .sync_rows import SheetIndex
 from .writeback import RowPlace, clear_stray, live_marks, plan_row
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 
 def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str, int],
-           decisions: dict[str, RowDecision]) -> tuple[list, Any]:
-    """Step 8: records, history, problems, base, marks, outbox: one transaction."""
+           decisions: dict[str, RowDecision], new: NewRows | None = None) -> tuple[list, Any]:
+    """Step 8: records, history, problems, base, marks, outbox: one transaction. `new`: brand-new
+    clean rows, inserted column-wise with their base (no marks, writes or problems)."""
+    new = new or NewRows()
     layout, store, res = ctx.layout, ctx.store, ctx.result
     notes = ctx.connector.capabilities.notes
     col1 = {f: i + 1 for f, i in cols.items()}
@@ -32,6 +34,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
     with store.transaction():
         store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
         revs = _write(ctx, sheet, decisions, data.sheet)
+        _insert_new(ctx, sheet, new, data.sheet)
         for ident, d in decisions.items():
             rev = revs.get(ident)
             if d.marks or d.writes or ident in marked:
@@ -54,9 +57,9 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
             marks.update({k: None for k in existing if k[0] == ident})
-        dedupe_sync.index_rows(store, layout, [i for i, d in decisions.items() if not d.held_back],
+        dedupe_sync.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
                                deleted=sheet.deleted)
-        store.replace_problems(ctx.name, list(decisions) + list(sheet.deleted), problems, res.run_id)
+        store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted], problems, res.run_id)
         store.relocate(ctx.name, sheet.moved)
         store.put_base(ctx.name, base, removed=sheet.deleted, table=layout.table)
         if notes:
@@ -99,6 +102,17 @@ def _write(ctx: "RunContext", sheet: SheetIndex, decisions: dict[str, RowDecisio
     revs.update(ctx.store.write_many(ctx.layout.table, items, run_id=ctx.result.run_id,
                                      layout=ctx.name, sheet=sheet_name))
     return revs
+
+
+def _insert_new(ctx: "RunContext", sheet: SheetIndex, new: NewRows, sheet_name: str) -> None:
+    """The NewRows batch: its records with their history, and base rows resting on them."""
+    if not new.idents:
+        return
+    rows = [sheet.rows[i] for i in new.idents]
+    ctx.store.insert_records(ctx.layout.table, new.idents, new.columns, rows, run_id=ctx.result.run_id,
+                             layout=ctx.name, sheet=sheet_name)
+    ctx.store.put_inserted_base(ctx.name, ctx.layout.table, new.idents, [sheet.hashes[i] for i in new.idents], rows)
+    ctx.result.inserted += len(new.idents)
 
 
 def _cell_text(values: tuple, index: int) -> str:

@@ -49,3 +49,31 @@ def test_a_clean_row_given_a_managed_id_keeps_a_derived_base_hashed_with_its_id(
     assert store.db.execute(DERIVED).fetchone()[0] == 3
     again = run(loaded, book, store, full=True)  # rows now carry their ids: hashes must match
     assert (again.unchanged, again.updated, again.inserted, again.patches_applied) == (3, 0, 0, 0)
+
+
+def test_new_rows_in_a_batch_beside_rows_that_need_a_decision(tmp_path):
+    # clean brand-new rows are inserted column-wise; a correction, a duplicate, an invalid cell and
+    # a held-back row beside them still get their marks, problems and base, and the row held back
+    # (it has a base and marks now) takes the per-row way once fixed, which clears its marks
+    columns = {**COLUMNS, "vip": {"header": "VIP", "type": "boolean", "required": True}}
+    loaded = layout(tmp_path, key="name", columns=columns, dedupe={"exact": [["email"]]})
+    rows = [["Ann", "ann@example.cn", True], ["Bo", " BO@Example.cn ", False], ["Cy", "ann@example.cn", True],
+            ["Di", "not an email", False], ["Gus", "x@example.cn", None], ["Ed", None, True]]
+    book = MemoryBook(header=["Name", "Email", "VIP"], rows=rows, name="p")
+    store = Store(tmp_path / "s.db")
+    first = run(loaded, book, store)
+    assert (first.inserted, first.corrected, first.duplicates, first.held_back) == (5, 1, 1, 1)
+    records = store.records("people")
+    assert sorted(records) == ["Ann", "Bo", "Cy", "Di", "Ed"] and records["Ann"]["vip"] is True
+    assert records["Bo"]["email"] == "bo@example.cn" and records["Di"]["email"] is None
+    assert {(h["field"], h["row"]) for h in store.history("people", "Ed")} == {("name", 7), ("vip", 7)}
+    assert book.get(3, 2) == "bo@example.cn"
+    assert {(p["ident"], p["code"]) for p in store.problems("p")} >= {("Cy", "duplicate"), ("Gus", "held_back")}
+    assert (6, 3) in book.fills
+    assert store.db.execute(DERIVED).fetchone()[0] == 3  # Ann and Ed (the batch), Cy (a duplicate: per row)
+    book.set(6, 3, True)
+    fixed = run(loaded, book, store)
+    assert fixed.inserted == 1 and store.records("people")["Gus"]["vip"] is True
+    assert not [p for p in store.problems("p") if p["ident"] == "Gus"] and (6, 3) not in book.fills
+    again = run(loaded, book, store, full=True)
+    assert (again.updated, again.inserted, again.patches_applied) == (0, 0, 0)
