@@ -37,29 +37,6 @@ _PUT_BASE = ("INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, s
              "VALUES (?,?,?,?,?,?,?)")
 
 
-def encode_columns(columns: Mapping[str, Sequence[Any]], n: int) -> list[str]:
-    """encode_texts of each of `n` rows given column by column (field -> values), byte for byte.
-
-    A row without empty values is one %-format of escapes worked out a column at a time at C
-    speed; the few rows with an empty value (left out of their text) go through encode_texts."""
-    if not columns:
-        return ["{}"] * n
-    holes: set[int] = set()
-    escaped = []
-    for values in columns.values():
-        if None in values:
-            holes.update(i for i, v in enumerate(values) if v is None)
-            escaped.append([_escape(str(v)) for v in values])
-        else:
-            escaped.append(list(map(_escape, map(str, values))))
-    keys = tuple(columns)
-    template = "{" + ", ".join(_escape(k).replace("%", "%%") + ": %s" for k in keys) + "}"
-    out = list(map(template.__mod__, zip(*escaped)))
-    for i in holes:
-        out[i] = encode_texts({k: values[i] for k, values in zip(keys, columns.values())})
-    return out
-
-
 class BaseRow(NamedTuple):
     """What sheet and store agreed on for one row at the end of the last run (a NamedTuple: a
     resync builds one per row, and tuples are several times cheaper than frozen dataclasses).

@@ -207,26 +207,22 @@ def test_encode_texts_is_json_dumps_byte_for_byte():
         assert json.loads(encode_texts(texts)) == json.loads(expected)
 
 
-def test_encode_columns_is_encode_texts_of_each_row():
-    from sheetsync.store_state import encode_columns, encode_texts
-    columns = {"a%b": ["100%s", None, "x"], 'é"k': ["\n\x00中\u2028", "y", None], "n": [1, 2.5, True]}
-    rows = [dict(zip(columns, r)) for r in zip(*columns.values())]
-    assert encode_columns(columns, 3) == [encode_texts(r) for r in rows]
-    assert encode_columns({}, 2) == ["{}", "{}"]
-
-
 def test_insert_records_writes_each_record_with_one_full_history_row():
     store = Store(clock=Clock(5.0))
-    store.ensure_table("t", {"name": "string", "n": "integer", "vip": "boolean"})
+    odd = "it's'); DROP TABLE t; --"  # a field name is untrusted text, here a JSON key in SQL
+    store.ensure_table("t", {"name": "string", "n": "integer", "vip": "boolean", odd: "string"})
     with store.transaction():
-        store.insert_records("t", ["A", "B"], {"name": ["Ann", "Bo"], "n": [1, None], "vip": [True, False]},
+        store.insert_records("t", ["A", "B"], {"name": ["Ann", "Bo"], "n": [1, None], "vip": [True, False],
+                                               odd: ['"x"\n中', None]},
                              [2, 7], run_id="r1", layout="lay", sheet="S")
     records = store.records("t")
     assert (records["A"]["name"], records["A"]["n"], records["A"]["vip"], records["A"]["_rev"]) == ("Ann", 1, True, 1)
     assert records["B"]["n"] is None and records["B"]["vip"] is False and records["B"]["_source"] == "lay"
     history = store.history("t", "B")
-    assert {(h["field"], h["new"]) for h in history} == {("name", "Bo"), ("vip", "False")}  # empty n left out
+    assert {(h["field"], h["new"]) for h in history} == {("name", "Bo"), ("vip", "False")}  # empty ones left out
     assert {(h["action"], h["run_id"], h["sheet"], h["row"], h["at"]) for h in history} == {("insert", "r1", "S", 7, 5.0)}
+    assert {h["field"]: h["new"] for h in store.history("t", "A")} == {"name": "Ann", "n": "1", "vip": "True",
+                                                                       odd: '"x"\n中'}
 
 
 def test_inserted_base_rows_rest_on_their_records():

@@ -1,4 +1,4 @@
-"""store_sql.py: identifiers from layouts are quoted, never trusted; long key lists are chunked."""
+"""store_sql.py: names from layouts are quoted, never trusted; long key lists are chunked."""
 from __future__ import annotations
 
 import sqlite3
@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from sheetsync.errors import UsageError
-from sheetsync.store_sql import chunks, quote
+from sheetsync.store_sql import chunks, literal, quote
 
 
 def test_quote_makes_any_name_one_identifier_and_refuses_nul():
@@ -16,6 +16,14 @@ def test_quote_makes_any_name_one_identifier_and_refuses_nul():
     assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == [name]
     with pytest.raises(UsageError):
         quote("a\x00b")
+
+
+def test_literal_makes_any_text_one_string_and_refuses_nul():
+    db = sqlite3.connect(":memory:")
+    for text in ["it's", "'); DROP TABLE t; --", "", "中\n\\"]:
+        assert db.execute(f"SELECT {literal(text)}").fetchone() == (text,)
+    with pytest.raises(UsageError):
+        literal("a\x00b")
 
 
 def test_chunks_cover_every_item_once_in_order():
