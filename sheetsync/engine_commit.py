@@ -1,8 +1,9 @@
 """Step 8 of a run: records, history, problems, base rows, marks and the outbox of sheet
 patches, all in one SQLite transaction (engine.py runs the steps; this is the biggest one).
 
-A plain new row (reconcile.AS_STORED) takes the short way: one record, one history row, and a
-base row that keeps no copy of the values.
+Brand-new clean rows (reconcile.NewRows, most of a first sync) go in column by column: records,
+one history row each, and base rows that keep no copy of the values. Every other row has its
+RowDecision worked through here.
 """
 from __future__ import annotations
 
