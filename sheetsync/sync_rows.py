@@ -7,7 +7,9 @@ the read itself.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, Callable, Mapping
 
 from .errors import SourceError
@@ -148,13 +150,15 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
         if tuples:  # archived records still match new rows: a returning customer is no new one
             for vals, keys in store.archived_matches(layout.table, fields, tuples.values()).items():
                 stored.setdefault(vals, []).extend(k for k in keys if k not in stored.get(vals, []))
+        # the usual row (nobody else holds its key) is left out at C speed: 100k new rows, no loop
+        counts = Counter(tuples.values())
+        shared = {v for v, n in counts.items() if n > 1}.union(v for v, keys in stored.items() if keys)
         batch: dict[tuple, list[str]] = {}
-        for ident, vals in tuples.items():
-            batch.setdefault(vals, []).append(ident)
+        for ident in compress(tuples, map(shared.__contains__, tuples.values())) if shared else ():
+            batch.setdefault(tuples[ident], []).append(ident)
         reason = "same " + ", ".join(fields)
-        for ident, vals in tuples.items():
-            if not stored.get(vals) and len(batch[vals]) == 1:
-                continue  # the usual row: nobody else holds this key
+        for ident in [i for idents in batch.values() for i in idents]:
+            vals = tuples[ident]
             # of two rows of this sheet only the later one is flagged, pointing at the earlier one
             # (so editing the earlier row does not flag it too); records not in the sheet count
             row = sheet.rows.get(ident, 0)
