@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from .store_sql import quote
+from .store_sql import chunks, quote
 
 #: a test on one column: (column, op, value) with op "=" (value), "in" (list), "<" (cutoff)
 Test = tuple[str, str, Any]
@@ -122,8 +122,7 @@ class ArchiveStoreMixin:
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({quote(archive_table)})")}
             if not set(fields) <= have:
                 continue
-            for start in range(0, len(firsts), 500):
-                chunk = firsts[start:start + 500]
+            for chunk in chunks(firsts, 500):
                 sql = (f'SELECT DISTINCT "_key", {cols} FROM {quote(archive_table)} WHERE '
                        f'{quote(fields[0])} IN ({",".join("?" * len(chunk))})')
                 for key, *vals in self.db.execute(sql, chunk):
