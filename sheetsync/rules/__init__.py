@@ -229,14 +229,14 @@ class RowChecker:
         except Invalid as bad:
             rule = plan.type_rule
             return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
-        value_text = value if value.__class__ is str else canonical_text(value)
+        value_text = canonical_text(value)
         if value_text != text:
             changed.append(plan.type_rule.name)
         if plan.constraints:
             problems = [p for r in plan.constraints if (p := r.check(value, plan.ctx))]
             if problems:
                 return _invalid(field, raw, *problems)
-        if value_text == (raw if raw.__class__ is str else canonical_text(raw)):
+        if value_text == canonical_text(raw):
             return CellResult(field, raw, value, "ok")
         return _result(field, raw, value, changed)
 
