@@ -22,10 +22,9 @@ if TYPE_CHECKING:
 
 
 def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str, int],
-           decisions: dict[str, RowDecision], new: NewRows | None = None) -> tuple[list, Any]:
+           decisions: dict[str, RowDecision], new: NewRows) -> tuple[list, Any]:
     """Step 8: records, history, problems, base, marks, outbox: one transaction. `new`: brand-new
     clean rows, inserted column-wise with their base (no marks, writes or problems)."""
-    new = new or NewRows()
     layout, store, res = ctx.layout, ctx.store, ctx.result
     notes = ctx.connector.capabilities.notes
     col1 = {f: i + 1 for f, i in cols.items()}

@@ -129,6 +129,7 @@ class NewRows:
         fields = list(cells[0]) if cells else []
         return cls(idents, {f: list(map(_value, map(itemgetter(f), cells))) for f in fields})
 
+
 #: counts of a plain insert: nothing corrected, invalid, conflicting, protected or pushed
 NO_COUNTS: Mapping[str, int] = MappingProxyType({"corrected": 0, "invalid": 0, "conflicts": 0, "protected": 0,
                                                  "pushed": 0})
@@ -178,7 +179,6 @@ def _refuse_new_row(decision: RowDecision, row: RowInput) -> RowDecision:
     decision.mark(field_name, "protected", {"code": code, **params})
     decision.base_sheet = {n: canonical_text(c.raw) for n, c in row.cells.items()}
     return decision
-
 
 
 def _invalid(decision: RowDecision, row: RowInput, name: str, cell: Any, live: bool) -> None:

@@ -16,7 +16,6 @@ from .model import Patch, canonical_text
 from .store_sql import chunks
 
 
-
 def encode_texts(texts: Mapping[str, Any]) -> str:
     """json.dumps(texts, ensure_ascii=False) of a flat dict of text (values that are not str go
     through str(); None values are left out), byte for byte. Run for every row a sync inserts, so

@@ -174,9 +174,9 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
 def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Mapping[str, Any]) -> list[str]:
     """Unchanged rows further down the sheet that share an exact key with a checked row: they are
     the ones to flag (the later row of a pair is), so the run must check them too."""
-    found: set[str] = set()
     if not sheet.unchanged:  # every row is checked already (a first sync): no lookups needed
         return []
+    found: set[str] = set()
     for fields in layout.dedupe.exact:
         tuples = _key_values(checked, fields)
         stored = store.find_by_values(layout.table, fields, tuples.values()) if tuples else {}
