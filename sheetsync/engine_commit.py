@@ -109,9 +109,9 @@ def _insert_new(ctx: "RunContext", sheet: SheetIndex, new: NewRows, sheet_name: 
     if not new.idents:
         return
     rows = [sheet.rows[i] for i in new.idents]
-    ctx.store.insert_records(ctx.layout.table, new.idents, new.columns, rows, run_id=ctx.result.run_id,
-                             layout=ctx.name, sheet=sheet_name)
-    ctx.store.put_inserted_base(ctx.name, ctx.layout.table, new.idents, [sheet.hashes[i] for i in new.idents], rows)
+    after = ctx.store.insert_records(ctx.layout.table, new.idents, new.columns, rows, run_id=ctx.result.run_id,
+                                     layout=ctx.name, sheet=sheet_name)
+    ctx.store.put_inserted_base(ctx.name, ctx.layout.table, [sheet.hashes[i] for i in new.idents], after)
     ctx.result.inserted += len(new.idents)
 
 

@@ -25,6 +25,7 @@ from .store_state import BaseRow, Mark, SyncStateMixin, encode_texts  # noqa: F4
 SCHEMA_VERSION = 2
 _SQL_TYPES = {"integer": "INTEGER", "number": "REAL", "boolean": "INTEGER"}
 _RESERVED = {"_key", "_rev", "_deleted", "_created_at", "_updated_at", "_source"}
+_ROWID_NAMES = {"rowid", "oid", "_rowid_"}  # a column of one of these names would hide the rowid
 
 _MIGRATIONS: list[str] = [
     # 1: the bookkeeping tables
@@ -175,7 +176,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
 
     def ensure_table(self, table: str, fields: Mapping[str, str]) -> None:
         """Create the table (or add new columns). `fields` maps field name -> layout type."""
-        bad = _RESERVED.intersection(fields)
+        bad = _RESERVED.intersection(fields) | {f for f in fields if f.lower() in _ROWID_NAMES}
         if bad or table.startswith("_sheetsync"):
             raise UsageError(f"names reserved by sheetsync: {sorted(bad) or table}",
                              hint="rename the column or table in the layout")
@@ -311,23 +312,33 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
 
     def insert_records(self, table: str, keys: Sequence[str], columns: Mapping[str, Sequence[WriteValue]],
                        rows: Sequence[int | None], *, run_id: str | None, layout: str | None = None,
-                       sheet: str | None = None, actor: str | None = None) -> None:
+                       sheet: str | None = None, actor: str | None = None) -> int:
         """New records given column by column (field -> values in `keys` order; `rows`: each one's
         sheet row), each with one "insert" history row holding all its values as texts (expanded
-        by `history`). Column-wise, and the history's JSON built by SQLite from the same bound
-        texts, so the 100k rows of a first sync cost C-level passes, not a dict and a JSON
-        encoding each."""
-        now, n = self.clock(), len(keys)
+        by `history`). Returns the id before the first of those history rows (put_inserted_base).
+
+        The records go in at explicit rowids, so one INSERT ... SELECT can read them back and
+        have SQLite build each history row and its JSON: 100k rows of a first sync cost one
+        executemany, not two, and no dict or JSON encoding each."""
+        n = len(keys)
+        now, table_sql = self.clock(), quote(table)
+        first = self.db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table_sql}").fetchone()[0]
+        after = self.db.execute("SELECT coalesce(max(id), 0) FROM _sheetsync_history").fetchone()[0]
         names = ["_key", *columns, "_created_at", "_updated_at", "_source"]
-        self.db.executemany(f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in names)}) "
-                            f"VALUES ({', '.join('?' * len(names))})",
-                            zip(keys, *columns.values(), repeat(now, n), repeat(now, n), repeat(layout, n)))
-        values = f"json_object({', '.join(literal(f) + ', ?' for f in columns)})" if columns else "'{}'"
-        self.db.executemany(
-            "INSERT INTO _sheetsync_history(tbl, record_key, field, old, new, action, run_id, at, "
-            f"layout, sheet, row, actor) VALUES (?, ?, NULL, NULL, {values}, 'insert', ?, ?, ?, ?, ?, ?)",
-            zip(repeat(table, n), keys, *map(_texts, columns.values()), repeat(run_id, n), repeat(now, n),
-                repeat(layout, n), repeat(sheet, n), rows, repeat(actor, n)))
+        self.db.executemany(f"INSERT INTO {table_sql} (rowid, {', '.join(quote(c) for c in names)}) "
+                            f"VALUES (?, {', '.join('?' * len(names))})",
+                            zip(range(first + 1, first + n + 1), keys, *columns.values(), repeat(now, n),
+                                repeat(now, n), repeat(layout, n)))
+        affinity = {f: _SQL_TYPES.get(t, "TEXT") for f, t in self.tables().get(table, {}).items()}
+        texts, passed = _history_texts(columns, affinity)
+        per_row = json.dumps(list(zip(rows, *passed)) if passed else list(rows))
+        self.db.execute(
+            "INSERT INTO _sheetsync_history(id, tbl, record_key, field, old, new, action, run_id, at, "
+            f"layout, sheet, row, actor) SELECT ? + j.key + 1, ?, r.\"_key\", NULL, NULL, {texts}, 'insert', "
+            f"?, ?, ?, ?, {'j.value ->> 0' if passed else 'j.value'}, ? "
+            f"FROM json_each(?) AS j CROSS JOIN {table_sql} AS r ON r.rowid = ? + j.key + 1",
+            (after, table, run_id, now, layout, sheet, actor, per_row, first))
+        return after
 
     def delete_record(self, table: str, key: str, *, run_id: str | None, layout: str | None = None,
                       sheet: str | None = None, row: int | None = None) -> int | None:
@@ -430,6 +441,27 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
     def set_meta(self, scope: str, name: str, value: str | None) -> None:
         self.db.execute("INSERT OR REPLACE INTO _sheetsync_meta(scope, name, value) VALUES (?,?,?)",
                         (scope, name, value))
+
+
+def _history_texts(columns: Mapping[str, Sequence[WriteValue]],
+                   sql_types: Mapping[str, str]) -> tuple[str, list[Sequence[str | None]]]:
+    """The SQL of an insert history row's JSON (`r`: its record, `j`: its json_each row), and the
+    columns whose texts must be passed in. A record holds texts, ints and bools so that SQLite
+    gives back exactly what `_text` writes; not a float (Python's shortest text is its own,
+    SQLite prints 15 digits), nor a text that INTEGER affinity made a number ("05")."""
+    parts, passed = [], []
+    for f, values in columns.items():
+        kinds = set(map(type, values)) - {type(None)}
+        col, affinity = "r." + quote(f), sql_types.get(f)
+        if kinds <= ({str, int} if affinity == "TEXT" else {int}) and affinity in ("TEXT", "INTEGER"):
+            expr = f"CAST({col} AS TEXT)"
+        elif kinds == {bool} and affinity in ("TEXT", "INTEGER"):
+            expr = f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} THEN 'True' ELSE 'False' END"
+        else:
+            passed.append(_texts(values))
+            expr = f"j.value ->> {len(passed)}"
+        parts.append(f"{literal(f)}, {expr}")
+    return (f"json_object({', '.join(parts)})" if parts else "'{}'"), passed
 
 
 def _text(value: Any) -> str | None:

@@ -131,16 +131,18 @@ class SyncStateMixin:
             self._rest_base_on(layout, table)
         self.db.executemany(_PUT_BASE, params)
 
-    def put_inserted_base(self, layout: str, table: str, idents: Sequence[str], hashes: Sequence[str],
-                          rows: Sequence[int | None]) -> None:
-        """Base rows of records `insert_records` just wrote exactly as the sheet has them: DERIVED
-        (the record's own values), rev 1. Column-wise, like the insert."""
-        n = len(idents)
-        if not n:
+    def put_inserted_base(self, layout: str, table: str, hashes: Sequence[str], after: int) -> None:
+        """Base rows of the records `insert_records` just wrote exactly as the sheet has them:
+        DERIVED (the record's own values), rev 1; `hashes` in the order of their insert history
+        rows, which follow history id `after` (what insert_records returned) and give each its
+        key and sheet row."""
+        if not hashes:
             return
         self._rest_base_on(layout, table)
-        self.db.executemany(_PUT_BASE, zip(repeat(layout, n), idents, hashes, rows, repeat(DERIVED, n),
-                                           repeat("=", n), repeat(1, n)))
+        self.db.execute("INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
+                        "SELECT ?, h.record_key, j.value, h.row, ?, '=', 1 "
+                        "FROM json_each(?) AS j CROSS JOIN _sheetsync_history AS h ON h.id = ? + j.key + 1",
+                        (layout, DERIVED, json.dumps(list(hashes)), after))
 
     def _rest_base_on(self, layout: str, table: str) -> None:
         """Note that DERIVED base rows of `layout` rest on records of `table` (materialise_base)."""

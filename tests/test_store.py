@@ -225,12 +225,41 @@ def test_insert_records_writes_each_record_with_one_full_history_row():
                                                                        odd: '"x"\n中'}
 
 
+def test_insert_records_history_keeps_each_value_text_as_given():
+    """The history JSON is built by SQLite from the stored record where that gives back the same
+    text, and from texts passed in where it would not (floats, numbers in a text kept as one)."""
+    store = Store(clock=Clock(5.0))
+    store.ensure_table("t", {"x": "number", "i": "integer", "s": "string", "b": "boolean"})
+    with store.transaction():  # rows and history rows already there: the batch goes after them
+        store.write_record("t", "OLD", {"s": "old"}, action="insert", run_id="r0")
+        store.write_record("t", "OLD", {"s": "older"}, action="update", run_id="r0")
+        after = store.insert_records(
+            "t", ["A", "B", "C"], {"x": [0.1 + 0.2, 5.0, 1e16], "i": [5, None, -3], "s": ["05", 7, True],
+                                   "b": [True, False, None]}, [9, 4, None], run_id="r1", layout="lay")
+        store.put_inserted_base("lay", "t", ["ha", "hb", "hc"], after)
+    expanded = {k: {h["field"]: h["new"] for h in store.history("t", k)} for k in "ABC"}
+    assert expanded == {"A": {"x": "0.30000000000000004", "i": "5", "s": "05", "b": "True"},
+                        "B": {"x": "5.0", "s": "7", "b": "False"},
+                        "C": {"x": "1e+16", "i": "-3", "s": "True"}}
+    assert {k: {(h["row"], h["run_id"], h["layout"]) for h in store.history("t", k)} for k in "ABC"} == {
+        "A": {(9, "r1", "lay")}, "B": {(4, "r1", "lay")}, "C": {(None, "r1", "lay")}}
+    assert {k: (b.hash, b.row) for k, b in store.base("lay").items()} == {"A": ("ha", 9), "B": ("hb", 4),
+                                                                         "C": ("hc", None)}
+    assert store.records("t")["B"]["x"] == 5.0 and store.records("t")["OLD"]["s"] == "older"
+
+
+def test_a_field_named_like_the_rowid_is_refused():
+    store = Store()
+    with pytest.raises(UsageError, match="RowId"):
+        store.ensure_table("t", {"RowId": "string"})
+
+
 def test_inserted_base_rows_rest_on_their_records():
     store = Store()
     store.ensure_table("t", {"name": "string"})
     with store.transaction():
-        store.insert_records("t", ["A"], {"name": ["Ann"]}, [2], run_id="r1")
-        store.put_inserted_base("lay", "t", ["A"], ["h1"], [2])
+        after = store.insert_records("t", ["A"], {"name": ["Ann"]}, [2], run_id="r1")
+        store.put_inserted_base("lay", "t", ["h1"], after)
     (base,) = store.base("lay").values()
     assert (base.hash, base.row, base.rev, base.sheet) == ("h1", 2, 1, None)
     assert base.resolve(store.records("t")["A"]).sheet == {"name": "Ann"}
