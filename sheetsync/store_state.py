@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring as _escape  # the C escaper json.dumps uses
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from .model import Patch, canonical_text
