@@ -63,6 +63,19 @@ def test_rows_from_grid_pads_ragged_rows_and_drops_a_wide_totals_row():
     assert rows[0] == SheetRow(2, ("1", None, None, None, None))
 
 
+def test_rows_from_grid_keeps_full_rows_as_they_are_and_pads_only_rows_with_gaps():
+    from sheetsync.connectors.xlsx import rows_from_grid
+    grid = [["t", "", ""], ["id", "n", "x"], ["1", 2.0, True], ["", "", ""], ["3", "", "z"], ["4", "q", "w", "extra"],
+            ["5", 0, False]]
+    header, rows = rows_from_grid(grid, 2, False, "x")
+    assert header == ("id", "n", "x", "")
+    assert [(r.number, r.values) for r in rows] == [(3, ("1", 2.0, True, None)), (5, ("3", None, "z", None)),
+                                                    (6, ("4", "q", "w", "extra")), (7, ("5", 0, False, None))]
+    assert all(type(r) is SheetRow and r.get(9) is None for r in rows)
+    square = [["id", "n"], ["1", "a"], ["2", "b"]]
+    assert rows_from_grid(square, 1, False, "x")[1] == (SheetRow(2, ("1", "a")), SheetRow(3, ("2", "b")))
+
+
 def test_without_totals_row_keeps_last_row_and_registry_builds_it(tmp_path):
     conn = open_connector("xlsx", path=make_book(tmp_path / "c.xlsx"), header_row=3)
     assert [r.number for r in conn.read().rows] == [4, 5, 7, 8]

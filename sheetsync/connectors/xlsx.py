@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
+import operator
 import re
+from itertools import count, repeat
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,19 +36,28 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     if len(grid) < header_row or _used_width(grid[header_row - 1]) == 0:
         raise SourceError(f"no header in row {header_row} (the sheet is empty there)", where=where,
                           hint="check source.header_row in the layout, or that this is the right sheet")
-    body, width = [], _used_width(grid[header_row - 1])
-    for n, row in enumerate(grid[header_row:], start=header_row + 1):
-        used = len(row) if row and row[-1] is not None and row[-1] != "" else _used_width(row)
+    width = _used_width(grid[header_row - 1])
+    body = grid[header_row:]
+    # rows with an empty cell ("" from calamine, None where errors were put in), found at C speed:
+    # only they need their used width worked out and padding (a blank row is left out)
+    gaps = list(map(operator.or_, map(operator.contains, body, repeat("")),
+                    map(operator.contains, body, repeat(None))))
+    numbers, kept, padded = [], [], []
+    for n, row, gap in zip(count(header_row + 1), body, gaps):
+        used = _used_width(row) if gap else len(row)
         if used:
-            body.append((n, row))
+            numbers.append(n)
+            kept.append(row)
+            padded.append(gap)
             if used > width:
                 width = used
-    if totals_row and body:
-        body.pop()
-        width = max(_used_width(grid[header_row - 1]), max((_used_width(r) for _, r in body), default=0))
+    if totals_row and kept:
+        numbers.pop(), kept.pop(), padded.pop()
+        width = max(_used_width(grid[header_row - 1]), max(map(_used_width, kept), default=0))
     header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
-    rows = tuple([SheetRow(n, _pad(row, width)) for n, row in body])
-    return header, rows
+    values = [_pad(row, width) if gap or len(row) != width else tuple(row) for row, gap in zip(kept, padded)]
+    # tuple.__new__ makes each SheetRow at C speed (a NamedTuple's own __new__ is Python code)
+    return header, tuple(map(tuple.__new__, repeat(SheetRow), zip(numbers, values)))
 
 
 def _put_errors(grid: list[list[CellValue]], zf: Any, sheet: str, where: str) -> str | None:
