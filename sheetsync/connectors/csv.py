@@ -82,15 +82,19 @@ def parse(data: bytes, encoding: str | None, delimiter: str | None, where: str) 
     ending = next((m.group(1) for m in map(_ENDING.search, lines) if m), "\r\n")
     delim = delimiter or _sniff(text[:65536])
     reader = csv.reader(iter(lines), delimiter=delim)
-    records, raw, used = [], [], 0
     try:
-        for record in reader:
-            records.append(record)
-            raw.append("".join(lines[used:reader.line_num]))
-            used = reader.line_num
+        records = list(reader)
     except csv.Error as exc:
         raise SourceError(f"malformed CSV near line {reader.line_num}: {exc}", where=where,
                           hint="fix the quoting on that line, or set source.delimiter") from None
+    if len(records) == len(lines):  # every record one line (no quoted line break): its own text
+        return ParsedCsv(enc, bom, ending, delim, records, lines)
+    reader = csv.reader(iter(lines), delimiter=delim)
+    records, raw, used = [], [], 0
+    for record in reader:  # parsed once already, so no csv.Error here
+        records.append(record)
+        raw.append("".join(lines[used:reader.line_num]))
+        used = reader.line_num
     return ParsedCsv(enc, bom, ending, delim, records, raw)
 
 
