@@ -29,6 +29,7 @@ from .layout import LoadedLayout, load_layout
 from .model import Applied, RunResult, SheetData
 from .reconcile import AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, insert_row, reconcile_row
 from .rules import compile_rules
+from .rules.checked import Checked
 from .rules.prefetch import Prefetch
 from .store import Store
 from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
@@ -214,17 +215,18 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
     return sheet, todo
 
 
-def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int]) -> dict:
+def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int]) -> Checked:
     """Step 5: rules for the rows to check, unique columns, and unchanged rows further down that
     share an exact key with a checked one (the later row of a pair is the one flagged)."""
-    checked = {}
+    checked = Checked(checker.fields)
     for start in range(0, len(todo), VALIDATE_CHUNK):
         chunk = todo[start:start + VALIDATE_CHUNK]
-        checked.update(zip(chunk, checker.check_rows([sheet.values[i] for i in chunk], cols)))
+        checked.extend(chunk, *checker.check_columns([sheet.values[i] for i in chunk], cols))
         progress("validate", start + len(chunk), len(todo))
     checked = check_unique(ctx.store, ctx.layout, checked)
     partners = later_partners(ctx.store, ctx.layout, sheet, checked)
-    checked.update(zip(partners, checker.check_rows([sheet.values[i] for i in partners], cols)))
+    for ident, result in zip(partners, checker.check_rows([sheet.values[i] for i in partners], cols)):
+        checked[ident] = result
     return checked
 
 
@@ -255,7 +257,7 @@ def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
     return sorted([*sheet.changed, *extra], key=lambda i: sheet.rows[i])
 
 
-def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -> tuple[dict[str, RowDecision], NewRows]:
+def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict) -> tuple[dict[str, RowDecision], NewRows]:
     """Step 7: a decision for each checked row; brand-new clean rows go as one NewRows batch."""
     layout = ctx.layout
     records = ctx.records = ctx.store.records(layout.table, checked)
@@ -267,14 +269,15 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: dict, dupes: dict) -
     plain = bool(keys) and creates_freely(access)  # then clean new rows are plain inserts
     batch = []
     if plain:  # never seen (no base: no marks, no problems to close), nothing to add to them
-        batch = [i for i, r in checked.items() if r.clean and i not in records and i not in sheet.base
+        batch = [i for i in checked.clean_idents() if i not in records and i not in sheet.base
                  and i not in dupes and i not in sheet.key_clash and i not in sheet.new_ids]
-    new = NewRows.of(batch, [checked[i].cells for i in batch])
+    new = NewRows(batch, checked.values_of(batch))
     batched = set(batch)
     decisions = {}
-    for ident, res in checked.items():
+    for ident in checked:
         if ident in batched:
             continue
+        res = checked[ident]
         if plain and res.clean and ident not in records:  # a new row, every cell fine: most of a first sync
             d = insert_row(ident, res.cells)
         else:

@@ -17,6 +17,7 @@ from .headers import fold
 from .layout import Layout
 from .model import Problem, SheetData, canonical_text, row_hash
 from .rules import column_of
+from .rules.checked import Checked, row_key_values
 from .store import BaseRow, Store
 
 
@@ -188,18 +189,12 @@ def later_partners(store: Store, layout: Layout, sheet: SheetIndex, checked: Map
 
 def _key_values(checked: Mapping[str, Any], fields: list[str], skip: Mapping[str, Any] = {}) -> dict[str, tuple]:
     """ident -> the valid, non-empty values of an exact key's fields (rows missing one are left out)."""
+    if isinstance(checked, Checked):  # a run's rows: read column by column
+        return checked.key_values(fields, skip)
     out = {}
     for ident, res in checked.items():
-        if ident in skip:
-            continue
-        cells, vals = res.cells, []
-        for f in fields:
-            c = cells.get(f)
-            if c is None or c.outcome == "invalid" or (v := c.value) is None or v == "":
-                break
-            vals.append(v)
-        else:
-            out[ident] = tuple(vals)
+        if ident not in skip and (values := row_key_values(res, fields)) is not None:
+            out[ident] = values
     return out
 
 
@@ -212,12 +207,13 @@ def check_unique(store: Store, layout: Layout, checked: dict[str, Any]) -> dict[
     """`unique: true` columns: a value another row of the batch or a live record already holds
     makes the cell invalid (so it never reaches the store), naming the holder."""
     from .rules import CellResult, RowResult, unique_violations
-    out = dict(checked)
+    if not any(column.unique for column in layout.columns.values()):
+        return checked
+    out = checked.copy() if isinstance(checked, Checked) else dict(checked)
     for fld, column in layout.columns.items():
         if not column.unique:
             continue
-        values = {i: r.cells[fld].value for i, r in out.items()
-                  if fld in r.cells and r.cells[fld].outcome != "invalid" and r.cells[fld].value not in (None, "")}
+        values = {i: v[0] for i, v in _key_values(out, [fld]).items()}
         held = store.find_by_values(layout.table, [fld], [(v,) for v in values.values()]) if values else {}
         existing = {key: vals[0] for vals, keys in held.items() for key in keys}
         for ident, other in unique_violations(fld, values, existing).items():

@@ -194,20 +194,26 @@ class RowChecker:
     def check_rows(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> list[RowResult]:
         """check() for many rows given as value tuples (`cols`: field -> 0-based index; a field
         without a column, or past a short row's end, is empty). Works column by column."""
-        columns = []
-        for f in self.fields:
-            c = cols.get(f)
-            columns.append(self.column(f, column_of(rows, c)))
+        columns, odd = self.check_columns(rows, cols)
         fields = self.fields
+        return [odd.get(i) or RowResult(dict(zip(fields, cells)), (), True) for i, cells in enumerate(zip(*columns))]
+
+    def check_columns(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]
+                      ) -> tuple[list[list[CellResult]], dict[int, RowResult]]:
+        """check_rows kept column by column (rules.checked.Checked holds them): each field's
+        CellResults in `self.fields` order, and row index -> RowResult for every row that is not
+        clean (a cell not "ok", or a cross-field check). Clean rows cost no object of their own."""
+        fields = self.fields
+        columns = [self.column(f, column_of(rows, cols.get(f))) for f in fields]
         if self._cross:
-            return [self._cross_checks(dict(zip(fields, cells))) for cells in zip(*columns)]
+            return columns, {i: self._cross_checks(dict(zip(fields, cells))) for i, cells in enumerate(zip(*columns))}
         altered = [col for f, col in zip(fields, columns) if f in self._altered]
-        unclean = {i for col in altered for i, cell in enumerate(col) if cell.outcome != "ok"}
-        out = [RowResult(dict(zip(fields, cells)), (), True) for cells in zip(*columns)]
+        unclean = sorted({i for col in altered for i, cell in enumerate(col) if cell.outcome != "ok"})
+        odd = {}
         for i in unclean:
-            cells = out[i].cells
-            out[i] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))
-        return out
+            cells = {f: column[i] for f, column in zip(fields, columns)}
+            odd[i] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))
+        return columns, odd
 
     def _normalise(self, field: str, raw: CellValue) -> CellResult:
         plan = self._plans[field]
