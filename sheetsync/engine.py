@@ -166,8 +166,8 @@ def _run(ctx: RunContext) -> None:
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")
     checker = compile_rules(ctx.layout)
-    sheet, todo = _identify(ctx, data, cols, checker, where)
-    checked = _validate(ctx, sheet, todo, checker, cols)
+    sheet, todo, known = _identify(ctx, data, cols, checker, where)
+    checked = _validate(ctx, sheet, todo, checker, cols, known)
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = {}
@@ -191,12 +191,13 @@ def _run(ctx: RunContext) -> None:
 
 
 def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: Any,
-              where: str) -> tuple[SheetIndex, list[str]]:
+              where: str) -> tuple[SheetIndex, list[str], dict[str, list]]:
     """Steps 4 and the start of 5: every row's identity, the rows to check, and (when most rows
-    are new) their rarely-repeating columns checked by a second process meanwhile."""
+    are new) their rarely-repeating columns checked by a second process meanwhile. Also returns
+    the columns the parent checked of the rows to check, meanwhile (field -> CellResults)."""
     id_col = ctx.id_col = id_column(ctx.layout, data, where)
     base = ctx.store.base_index(ctx.name)
-    prefetch = None
+    prefetch, known = None, {}
     if len(base) < len(data.rows) // 2:
         prefetch = Prefetch.start(checker, data.rows, cols,
                                   [f for f in checker.fields if f not in ctx.layout.key_fields])
@@ -206,22 +207,25 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
         todo = _select(ctx, sheet)
         ctx.hook("validate")
         if prefetch is not None:  # the parent's share of the columns while the child finishes
-            checker.warm([sheet.values[i] for i in todo], cols,
-                         [f for f in checker.fields if f not in prefetch.fields])
+            known = checker.warm([sheet.values[i] for i in todo], cols,
+                                 [f for f in checker.fields if f not in prefetch.fields])
             prefetch.merge()
     finally:
         if prefetch is not None:
             prefetch.close()
-    return sheet, todo
+    return sheet, todo, known
 
 
-def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int]) -> Checked:
+def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int],
+              known: dict[str, list]) -> Checked:
     """Step 5: rules for the rows to check, unique columns, and unchanged rows further down that
-    share an exact key with a checked one (the later row of a pair is the one flagged)."""
+    share an exact key with a checked one (the later row of a pair is the one flagged).
+    `known`: columns of the `todo` rows checked already (field -> CellResults in todo order)."""
     checked = Checked(checker.fields)
     for start in range(0, len(todo), VALIDATE_CHUNK):
         chunk = todo[start:start + VALIDATE_CHUNK]
-        checked.extend(chunk, *checker.check_columns([sheet.values[i] for i in chunk], cols))
+        done = {f: column[start:start + len(chunk)] for f, column in known.items()}
+        checked.extend(chunk, *checker.check_columns(list(map(sheet.values.__getitem__, chunk)), cols, done))
         progress("validate", start + len(chunk), len(todo))
     checked = check_unique(ctx.store, ctx.layout, checked)
     partners = later_partners(ctx.store, ctx.layout, sheet, checked)

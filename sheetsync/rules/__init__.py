@@ -7,6 +7,7 @@ No user text is ever evaluated; patterns are bounded-cost regexes (rules/pattern
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequence
 
@@ -154,11 +155,11 @@ class RowChecker:
                 self._flawed.add(field)
         return result
 
-    def warm(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int], fields: Iterable[str]) -> None:
-        """Work out `fields` of `rows` now (into the memo), e.g. while a prefetch child runs."""
-        for f in fields:
-            if f in cols:
-                self.column(f, column_of(rows, cols[f]))
+    def warm(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int],
+             fields: Iterable[str]) -> dict[str, list[CellResult]]:
+        """Work out `fields` of `rows` now (into the memo), e.g. while a prefetch child runs;
+        returns the columns worked out (field -> CellResults), for check_columns of these rows."""
+        return {f: self.column(f, column_of(rows, cols[f])) for f in fields if f in cols}
 
     def export_memo(self, fields: Sequence[str]) -> tuple[dict, set[str], set[str]]:
         """What `fields` learnt this run, for another process's checker (rules/prefetch.py).
@@ -184,7 +185,9 @@ class RowChecker:
         for f, parts in memo.items():
             mine = self._memo[f]
             for cls, raws, values, odd in parts:
-                results = [CellResult(f, raw, value, "ok") for raw, value in zip(raws, values)]
+                # tuple.__new__ makes each CellResult at C speed (a NamedTuple's __new__ is Python)
+                results = list(map(tuple.__new__, repeat(CellResult), zip(repeat(f), raws, values, repeat("ok"),
+                                                                             repeat(()), repeat(None))))
                 for i, t in odd.items():
                     results[i] = CellResult._make(t)
                 mine.setdefault(cls, {}).update(zip(raws, results))
@@ -198,13 +201,15 @@ class RowChecker:
         fields = self.fields
         return [odd.get(i) or RowResult(dict(zip(fields, cells)), (), True) for i, cells in enumerate(zip(*columns))]
 
-    def check_columns(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]
+    def check_columns(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int],
+                      known: Mapping[str, Sequence[CellResult]] = {}
                       ) -> tuple[list[list[CellResult]], dict[int, RowResult]]:
         """check_rows kept column by column (rules.checked.Checked holds them): each field's
         CellResults in `self.fields` order, and row index -> RowResult for every row that is not
-        clean (a cell not "ok", or a cross-field check). Clean rows cost no object of their own."""
+        clean (a cell not "ok", or a cross-field check). Clean rows cost no object of their own.
+        `known`: columns of these rows worked out already (what `warm` returned for them)."""
         fields = self.fields
-        columns = [self.column(f, column_of(rows, cols.get(f))) for f in fields]
+        columns = [known[f] if f in known else self.column(f, column_of(rows, cols.get(f))) for f in fields]
         if self._cross:
             return columns, {i: self._cross_checks(dict(zip(fields, cells))) for i, cells in enumerate(zip(*columns))}
         altered = [col for f, col in zip(fields, columns) if f in self._altered]

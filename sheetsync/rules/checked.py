@@ -37,11 +37,11 @@ class Checked(Mapping[str, RowResult]):
                odd: Mapping[int, RowResult]) -> None:
         """Add checked rows: `columns` in field order, `odd` the RowResult of each row (by index
         into `idents`) that is not clean."""
-        if any(map(self.__contains__, idents)):
-            raise ValueError("a row is checked once a run")
         start = len(self.idents)
         self.idents.extend(idents)
         self._position.update(zip(idents, range(start, start + len(idents))))
+        if len(self._position) != len(self.idents) or not self._position.keys().isdisjoint(self._extra):
+            raise ValueError("a row is checked once a run")
         for f, column in zip(self.fields, columns):
             self.columns[f].extend(column)
         clean = [True] * len(idents)
