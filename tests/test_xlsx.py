@@ -324,3 +324,19 @@ def test_a_read_only_workbook_is_never_rewritten(tmp_path):
     with pytest.raises(SourceBusy, match="read-only"):
         XlsxConnector(path).apply([Patch(row=2, col=2, kind="corrected", write=True, value="Anne")])
     assert path.read_bytes() == before
+
+
+def test_error_cell_scan_finds_the_mark_across_read_blocks(tmp_path):
+    import io
+    import zipfile
+
+    from sheetsync.connectors.xlsx_guard import _has_error_cell
+    xml = b'<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="e"><v>#N/A</v></c></row></sheetData>'
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("s.xml", xml)
+        zf.writestr("clean.xml", xml.replace(b't="e"', b't="n"'))
+    with zipfile.ZipFile(buf) as zf:
+        at = xml.index(b't="e"')
+        for chunk in (1, 2, 3, 4, 5, 7, at, at + 1, at + 2, len(xml)):
+            assert _has_error_cell(zf, "s.xml", chunk) and not _has_error_cell(zf, "clean.xml", chunk), chunk
