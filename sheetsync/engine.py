@@ -209,11 +209,25 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
         if prefetch is not None:  # the parent's share of the columns while the child finishes
             known = checker.warm([sheet.values[i] for i in todo], cols,
                                  [f for f in checker.fields if f not in prefetch.fields])
-            prefetch.merge()
+            theirs = prefetch.merge()  # in sheet order; None: validation works them out itself
+            if theirs:
+                order = _sheet_positions(data, sheet, todo)
+                known.update((f, column if order is None else list(map(column.__getitem__, order)))
+                             for f, column in theirs.items())
     finally:
         if prefetch is not None:
             prefetch.close()
     return sheet, todo, known
+
+
+def _sheet_positions(data: SheetData, sheet: SheetIndex, todo: list[str]) -> list[int] | None:
+    """Where each of `todo` is in data.rows; None when todo is every row in sheet order (a
+    first sync)."""
+    numbers = [sheet.rows[i] for i in todo]
+    if len(numbers) == len(data.rows) and numbers == [r.number for r in data.rows]:
+        return None
+    at = {r.number: k for k, r in enumerate(data.rows)}
+    return [at[n] for n in numbers]
 
 
 def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int],

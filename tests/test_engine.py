@@ -413,7 +413,14 @@ def test_a_first_sync_checked_partly_in_a_second_process_ends_the_same(tmp_path,
     for name, min_rows in (("plain", 10**9), ("prefetched", 1)):
         monkeypatch.setattr(prefetch, "MIN_ROWS", min_rows)
         layout, book, store = make(tmp_path / name)
-        res = run(layout, book, store)
-        records = {k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in store.records("customers").items()}
-        outcomes.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected))
-    assert merged == [True] and outcomes[0] == outcomes[1]
+        outcome = []
+        for step in range(2):
+            if step:  # then new rows above the old ones (moved down): the rows checked are a part
+                book.rows[:0] = [[f"C1{i:02d}", f"New {i}", f"138 0013 81{i:02d}", f"N{i}@X.cn", i] for i in range(12)]
+            res = run(layout, book, store)
+            records = {k: {f: v for f, v in r.items() if not f.startswith("_")}
+                       for k, r in store.records("customers").items()}
+            outcome.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected))
+        outcomes.append(outcome)
+    assert len(merged) == 2 and all(m and "phone" in m and "id" not in m for m in merged)  # keys: the parent's
+    assert outcomes[0] == outcomes[1] and outcomes[1][1][4] == 12

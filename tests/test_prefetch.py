@@ -10,8 +10,8 @@ import time
 import pytest
 
 from sheetsync.layout import Layout
-from sheetsync.model import CellError, SheetRow
-from sheetsync.rules import compile_rules, prefetch
+from sheetsync.model import CellError, Problem, SheetRow
+from sheetsync.rules import CellResult, RowResult, column_of, compile_rules, prefetch
 from sheetsync.rules.prefetch import Prefetch
 
 LAYOUT = Layout.model_validate({
@@ -40,19 +40,36 @@ def rows(n: int = 300) -> list[SheetRow]:
     return out
 
 
-def test_merged_results_equal_checking_in_process():
+def test_merged_columns_equal_checking_in_process():
     data = rows()
+    values = [r.values for r in data]
     checker = compile_rules(LAYOUT)
     job = Prefetch.start(checker, data, COLS, ["phone", "email", "city", "limit"])
-    assert job is not None and job.merge()
-    learnt = {raw for by_value in checker._memo["phone"].values() for raw in by_value}
-    assert learnt == {r.values[1] for r in data}  # filled by the child, the #N/A cell included
-    assert CellError in checker._memo["phone"]
-    assert "city" not in {f for f, m in checker._memo.items() if m}  # repeats: left to the parent
-    expected = compile_rules(LAYOUT).check_rows([r.values for r in data], COLS)
-    assert checker.check_rows([r.values for r in data], COLS) == expected
+    assert job is not None and job.fields == ["phone", "email", "limit"]  # city repeats: the parent's
+    theirs = job.merge()
+    mine = compile_rules(LAYOUT)
+    assert theirs == {f: mine.column(f, column_of(values, COLS[f])) for f in job.fields}
+    assert all(type(c) is CellResult for column in theirs.values() for c in column)
+    assert checker._memo["phone"] == {}  # the parent learns columns, not the child's memo
+    expected = mine.check_rows(values, COLS)
+    columns, odd = checker.check_columns(values, COLS, theirs)
+    assert [odd.get(i) or RowResult(dict(zip(checker.fields, cells)), (), True)
+            for i, cells in enumerate(zip(*columns))] == expected
     assert [r.problems[0].code for r in expected if r.problems][:1] == ["type.phone"]
     assert expected[-1].problems[0].code == "cell_error" and "limit" in expected[-1].invalid_fields
+
+
+def test_packed_columns_come_back_the_same_whatever_the_cells():
+    cells = [CellResult("f", "", None, "ok"), CellResult("f", None, None, "ok"), CellResult("f", "5000", 5000, "ok"),
+             CellResult("f", 1.0, "1", "ok"), CellResult("f", "a", "a", "ok"), CellResult("f", 1, True, "ok"),
+             CellResult("f", " A ", "a", "corrected", (), "trim"), CellResult("f", CellError("#N/A"), None, "invalid",
+                                                                             (Problem("cell_error", "f", {}),))]
+    sent, odd = prefetch._pack(cells)
+    assert list(odd) == [6, 7] and sent[4] is prefetch._SAME and sent[0] is None and sent[2] == 5000
+    back = prefetch._unpack("f", [c.raw for c in cells], sent, odd)
+    assert back == cells and [type(v.value) for v in back] == [type(c.value) for c in cells]
+    with pytest.raises(ValueError):
+        prefetch._unpack("f", [c.raw for c in cells][:-1], sent, odd)
 
 
 def test_not_started_beside_other_threads_or_for_small_sheets(monkeypatch):
@@ -73,13 +90,13 @@ def test_a_child_that_dies_or_hangs_leaves_the_checker_as_it_was(monkeypatch):
     checker = compile_rules(LAYOUT)
     monkeypatch.setattr(prefetch, "_child", lambda *a: os._exit(3))
     job = Prefetch.start(checker, rows(), COLS, ["phone"])
-    assert job is not None and job.merge() is False
-    assert checker._memo["phone"] == {}
+    assert job is not None and job.merge() is None
+    assert checker._memo["phone"] == {} and not checker.outcomes(["phone"])[1]
     monkeypatch.setattr(prefetch, "_child", lambda *a: time.sleep(60))
     monkeypatch.setattr(prefetch, "TIMEOUT_SECONDS", 0.3)
     started = time.monotonic()
     job = Prefetch.start(checker, rows(), COLS, ["phone"])
-    assert job is not None and job.merge() is False and time.monotonic() - started < 10
+    assert job is not None and job.merge() is None and time.monotonic() - started < 10
     job.close()  # twice is fine
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)  # no child left behind

@@ -7,7 +7,6 @@ No user text is ever evaluated; patterns are bounded-cost regexes (rules/pattern
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequence
 
@@ -161,36 +160,13 @@ class RowChecker:
         returns the columns worked out (field -> CellResults), for check_columns of these rows."""
         return {f: self.column(f, column_of(rows, cols[f])) for f in fields if f in cols}
 
-    def export_memo(self, fields: Sequence[str]) -> tuple[dict, set[str], set[str]]:
-        """What `fields` learnt this run, for another process's checker (rules/prefetch.py).
+    def outcomes(self, fields: Iterable[str]) -> tuple[set[str], set[str]]:
+        """Which of `fields` had a result with problems, and which one not "ok" (what another
+        process's checker needs to know of work done here; see `learn`)."""
+        return self._flawed & set(fields), self._altered & set(fields)
 
-        Compact, because pickling is most of the cost: field -> [(value class, raw values,
-        values, {index: result as a plain tuple} for the few results not "ok")]. A text value equal
-        to its raw text is sent as the raw object itself, which pickle sends once."""
-        memo: dict[str, list] = {}
-        for f in fields:
-            parts = memo[f] = []
-            for cls, by_value in self._memo[f].items():
-                raws, values, odd = list(by_value), [], {}
-                for i, (raw, result) in enumerate(by_value.items()):
-                    value = result.value
-                    values.append(raw if value.__class__ is str and cls is str and value == raw else value)
-                    if result.outcome != "ok":
-                        odd[i] = tuple(result)
-                parts.append((cls, raws, values, odd))
-        return memo, self._flawed & set(fields), self._altered & set(fields)
-
-    def merge_memo(self, memo: Mapping[str, list], flawed: Iterable[str], altered: Iterable[str]) -> None:
-        """Add results another checker of the same layout worked out (see export_memo)."""
-        for f, parts in memo.items():
-            mine = self._memo[f]
-            for cls, raws, values, odd in parts:
-                # tuple.__new__ makes each CellResult at C speed (a NamedTuple's __new__ is Python)
-                results = list(map(tuple.__new__, repeat(CellResult), zip(repeat(f), raws, values, repeat("ok"),
-                                                                             repeat(()), repeat(None))))
-                for i, t in odd.items():
-                    results[i] = CellResult._make(t)
-                mine.setdefault(cls, {}).update(zip(raws, results))
+    def learn(self, flawed: Iterable[str], altered: Iterable[str]) -> None:
+        """Take in another checker's `outcomes`, with the columns it worked out (rules/prefetch.py)."""
         self._flawed.update(flawed)
         self._altered.update(altered)
 
