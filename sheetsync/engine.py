@@ -26,7 +26,7 @@ from .headers import map_headers
 from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
-from .model import Applied, RunResult, SheetData
+from .model import Applied, RunResult, SheetData, row_hash
 from .reconcile import AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, insert_row, reconcile_row
 from .rules import compile_rules
 from .rules.checked import Checked
@@ -198,18 +198,23 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
     id_col = ctx.id_col = id_column(ctx.layout, data, where)
     base = ctx.store.base_index(ctx.name)
     prefetch, known = None, {}
-    if len(base) < len(data.rows) // 2:
-        prefetch = Prefetch.start(checker, data.rows, cols,
-                                  [f for f in checker.fields if f not in ctx.layout.key_fields])
+    if len(base) < len(data.rows) // 2:  # a first sync hashes its rows later, the child a share
+        prefetch = Prefetch.start(checker, data.rows, cols, [f for f in checker.fields if f not in ctx.layout.key_fields],
+                                  hashing=not base and id_col is None)
+    split = prefetch.hash_from if prefetch is not None else None  # the child hashes rows from here
     try:
-        sheet = index_rows(data, cols, ctx.layout, checker, base, id_col)
+        sheet = index_rows(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
         ctx.result.rows_read = len(data.rows)
         todo = _select(ctx, sheet)
         ctx.hook("validate")
-        if prefetch is not None:  # the parent's share of the columns while the child finishes
+        if prefetch is not None:  # the parent's share of the work while the child does its own
             known = checker.warm([sheet.values[i] for i in todo], cols,
                                  [f for f in checker.fields if f not in prefetch.fields])
+            mine = [row_hash(r.values) for r in data.rows[:split]] if split is not None else []
             theirs = prefetch.merge()  # in sheet order; None: validation works them out itself
+            if split is not None:
+                rest = prefetch.hashes if theirs else [row_hash(r.values) for r in data.rows[split:]]
+                sheet.set_hashes(mine + rest)
             if theirs:
                 order = _sheet_positions(data, sheet, todo)
                 known.update((f, column if order is None else list(map(column.__getitem__, order)))

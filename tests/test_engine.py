@@ -414,13 +414,14 @@ def test_a_first_sync_checked_partly_in_a_second_process_ends_the_same(tmp_path,
         monkeypatch.setattr(prefetch, "MIN_ROWS", min_rows)
         layout, book, store = make(tmp_path / name)
         outcome = []
-        for step in range(2):
-            if step:  # then new rows above the old ones (moved down): the rows checked are a part
+        for step in range(3):
+            if step == 1:  # new rows above the old ones (moved down): the rows checked are a part
                 book.rows[:0] = [[f"C1{i:02d}", f"New {i}", f"138 0013 81{i:02d}", f"N{i}@X.cn", i] for i in range(12)]
-            res = run(layout, book, store)
+            res = run(layout, book, store, full=step == 2)  # then every row compared: all unchanged
             records = {k: {f: v for f, v in r.items() if not f.startswith("_")}
                        for k, r in store.records("customers").items()}
-            outcome.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected))
+            outcome.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected,
+                            res.unchanged))
         outcomes.append(outcome)
     assert len(merged) == 2 and all(m and "phone" in m and "id" not in m for m in merged)  # keys: the parent's
-    assert outcomes[0] == outcomes[1] and outcomes[1][1][4] == 12
+    assert outcomes[0] == outcomes[1] and outcomes[1][1][4] == 12 and outcomes[1][2][6] == 17

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from sheetsync.layout import Layout
-from sheetsync.model import CellError, Problem, SheetRow
+from sheetsync.model import CellError, Problem, SheetRow, row_hash
 from sheetsync.rules import CellResult, RowResult, column_of, compile_rules, prefetch
 from sheetsync.rules.prefetch import Prefetch
 
@@ -57,6 +57,25 @@ def test_merged_columns_equal_checking_in_process():
             for i, cells in enumerate(zip(*columns))] == expected
     assert [r.problems[0].code for r in expected if r.problems][:1] == ["type.phone"]
     assert expected[-1].problems[0].code == "cell_error" and "limit" in expected[-1].invalid_fields
+
+
+def test_the_child_hashes_its_share_of_the_rows():
+    data = rows()
+    job = Prefetch.start(compile_rules(LAYOUT), data, COLS, ["phone", "email"], hashing=True)
+    assert job is not None and 0 < job.hash_from < len(data)
+    assert job.merge() and job.hashes == [row_hash(r.values) for r in data[job.hash_from:]]
+    job = Prefetch.start(compile_rules(LAYOUT), data, COLS, ["phone"])
+    assert job.hash_from is None and job.merge() and job.hashes is None
+
+
+def test_the_hashing_share_evens_out_the_work():
+    ratios = {"id": 1.0, "phone": 1.0, "email": 1.0, "city": 0.0}
+    even = prefetch._hash_from(1000, {"id": 1.0, "phone": 1.0}, ["phone"])  # ids here, phones there
+    assert 250 < even < 450  # the child hashes more than half: identifying rows is the parent's too
+    assert prefetch._hash_from(1000, ratios, ["phone", "email"]) > even  # a busier child hashes less
+    assert prefetch._hash_from(1000, ratios, ["phone"]) < even  # a busier parent, less
+    assert prefetch._hash_from(1000, {f"f{i}": 1.0 for i in range(9)}, [f"f{i}" for i in range(1, 9)]) == 1000
+    assert prefetch._hash_from(1000, {f"f{i}": 1.0 for i in range(9)}, ["f1"]) == 0
 
 
 def test_packed_columns_come_back_the_same_whatever_the_cells():

@@ -24,6 +24,7 @@ import time
 from itertools import repeat
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..model import row_hash
 from . import CellResult, column_of
 
 #: fewer rows than this: forking costs more than it saves
@@ -32,27 +33,37 @@ MIN_ROWS = 20_000
 MAX_ROWS = 500_000
 #: the longest the parent waits for the child before doing the work itself
 TIMEOUT_SECONDS = 120.0
+#: microseconds of each kind of work split between the two (measured on the 2-core benchmark
+#: machine; only their ratios matter): one distinct value worked out, one cell looked up or
+#: carried back, one row hashed, one row identified by its key
+COST_VALUE, COST_CELL, COST_HASH, COST_IDENT = 5.0, 0.8, 4.7, 2.0
 
 
 class Prefetch:
     """A child process filling a RowChecker's memo for some fields; see `start` and `merge`."""
 
     def __init__(self, checker: Any, pid: int, fd: int, fields: list[str], values: list[Sequence[Any]],
-                 cols: Mapping[str, int]) -> None:
+                 cols: Mapping[str, int], hash_from: int | None) -> None:
         self.checker, self.pid, self.fd = checker, pid, fd
         self.fields = fields  # the ones the child checks
         self.values, self.cols = values, cols  # each row's cells, as the child had them
+        self.hash_from = hash_from  # the child hashes the rows from here on (None: none)
+        self.hashes: list[str] | None = None  # their hashes, once merged
 
     @classmethod
     def start(cls, checker: Any, rows: Sequence[Any], cols: Mapping[str, int],
-              fields: Iterable[str]) -> "Prefetch | None":
+              fields: Iterable[str], hashing: bool = False) -> "Prefetch | None":
         """Fork a child checking those of `fields` whose values rarely repeat, in `rows`
-        (SheetRows; `cols`: field -> index); None when that is not safe or not worth it here."""
+        (SheetRows; `cols`: field -> index); None when that is not safe or not worth it here.
+        `hashing`: the caller hashes rows later (index_rows' `hash_later`), so the child takes
+        the last rows' share of that too, as much as evens out the two processes' work."""
         if not MIN_ROWS <= len(rows) <= MAX_ROWS or not hasattr(os, "fork") or threading.active_count() > 1:
             return None
-        fields = [f for f in fields if f in cols and _mostly_distinct(rows, cols[f])]
+        ratios = {f: _distinct_ratio(rows, c) for f, c in cols.items() if f in checker.fields}
+        fields = [f for f in fields if ratios.get(f, 0.0) > 1 / 3]
         if not fields:
             return None
+        hash_from = _hash_from(len(rows), ratios, fields) if hashing else None
         values = [r.values for r in rows]
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -60,19 +71,21 @@ class Prefetch:
             try:
                 os.close(read_fd)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's Ctrl-C is its own
-                _child(checker, values, cols, fields, write_fd)
+                _child(checker, values, cols, fields, hash_from, write_fd)
             finally:
                 os._exit(0)
         os.close(write_fd)
-        return cls(checker, pid, read_fd, fields, values, cols)
+        return cls(checker, pid, read_fd, fields, values, cols, hash_from)
 
     def merge(self) -> dict[str, list] | None:
         """Wait for the child: field -> the CellResult of each row given to `start`, in order, for
         the child's fields; None if it failed (then nothing changed: do the work here)."""
         try:
             payload = self._read_all()
-            columns, flawed, altered = pickle.loads(payload) if payload else (None, None, None)
+            columns, hashes, flawed, altered = pickle.loads(payload) if payload else (None, None, None, None)
             if not isinstance(columns, dict) or set(columns) != set(self.fields):
+                return None
+            if self.hash_from is not None and len(hashes) != len(self.values) - self.hash_from:
                 return None
             out = {f: _unpack(f, column_of(self.values, self.cols[f]), *columns[f]) for f in self.fields}
         except Exception:  # a truncated or damaged payload: do the work here instead
@@ -80,6 +93,7 @@ class Prefetch:
         finally:
             self.close()
         self.checker.learn(flawed, altered)
+        self.hashes = hashes
         return out
 
     def close(self) -> None:
@@ -110,22 +124,37 @@ class Prefetch:
             chunks.append(chunk)
 
 
-def _mostly_distinct(rows: Sequence[Any], c: int, sample: int = 20_000) -> bool:
-    """True for a column whose values rarely repeat (ids, phones, emails): those cost a check per
-    row. Repeating ones (cities, tiers, dates) are cheap in the parent, which memoises them. The
-    sample is big enough to see that 1,000 names or 5,000 dates repeat (2,000 rows were not, and
-    the child got them too, on the critical path; the parent waits for the child anyway)."""
+def _distinct_ratio(rows: Sequence[Any], c: int, sample: int = 20_000) -> float:
+    """The share of distinct values in a column's first rows: near 1 for ids, phones, emails,
+    which cost a check per row; repeating ones (cities, tiers, dates) are cheap in the parent,
+    which memoises them. The sample is big enough to see that 1,000 names or 5,000 dates repeat
+    (2,000 rows were not, and the child got them too, on the critical path). Unhashable values:
+    0 (not worth a child)."""
     values = [r.values[c] for r in rows[:sample] if c < len(r.values)]
     try:
-        return len(set(values)) > len(values) // 3
-    except TypeError:  # unhashable values: not worth a child
-        return False
+        return len(set(values)) / len(values) if values else 0.0
+    except TypeError:
+        return 0.0
 
 
-def _child(checker: Any, values: list[Sequence[Any]], cols: Mapping[str, int], fields: list[str], fd: int) -> None:
+def _hash_from(n: int, ratios: Mapping[str, float], theirs: Sequence[str]) -> int:
+    """The first row the child hashes: the split of the row hashing that leaves parent (its
+    columns, keys included, and identifying rows) and child (its columns) equal work, by the
+    share of distinct values each column showed."""
+    def work(f: str) -> float:  # a repeating column's few values cost little: it is its lookups
+        return (ratios[f] * COST_VALUE if ratios[f] > 1 / 3 else 0.0) + COST_CELL
+    mine = sum(work(f) for f in ratios if f not in theirs) + COST_IDENT
+    child = sum(work(f) for f in theirs)
+    share = min(1.0, max(0.0, (mine - child + COST_HASH) / (2 * COST_HASH)))
+    return n - round(n * share)
+
+
+def _child(checker: Any, values: list[Sequence[Any]], cols: Mapping[str, int], fields: list[str],
+           hash_from: int | None, fd: int) -> None:
     columns = checker.warm(values, cols, fields)
     packed = {f: _pack(column) for f, column in columns.items()}
-    payload = pickle.dumps((packed, *checker.outcomes(fields)), protocol=pickle.HIGHEST_PROTOCOL)
+    hashes = None if hash_from is None else [row_hash(v) for v in values[hash_from:]]
+    payload = pickle.dumps((packed, hashes, *checker.outcomes(fields)), protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(payload)
     while view:
         view = view[os.write(fd, view):]
