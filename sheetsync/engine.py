@@ -228,7 +228,7 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
 def _sheet_positions(data: SheetData, sheet: SheetIndex, todo: list[str]) -> list[int] | None:
     """Where each of `todo` is in data.rows; None when todo is every row in sheet order (a
     first sync)."""
-    numbers = [sheet.rows[i] for i in todo]
+    numbers = list(map(sheet.rows.__getitem__, todo))
     if len(numbers) == len(data.rows) and numbers == [r.number for r in data.rows]:
         return None
     at = {r.number: k for k, r in enumerate(data.rows)}

@@ -215,6 +215,8 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             return self._typed(table, self._fetch(sql + (" WHERE " + where[0] if where else ""), ()))
         out: dict[str, dict[str, Any]] = {}
         key_list = list(keys)
+        if len(key_list) > 500 and self.db.execute(f"SELECT 1 FROM {quote(table)} LIMIT 1").fetchone() is None:
+            return out  # an empty table (a first sync): 100k keys would be 200 queries finding nothing
         for chunk in chunks(key_list, 500):
             clause = " AND ".join(where + [f'"_key" IN ({",".join("?" * len(chunk))})'])
             out.update(self._fetch(f"{sql} WHERE {clause}", chunk))

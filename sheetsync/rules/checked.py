@@ -30,18 +30,14 @@ class Checked(Mapping[str, RowResult]):
         self.columns: dict[str, list[CellResult]] = {f: [] for f in self.fields}
         self.clean: list[bool] = []
         self.rows: dict[str, RowResult] = {}
-        self._position: dict[str, int] = {}
+        self._position: dict[str, int] = {}  # ident -> index into the columns: see _where
         self._extra: list[str] = []  # idents in `rows` with no position in the columns
 
     def extend(self, idents: Sequence[str], columns: Sequence[Sequence[CellResult]],
                odd: Mapping[int, RowResult]) -> None:
         """Add checked rows: `columns` in field order, `odd` the RowResult of each row (by index
         into `idents`) that is not clean."""
-        start = len(self.idents)
         self.idents.extend(idents)
-        self._position.update(zip(idents, range(start, start + len(idents))))
-        if len(self._position) != len(self.idents) or not self._position.keys().isdisjoint(self._extra):
-            raise ValueError("a row is checked once a run")
         for f, column in zip(self.fields, columns):
             self.columns[f].extend(column)
         clean = [True] * len(idents)
@@ -50,15 +46,26 @@ class Checked(Mapping[str, RowResult]):
             self.rows[idents[i]] = result
         self.clean.extend(clean)
 
+    @property
+    def _where(self) -> dict[str, int]:
+        """ident -> index into the columns, made when first asked for (a first sync's batch of
+        new rows never asks: 100k entries it would not use)."""
+        known = len(self._position)
+        if known < len(self.idents):
+            self._position.update(zip(self.idents[known:], range(known, len(self.idents))))
+            if len(self._position) != len(self.idents) or not self._position.keys().isdisjoint(self._extra):
+                raise ValueError("a row is checked once a run")
+        return self._position
+
     def __getitem__(self, ident: str) -> RowResult:
         result = self.rows.get(ident)
         if result is not None:
             return result
-        i = self._position[ident]
+        i = self._where[ident]
         return RowResult(dict(zip(self.fields, [column[i] for column in self.columns.values()])), (), True)
 
     def __setitem__(self, ident: str, result: RowResult) -> None:
-        i = self._position.get(ident)
+        i = self._where.get(ident)
         if i is not None:
             self.clean[i] = False
         elif ident not in self.rows:
@@ -66,7 +73,7 @@ class Checked(Mapping[str, RowResult]):
         self.rows[ident] = result
 
     def __contains__(self, ident: object) -> bool:
-        return ident in self._position or ident in self.rows
+        return ident in self.rows or ident in self._where
 
     def __iter__(self) -> Iterator[str]:
         return chain(self.idents, self._extra)
@@ -79,7 +86,7 @@ class Checked(Mapping[str, RowResult]):
         out = Checked(self.fields)
         out.idents, out.clean, out.rows = list(self.idents), list(self.clean), dict(self.rows)
         out.columns = {f: list(column) for f, column in self.columns.items()}
-        out._position, out._extra = dict(self._position), list(self._extra)
+        out._position, out._extra = dict(self._where), list(self._extra)
         return out
 
     def clean_idents(self) -> list[str]:
@@ -89,8 +96,11 @@ class Checked(Mapping[str, RowResult]):
     def values_of(self, idents: Sequence[str]) -> dict[str, list]:
         """field -> the value of each of `idents` (clean rows, in the order they were checked: a
         part of clean_idents())."""
-        wanted = set(idents)
-        mask = list(map(bool.__and__, map(wanted.__contains__, self.idents), self.clean))
+        if idents == self.clean_idents():  # every clean row (a first sync's batch, mostly)
+            mask = self.clean
+        else:
+            wanted = set(idents)
+            mask = list(map(bool.__and__, map(wanted.__contains__, self.idents), self.clean))
         if sum(mask) != len(idents):
             raise ValueError("values_of takes clean rows, each once")
         return {f: list(compress(map(_VALUE, column), mask)) for f, column in self.columns.items()}
@@ -103,7 +113,7 @@ class Checked(Mapping[str, RowResult]):
         tuples = list(zip(*[map(_VALUE, self.columns[f]) for f in fields]))
         usable = [None not in t and "" not in t for t in tuples]
         for ident, result in self.rows.items():  # a row kept whole: its own cells decide
-            i = self._position.get(ident)
+            i = self._where.get(ident)
             if i is not None:
                 values = row_key_values(result, fields)
                 usable[i] = values is not None
