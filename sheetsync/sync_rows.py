@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import compress
+from operator import itemgetter
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import SourceError
@@ -136,6 +137,10 @@ def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) 
         return [f"row:{r.number}" for r in rows]
     values = [r.values for r in rows]
     columns = [checker.column(f, column_of(values, cols.get(f))) for f in keys]
+    if len(columns) == 1:  # one key field whose every value is a valid text: it is the identity
+        texts = list(map(itemgetter(2), columns[0]))  # CellResult.value (None when invalid)
+        if None not in texts and "" not in texts and set(map(type, texts)) == {str}:
+            return texts
     out = []
     for r, cells in zip(rows, zip(*columns)):
         parts = []
