@@ -74,6 +74,15 @@ def test_day_first_and_impossible_dates() -> None:
     assert date_text("2024-02-29") == "2024-02-29"
 
 
+def test_iso_dates_are_checked_on_the_short_path_the_same_way() -> None:
+    from sheetsync.rules.dates import _parse_text
+    for text in ["2024-02-29", "2023-02-29", "2024-13-01", "2024-00-10", "1999-12-31", "0050-01-01", "9999-12-31"]:
+        slow = _parse_text(text, False, (), False)
+        assert date_text(text) == (slow.date().isoformat() if slow else None), text
+    assert date_text("0050-01-01") == "2050-01-01"  # two-digit years stay on the long path
+    assert date_text("2024-05-03", formats=["%Y-%d-%m"]) == "2024-03-05"  # a column's formats come first
+
+
 def test_serials_only_in_range_and_not_as_text_by_default() -> None:
     assert date_text(12) is None
     assert date_text(99999) is None

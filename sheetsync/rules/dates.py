@@ -22,6 +22,7 @@ _AMBIG = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})" + _TIME)
 _DMY_NAME = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?[\s-]+([A-Za-z]{3,9})\.?[\s,-]+(\d{4})" + _TIME)
 _MDY_NAME = re.compile(r"([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})" + _TIME)
 _NUMERIC = re.compile(r"\d{5}(?:\.\d+)?")
+_ISO_DAY = re.compile(r"[1-9]\d{3}-\d{2}-\d{2}", re.ASCII)  # the canonical form, years 1000 on
 _MONTHS = {name: i for i, names in enumerate(
     [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"), ("may",),
      ("jun", "june"), ("jul", "july"), ("aug", "august"), ("sep", "sept", "september"),
@@ -61,6 +62,12 @@ def parse_date(value: object, *, day_first: bool = False, formats: Sequence[str]
 
 def date_text(value: object, *, day_first: bool = False, formats: Sequence[str] = ()) -> str | None:
     """ISO YYYY-MM-DD, or None. Used by the `date` normaliser (no serials: text may be an id)."""
+    if not formats and value.__class__ is str and _ISO_DAY.fullmatch(value):  # already ISO: check it
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:  # 2024-02-30
+            return None
+        return value
     day = parse_date(value, day_first=day_first, formats=formats, serials=not isinstance(value, str))
     return day.isoformat() if day else None
 
