@@ -216,15 +216,16 @@ class RowChecker:
         except Invalid as bad:
             rule = plan.type_rule
             return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
-        value_text = canonical_text(value)
+        value_text = value if value.__class__ is str else canonical_text(value)
         if value_text != text:
             changed.append(plan.type_rule.name)
-        if plan.constraints:
-            problems = [p for r in plan.constraints if (p := r.check(value, plan.ctx))]
-            if problems:
-                return _invalid(field, raw, *problems)
-        if value_text == canonical_text(raw):
-            return CellResult(field, raw, value, "ok")
+        for rule in plan.constraints:
+            if rule.check(value, plan.ctx):
+                return _invalid(field, raw, *[r.check(value, plan.ctx) for r in plan.constraints])
+        if value_text == (raw if raw.__class__ is str else canonical_text(raw)):
+            # the usual cell of a first sync's ids, phones and emails: tuple.__new__ skips the
+            # NamedTuple's Python-level __new__
+            return tuple.__new__(CellResult, (field, raw, value, "ok", (), None))  # type: ignore[return-value]
         return _result(field, raw, value, changed)
 
     def check(self, row: Mapping[str, CellValue]) -> RowResult:
