@@ -69,12 +69,12 @@ def test_the_child_hashes_its_share_of_the_rows():
 
 
 def test_the_hashing_share_evens_out_the_work():
-    ratios = {"id": 1.0, "phone": 1.0, "email": 1.0, "city": 0.0}
-    even = prefetch._hash_from(1000, {"id": 1.0, "phone": 1.0}, ["phone"])  # ids here, phones there
-    assert 250 < even < 450  # the child hashes more than half: identifying rows is the parent's too
-    assert prefetch._hash_from(1000, ratios, ["phone", "email"]) > even  # a busier child hashes less
-    assert prefetch._hash_from(1000, ratios, ["phone"]) < even  # a busier parent, less
-    assert prefetch._hash_from(1000, {f"f{i}": 1.0 for i in range(9)}, [f"f{i}" for i in range(1, 9)]) == 1000
+    ratios, types = {"id": 1.0, "phone": 1.0, "email": 1.0, "city": 0.0}, {"phone": "phone", "email": "email"}
+    both = prefetch._hash_from(1000, ratios, ["phone", "email"], types)  # ids and cities here
+    assert 0 < both < 1000  # the child hashes some rows, the parent the rest
+    assert prefetch._hash_from(1000, ratios, ["phone"], types) < both  # a busier parent: the child more
+    assert prefetch._hash_from(1000, {**ratios, "city": 0.5}, ["phone", "email"], types) < both
+    assert prefetch._hash_from(1000, ratios, ["email", "phone", "id"], types) == 1000  # the child has enough
     assert prefetch._hash_from(1000, {f"f{i}": 1.0 for i in range(9)}, ["f1"]) == 0
 
 

@@ -33,10 +33,12 @@ MIN_ROWS = 20_000
 MAX_ROWS = 500_000
 #: the longest the parent waits for the child before doing the work itself
 TIMEOUT_SECONDS = 120.0
-#: microseconds of each kind of work split between the two (measured on the 2-core benchmark
-#: machine; only their ratios matter): one distinct value worked out, one cell looked up or
-#: carried back, one row hashed, one row identified by its key
-COST_VALUE, COST_CELL, COST_HASH, COST_IDENT = 5.0, 0.8, 4.7, 2.0
+#: microseconds of the work split between the two, per row (only their ratios matter): one
+#: distinct value worked out (by column type), one cell looked up or carried back, one row
+#: hashed, and the parent's own share of identifying and indexing a row. Measured on the 2-core
+#: benchmark machine, the last fitted so that its first sync ends with both done at once.
+COST_VALUE, COST_CELL, COST_HASH, COST_IDENT = {"phone": 4.6}, 0.25, 2.8, 3.0
+COST_VALUE_DEFAULT = 2.6
 
 
 class Prefetch:
@@ -63,7 +65,8 @@ class Prefetch:
         fields = [f for f in fields if ratios.get(f, 0.0) > 1 / 3]
         if not fields:
             return None
-        hash_from = _hash_from(len(rows), ratios, fields) if hashing else None
+        types = {f: c.type for f, c in checker.layout.columns.items()}
+        hash_from = _hash_from(len(rows), ratios, fields, types) if hashing else None
         values = [r.values for r in rows]
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -137,12 +140,13 @@ def _distinct_ratio(rows: Sequence[Any], c: int, sample: int = 20_000) -> float:
         return 0.0
 
 
-def _hash_from(n: int, ratios: Mapping[str, float], theirs: Sequence[str]) -> int:
+def _hash_from(n: int, ratios: Mapping[str, float], theirs: Sequence[str], types: Mapping[str, str] = {}) -> int:
     """The first row the child hashes: the split of the row hashing that leaves parent (its
     columns, keys included, and identifying rows) and child (its columns) equal work, by the
     share of distinct values each column showed."""
     def work(f: str) -> float:  # a repeating column's few values cost little: it is its lookups
-        return (ratios[f] * COST_VALUE if ratios[f] > 1 / 3 else 0.0) + COST_CELL
+        value = COST_VALUE.get(types.get(f, ""), COST_VALUE_DEFAULT)
+        return (ratios[f] * value if ratios[f] > 1 / 3 else 0.0) + COST_CELL
     mine = sum(work(f) for f in ratios if f not in theirs) + COST_IDENT
     child = sum(work(f) for f in theirs)
     share = min(1.0, max(0.0, (mine - child + COST_HASH) / (2 * COST_HASH)))
