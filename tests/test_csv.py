@@ -124,3 +124,16 @@ def test_bad_input_gives_source_errors(tmp_path):
     with pytest.raises(SourceError, match="cannot be written"):
         CsvConnector(latin, encoding="latin-1").apply([Patch(2, 1, "corrected", write=True, value="张")])
     assert latin.read_bytes() == "name\nJos\xe9\n".encode("latin-1")
+
+
+def test_a_read_parses_the_same_records_without_keeping_their_text():
+    from sheetsync.connectors.csv import parse
+    texts = ['a,b\r\n1,"x\r\ny"\r\n2,z', "a;b\n1;2\n\n3;4\n", "a,b\r1,2\r", 'n,note\n"Ann","two\nlines"\n', "", "only"]
+    for text in texts:
+        data = text.encode("utf-8")
+        full, quick = parse(data, None, None, "t.csv"), parse(data, None, None, "t.csv", raw=False)
+        assert (quick.records, quick.newline, quick.delimiter, quick.encoding) == \
+            (full.records, full.newline, full.delimiter, full.encoding), text
+        assert quick.raw == [] and "".join(full.raw) == text
+    with pytest.raises(SourceError, match="malformed CSV"):
+        parse(b'a\n"' + b"x" * 200_000 + b'"\n', None, None, "t.csv", raw=False)  # past the field size limit

@@ -21,6 +21,7 @@ from .xlsx_guard import LocalFile, atomic_write, fingerprint, read_bytes
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 _ENDING = re.compile(r"(\r\n|\n|\r)\Z")
+_FIRST_ENDING = re.compile(r"\r\n|\n|\r")
 _SNIFF_DELIMITERS = ",;\t|"
 #: sidecar cells starting with these would run as formulas in Excel; quoted there (never in data)
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
@@ -28,7 +29,8 @@ _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass
 class ParsedCsv:
-    """A decoded CSV: its records, the raw text of each record, and how to write it back."""
+    """A decoded CSV: its records, the raw text of each record (none when parsed for a read
+    alone), and how to write it back."""
 
     encoding: str
     bom: bool
@@ -76,11 +78,21 @@ def decode(data: bytes, encoding: str | None, where: str) -> tuple[str, str, boo
                       hint="save it as UTF-8 CSV, or set source.encoding in the layout")
 
 
-def parse(data: bytes, encoding: str | None, delimiter: str | None, where: str) -> ParsedCsv:
+def parse(data: bytes, encoding: str | None, delimiter: str | None, where: str, raw: bool = True) -> ParsedCsv:
+    """The decoded records; `raw=False` (a read, which writes nothing back) skips keeping each
+    record's own text, and so cutting the text into 100k line strings first."""
     text, enc, bom = decode(data, encoding, where)
-    lines = _LINE.findall(text)
-    ending = next((m.group(1) for m in map(_ENDING.search, lines) if m), "\r\n")
+    first_end = _FIRST_ENDING.search(text)
+    ending = first_end.group() if first_end else "\r\n"
     delim = delimiter or _sniff(text[:65536])
+    if not raw:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+        try:
+            return ParsedCsv(enc, bom, ending, delim, list(reader), [])
+        except csv.Error as exc:
+            raise SourceError(f"malformed CSV near line {reader.line_num}: {exc}", where=where,
+                              hint="fix the quoting on that line, or set source.delimiter") from None
+    lines = _LINE.findall(text)
     reader = csv.reader(iter(lines), delimiter=delim)
     try:
         records = list(reader)
@@ -121,12 +133,12 @@ class CsvConnector(LocalFile):
     def report_path(self) -> Path:
         return self.path.with_name(f"{self.path.stem}.sheetsync.csv")
 
-    def _parse(self, data: bytes) -> ParsedCsv:
-        return parse(data, self.encoding, self.delimiter, str(self.path))
+    def _parse(self, data: bytes, raw: bool = True) -> ParsedCsv:
+        return parse(data, self.encoding, self.delimiter, str(self.path), raw)
 
     def read(self) -> SheetData:
         data = read_bytes(self.path)
-        parsed = self._parse(data)
+        parsed = self._parse(data, raw=False)
         header, rows = rows_from_grid(parsed.records, self.header_row, False, str(self.path))
         meta = {"kind": "csv", "encoding": parsed.encoding, "bom": parsed.bom,
                 "newline": parsed.newline, "delimiter": parsed.delimiter}
