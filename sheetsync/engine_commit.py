@@ -108,10 +108,10 @@ def _insert_new(ctx: "RunContext", sheet: SheetIndex, new: NewRows, sheet_name: 
     """The NewRows batch: its records with their history, and base rows resting on them."""
     if not new.idents:
         return
-    rows = [sheet.rows[i] for i in new.idents]
+    rows = list(map(sheet.rows.__getitem__, new.idents))
     after = ctx.store.insert_records(ctx.layout.table, new.idents, new.columns, rows, run_id=ctx.result.run_id,
                                      layout=ctx.name, sheet=sheet_name)
-    ctx.store.put_inserted_base(ctx.name, ctx.layout.table, [sheet.hashes[i] for i in new.idents], after)
+    ctx.store.put_inserted_base(ctx.name, ctx.layout.table, list(map(sheet.hashes.__getitem__, new.idents)), after)
     ctx.result.inserted += len(new.idents)
 
 
