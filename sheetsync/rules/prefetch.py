@@ -4,14 +4,14 @@ A first sync of 100k rows spends most of its validation time on values seen once
 emails): work that needs no store and no other row. A forked child works those columns out with
 a copy of the same RowChecker and hands back each cell's value in row order (the parent has the
 raw cells already; a value equal to its raw one crosses the pipe as a marker, a cell that is
-not "ok" whole); the parent meanwhile hashes rows and normalises keys, and then rebuilds the cells
-at C speed. On two cores that takes the validation of a 100k-row first sync from about 1.5 s to
-under 1 s.
+not "ok" whole), and on a first sync also hashes a share of the rows. The parent meanwhile
+identifies rows by key, checks the other columns, hashes the rest, and then rebuilds the child's
+cells at C speed. A small cost model (COST_*) sizes the hashing share so both end together.
 
 Used only where it is safe and pays: on a platform with fork, in a process with no other
 thread (a fork copies one thread; a lock another thread held would never be released in the
 child), for sheets big enough. Anything odd (the child dies, hangs, or sends garbage) leaves the
-checker as it was, and validation simply does the work itself.
+checker as it was, and the parent simply does the work itself.
 """
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ COST_VALUE_DEFAULT = 2.6
 
 
 class Prefetch:
-    """A child process filling a RowChecker's memo for some fields; see `start` and `merge`."""
+    """A child process checking some columns (and hashing some rows) for a RowChecker's run;
+    see `start` and `merge`."""
 
     def __init__(self, checker: Any, pid: int, fd: int, fields: list[str], values: list[Sequence[Any]],
                  cols: Mapping[str, int], hash_from: int | None) -> None:
