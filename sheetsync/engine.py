@@ -210,19 +210,26 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
         if prefetch is not None:  # the parent's share of the work while the child does its own
             known = checker.warm([sheet.values[i] for i in todo], cols,
                                  [f for f in checker.fields if f not in prefetch.fields])
-            mine = [row_hash(r.values) for r in data.rows[:split]] if split is not None else []
-            theirs = prefetch.merge()  # in sheet order; None: validation works them out itself
-            if split is not None:
-                rest = prefetch.hashes if theirs else [row_hash(r.values) for r in data.rows[split:]]
-                sheet.set_hashes(mine + rest)
-            if theirs:
-                order = _sheet_positions(data, sheet, todo)
-                known.update((f, column if order is None else list(map(column.__getitem__, order)))
-                             for f, column in theirs.items())
+            known.update(_take_prefetch(prefetch, data, sheet, todo))
     finally:
         if prefetch is not None:
             prefetch.close()
     return sheet, todo, known
+
+
+def _take_prefetch(prefetch: Prefetch, data: SheetData, sheet: SheetIndex, todo: list[str]) -> dict[str, list]:
+    """The parent's share of the row hashing (a first sync), then the child's: its hashes into
+    `sheet`, and its columns of the `todo` rows returned (field -> CellResults). When the child
+    failed: {} (validation works its columns out) and the parent hashes the child's rows too."""
+    split = prefetch.hash_from
+    mine = [row_hash(r.values) for r in data.rows[:split]] if split is not None else []
+    theirs = prefetch.merge()  # in sheet order
+    if split is not None:
+        sheet.set_hashes(mine + (prefetch.hashes if theirs else [row_hash(r.values) for r in data.rows[split:]]))
+    if not theirs:
+        return {}
+    order = _sheet_positions(data, sheet, todo)
+    return {f: column if order is None else list(map(column.__getitem__, order)) for f, column in theirs.items()}
 
 
 def _sheet_positions(data: SheetData, sheet: SheetIndex, todo: list[str]) -> list[int] | None:

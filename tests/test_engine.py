@@ -1,6 +1,8 @@
 """The whole run on the in-memory connector: write-back, idempotence, reconcile, crash recovery."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sheetsync.connectors.memory import MemoryBook, MemoryConnector
@@ -410,8 +412,11 @@ def test_a_first_sync_checked_partly_in_a_second_process_ends_the_same(tmp_path,
     real_merge = prefetch.Prefetch.merge
     monkeypatch.setattr(prefetch.Prefetch, "merge", lambda self: merged.append(real_merge(self)) or merged[-1])
     outcomes = []
-    for name, min_rows in (("plain", 10**9), ("prefetched", 1)):
+    real_child = prefetch._child
+    for name, min_rows, child in (("plain", 10**9, real_child), ("prefetched", 1, real_child),
+                                  ("child dies", 1, lambda *a: os._exit(3))):  # the parent does it all
         monkeypatch.setattr(prefetch, "MIN_ROWS", min_rows)
+        monkeypatch.setattr(prefetch, "_child", child)
         layout, book, store = make(tmp_path / name)
         book.rows.append(["C001", "Again", "139 0000 0001", "again@x.cn", 7])  # a key clash: rows walked one by one
         outcome = []
@@ -424,5 +429,6 @@ def test_a_first_sync_checked_partly_in_a_second_process_ends_the_same(tmp_path,
             outcome.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected,
                             res.unchanged))
         outcomes.append(outcome)
-    assert len(merged) == 2 and all(m and "phone" in m and "id" not in m for m in merged)  # keys: the parent's
-    assert outcomes[0] == outcomes[1] and outcomes[1][1][4] == 12 and outcomes[1][2][6] == 18
+    assert len(merged) == 4 and all(m and "phone" in m and "id" not in m for m in merged[:2])  # keys: the parent's
+    assert merged[2:] == [None, None]
+    assert outcomes[0] == outcomes[1] == outcomes[2] and outcomes[1][1][4] == 12 and outcomes[1][2][6] == 18
