@@ -43,6 +43,10 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     # only they need their used width worked out and padding (a blank row is left out)
     gaps = list(map(operator.or_, map(operator.contains, body, repeat("")),
                     map(operator.contains, body, repeat(None))))
+    if not totals_row and not any(gaps) and set(map(len, body)) <= {width}:  # a full rectangle
+        header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
+        rows = zip(count(header_row + 1), map(tuple, body))
+        return header, tuple(map(tuple.__new__, repeat(SheetRow), rows))
     numbers, kept, padded = [], [], []
     for n, row, gap in zip(count(header_row + 1), body, gaps):
         used = _used_width(row) if gap else len(row)
