@@ -4,7 +4,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -14,9 +14,8 @@ import openpyxl
 import pytest
 
 from conftest import REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
-from sheetsync.connectors.xlsx import XlsxConnector
 from sheetsync.engine import sync_once
-from sheetsync.errors import LayoutError, SourceError
+from sheetsync.errors import LayoutError
 from sheetsync.layout import load_layout
 from sheetsync.store import Store
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 from sheetsync.layout import Layout

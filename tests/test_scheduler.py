@@ -7,7 +7,6 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import logging
-import os
 import random
 import signal
 import socket
@@ -18,7 +17,6 @@ from pathlib import Path
 
 from sheetsync.cli_run import add_run_command
 from sheetsync.engine import sync_once
-from sheetsync.layout import load_layout
 from sheetsync.scheduler import ClockScheduler, Runner
 from sheetsync.store import Store
 
