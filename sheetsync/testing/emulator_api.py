@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .emulator_grid import DEFAULT_FORMAT, THEME, apply_mask, grid_data, parse_mask, sub_mask
-from .emulator_state import (ApiError, Cell, Sheet, Spreadsheet, a1, entered, parse_range, render,
+from .emulator_state import (ApiError, Cell, Spreadsheet, a1, entered, parse_range, render,
                              trimmed_rows)
 from .emulator_updates import BATCH_REQUESTS
 
