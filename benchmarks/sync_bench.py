@@ -11,6 +11,8 @@ import csv
 import json
 import random
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -144,13 +146,61 @@ def bench(kind: str, work: Path, n: int) -> list[tuple[str, float, str]]:
             ("1% changed resync", delta_s, f"{delta.updated} updated{calls(delta)}")]
 
 
+_FRESH = """
+import sys, time
+from sheetsync.engine import sync_once
+from sheetsync.layout import load_layout
+loaded = load_layout(sys.argv[1])
+started = time.perf_counter()
+result = sync_once(loaded)
+print(time.perf_counter() - started, result.inserted)
+"""
+
+
+def fresh_first_syncs(kind: str, work: Path, n: int, runs: int) -> list[float]:
+    """First syncs each in a new Python process that does nothing else, as `sheetsync sync`
+    does (imports not timed): the process has no heap left over from generating the rows or
+    from another sync, so this is the number to trust when it and `bench` disagree."""
+    folder = work / f"{kind}-fresh"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    data, pristine = folder / f"customers.{kind}", folder / f"pristine.{kind}"
+    (write_xlsx if kind == "xlsx" else write_csv)(pristine, make_rows(n))
+    layout_path = folder / "customers.yaml"
+    layout_path.write_text(LAYOUT.format(source=f"{{kind: {kind}, path: {data.name}}}", store="sheetsync.db"),
+                           encoding="utf-8")
+    out = []
+    for _ in range(runs):  # each from the same file and no store
+        for stale in folder.glob("sheetsync.db*"):
+            stale.unlink()
+        shutil.copy(pristine, data)
+        proc = subprocess.run([sys.executable, "-c", _FRESH, str(layout_path)], capture_output=True, text=True,
+                              check=True)
+        seconds, inserted = proc.stdout.split()
+        assert int(inserted) == n, proc.stdout
+        out.append(float(seconds))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--sources", default="xlsx,csv,gsheets")
     ap.add_argument("--json", action="store_true", help="print [step, seconds, note] lists (for run.py)")
+    ap.add_argument("--fresh", type=int, default=0, metavar="N",
+                    help="instead: N first syncs of each local source, each in a fresh process")
     args = ap.parse_args()
     work = Path(__file__).resolve().parent / ".work"
+    if args.fresh:
+        local = [k for k in args.sources.split(",") if k in ("xlsx", "csv")]
+        if args.json:
+            print(json.dumps({kind: fresh_first_syncs(kind, work, args.rows, args.fresh) for kind in local}))
+            return
+        for kind in local:
+            times = fresh_first_syncs(kind, work, args.rows, args.fresh)
+            print(f"{kind} first sync in a fresh process, {args.rows:,} rows: "
+                  + ", ".join(f"{t:.2f}" for t in times) + f" s (min {min(times):.2f}, max {max(times):.2f})", flush=True)
+        return
     if args.json:
         print(json.dumps([r for kind in args.sources.split(",") for r in bench(kind, work, args.rows)]))
         return
