@@ -219,9 +219,10 @@ class RowChecker:
         value_text = value if value.__class__ is str else canonical_text(value)
         if value_text != text:
             changed.append(plan.type_rule.name)
-        for rule in plan.constraints:
-            if rule.check(value, plan.ctx):
-                return _invalid(field, raw, *[r.check(value, plan.ctx) for r in plan.constraints])
+        if plan.constraints:
+            problems = [p for r in plan.constraints if (p := r.check(value, plan.ctx))]
+            if problems:
+                return _invalid(field, raw, *problems)
         if value_text == (raw if raw.__class__ is str else canonical_text(raw)):
             # the usual cell of a first sync's ids, phones and emails: tuple.__new__ skips the
             # NamedTuple's Python-level __new__
