@@ -7,7 +7,7 @@ reach the store, and protected fields are reverted to the store's value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
 
@@ -121,13 +121,7 @@ class NewRows:
     `idents` order) so 100k rows cost a few C-level passes instead of a decision object each."""
 
     idents: list[str] = field(default_factory=list)
-    columns: dict[str, list[WriteValue]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, idents: list[str], cells: list[Mapping[str, Any]]) -> "NewRows":
-        """From each row's field -> rules.CellResult (all rows with the same fields)."""
-        fields = list(cells[0]) if cells else []
-        return cls(idents, {f: list(map(_value, map(itemgetter(f), cells))) for f in fields})
+    columns: dict[str, list[WriteValue]] = field(default_factory=dict)  # rules.checked.Checked.values_of
 
 
 #: counts of a plain insert: nothing corrected, invalid, conflicting, protected or pushed

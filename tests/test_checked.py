@@ -5,6 +5,7 @@ import pytest
 
 from sheetsync.layout import Layout
 from sheetsync.model import Problem
+from sheetsync.reconcile import RowInput, insert_row, reconcile_row
 from sheetsync.rules import CellResult, RowResult, compile_rules
 from sheetsync.rules.checked import Checked, row_key_values
 
@@ -60,6 +61,19 @@ def test_values_of_gives_the_columns_of_clean_rows_and_refuses_others():
     assert checked.values_of([]) == {"id": [], "email": [], "n": []}
     with pytest.raises(ValueError):
         checked.values_of(["C1", "C2"])  # C2 is not clean: its values are in its RowResult
+
+
+def test_values_of_are_what_a_new_row_would_store_row_by_row():
+    """The engine inserts a first sync's clean new rows as reconcile.NewRows(batch,
+    values_of(batch)): each row's values must be what insert_row and reconcile_row store."""
+    checked = _checked()
+    batch = checked.clean_idents()
+    columns = checked.values_of(batch)
+    for k, ident in enumerate(batch):
+        cells = checked[ident].cells
+        row = RowInput(ident, cells, None, None, ("id",), frozenset({"id"}), frozenset())
+        expected = {f: values[k] for f, values in columns.items()}
+        assert insert_row(ident, cells).store_values == reconcile_row(row).store_values == expected
 
 
 def test_a_copy_changes_alone_and_a_row_is_checked_once():

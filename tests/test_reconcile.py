@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sheetsync.model import Problem
-from sheetsync.reconcile import AS_STORED, NewRows, RowInput, cell_texts, reconcile_row
+from sheetsync.reconcile import AS_STORED, RowInput, cell_texts, reconcile_row
 from sheetsync.rules import CellResult
 from sheetsync.store import BaseRow
 
@@ -116,16 +116,6 @@ def test_plain_new_row_is_decided_without_the_field_walk_but_the_same_way():
     assert d.store_values == {"id": "C1", "email": "a@x.cn", "limit": 100, "note": None}
     assert d.base_sheet is d.base_store is AS_STORED  # the base is the record's own values
     assert cell_texts({c.field: c for c in cells}) == {"id": "C1", "email": "a@x.cn", "limit": "100", "note": ""}
-
-
-def test_new_rows_hold_what_insert_row_would_store_column_by_column():
-    rows = [[ok("id", "C1"), ok("limit", 100)], [ok("id", "C2"), ok("limit", None)]]
-    new = NewRows.of(["C1", "C2"], [{c.field: c for c in r} for r in rows])
-    assert new.columns == {"id": ["C1", "C2"], "limit": [100, None]}
-    for ident, cells in zip(new.idents, rows):
-        stored = reconcile_row(row(cells)).store_values
-        assert stored == {f: values[new.idents.index(ident)] for f, values in new.columns.items()}
-    assert NewRows.of([], []).columns == {}
 
 
 def test_new_keyless_row_of_empty_cells_is_still_held_back():
