@@ -85,29 +85,22 @@ def parse(data: bytes, encoding: str | None, delimiter: str | None, where: str, 
     first_end = _FIRST_ENDING.search(text)
     ending = first_end.group() if first_end else "\r\n"
     delim = delimiter or _sniff(text[:65536])
-    if not raw:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-        try:
-            return ParsedCsv(enc, bom, ending, delim, list(reader), [])
-        except csv.Error as exc:
-            raise SourceError(f"malformed CSV near line {reader.line_num}: {exc}", where=where,
-                              hint="fix the quoting on that line, or set source.delimiter") from None
-    lines = _LINE.findall(text)
-    reader = csv.reader(iter(lines), delimiter=delim)
+    lines = _LINE.findall(text) if raw else []
+    reader = csv.reader(iter(lines) if raw else io.StringIO(text, newline=""), delimiter=delim)
     try:
         records = list(reader)
     except csv.Error as exc:
         raise SourceError(f"malformed CSV near line {reader.line_num}: {exc}", where=where,
                           hint="fix the quoting on that line, or set source.delimiter") from None
-    if len(records) == len(lines):  # every record one line (no quoted line break): its own text
+    if not raw or len(records) == len(lines):  # a read keeps no text; a one-line record is its line
         return ParsedCsv(enc, bom, ending, delim, records, lines)
-    reader = csv.reader(iter(lines), delimiter=delim)
-    records, raw, used = [], [], 0
+    reader = csv.reader(iter(lines), delimiter=delim)  # a quoted line break: records span lines
+    records, texts, used = [], [], 0
     for record in reader:  # parsed once already, so no csv.Error here
         records.append(record)
-        raw.append("".join(lines[used:reader.line_num]))
+        texts.append("".join(lines[used:reader.line_num]))
         used = reader.line_num
-    return ParsedCsv(enc, bom, ending, delim, records, raw)
+    return ParsedCsv(enc, bom, ending, delim, records, texts)
 
 
 def _sniff(sample: str) -> str:
