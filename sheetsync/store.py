@@ -460,7 +460,7 @@ def _history_texts(columns: Mapping[str, Sequence[WriteValue]],
         elif kinds == {bool} and affinity in ("TEXT", "INTEGER"):
             expr = f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} THEN 'True' ELSE 'False' END"
         else:
-            passed.append(_texts(values))
+            passed.append(values if kinds <= {str} else [_text(v) for v in values])
             expr = f"j.value ->> {len(passed)}"
         parts.append(f"{literal(f)}, {expr}")
     return (f"json_object({', '.join(parts)})" if parts else "'{}'"), passed
@@ -469,12 +469,3 @@ def _history_texts(columns: Mapping[str, Sequence[WriteValue]],
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
-
-_TEXTUAL = {str, type(None)}
-
-
-def _texts(values: Sequence[Any]) -> Sequence[str | None]:
-    """_text of every value of a column (at C speed when they are texts already)."""
-    if set(map(type, values)) <= _TEXTUAL:
-        return values
-    return [None if v is None else str(v) for v in values]
