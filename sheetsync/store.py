@@ -468,4 +468,3 @@ def _history_texts(columns: Mapping[str, Sequence[WriteValue]],
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
