@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
@@ -40,19 +41,19 @@ def sync_rows(rows: int, sources: list[str]) -> list[Row]:
     out: list[Row] = []
     targets = {"first sync": "<= 5 s", "no-change resync": "<= 1.5x bare read",
                "no-change resync, every row compared": "<= 1.5x bare read"}
-    for kind in sources:
+    def sync_bench(kind: str, *extra: str) -> Any:
         proc = subprocess.run([sys.executable, str(HERE / "sync_bench.py"), "--rows", str(rows),
-                               "--sources", kind, "--json"], capture_output=True, text=True, check=True)
-        results = json.loads(proc.stdout)
+                               "--sources", kind, "--json", *extra], capture_output=True, text=True, check=True)
+        return json.loads(proc.stdout)
+
+    for kind in sources:
+        results = sync_bench(kind)
         bare = results[0][1]
         for step, secs, note in results:
             value = f"{secs:.2f} s" + ("" if step == "bare read" else f" ({secs / bare:.2f}x read)")
             out.append((f"sync {kind}, {rows:,} rows", step, value, targets.get(step, ""), note))
         if kind in ("xlsx", "csv"):  # the CLI's own case: a process that does nothing but the sync
-            proc = subprocess.run([sys.executable, str(HERE / "sync_bench.py"), "--rows", str(rows),
-                                   "--sources", kind, "--fresh", "3", "--json"], capture_output=True, text=True,
-                                  check=True)
-            times = json.loads(proc.stdout)[kind]
+            times = sync_bench(kind, "--fresh", "3")[kind]
             out.append((f"sync {kind}, {rows:,} rows", "first sync, each in a fresh process",
                         ", ".join(f"{t:.2f}" for t in times) + " s", "<= 5 s", "3 runs, imports not timed"))
     return out

@@ -103,24 +103,36 @@ class Emulated:
         return f"{{kind: gsheets, spreadsheet_id: bench, sheet: Sheet1, endpoint: '{self.emu.url}'}}"
 
 
+def _empty_folder(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _file_source(kind: str, data: Path) -> str:
+    return f"{{kind: {kind}, path: {data.name}}}"
+
+
+def _write_layout(folder: Path, source: str) -> Path:
+    """The benchmark's layout for `source` (a YAML flow mapping), its store beside it."""
+    path = folder / "customers.yaml"
+    path.write_text(LAYOUT.format(source=source, store="sheetsync.db"), encoding="utf-8")
+    return path
+
+
 def bench(kind: str, work: Path, n: int) -> list[tuple[str, float, str]]:
     """The four measurements of one source. Only the file (or the emulator's sheet) holds the
     rows while a sync runs, as in a `sheetsync sync` process: the generated rows and the bare
     read's result are dropped first (kept alive, they cost the first sync ~0.5 s here, through
     the bigger heap its forked prefetch child shares)."""
     rows = make_rows(n)
-    folder = work / kind
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder = _empty_folder(work / kind)
     data = folder / f"customers.{kind}"
     emulated = Emulated() if kind == "gsheets" else None
     write = emulated.write if emulated else (lambda r: (write_xlsx if kind == "xlsx" else write_csv)(data, r))
     write(rows)
     del rows
-    layout_path = folder / "customers.yaml"
-    source = emulated.source() if emulated else f"{{kind: {kind}, path: {data.name}}}"
-    layout_path.write_text(LAYOUT.format(source=source, store="sheetsync.db"), encoding="utf-8")
-    loaded = load_layout(layout_path)
+    loaded = load_layout(_write_layout(folder, emulated.source() if emulated else _file_source(kind, data)))
     read_s = timed(lambda: len(from_source(loaded.layout.source, folder).read().rows))[0]
     first_s, first = timed(lambda: sync_once(loaded))
     again_s, again = timed(lambda: sync_once(loaded))
@@ -161,14 +173,10 @@ def fresh_first_syncs(kind: str, work: Path, n: int, runs: int) -> list[float]:
     """First syncs each in a new Python process that does nothing else, as `sheetsync sync`
     does (imports not timed): the process has no heap left over from generating the rows or
     from another sync, so this is the number to trust when it and `bench` disagree."""
-    folder = work / f"{kind}-fresh"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder = _empty_folder(work / f"{kind}-fresh")
     data, pristine = folder / f"customers.{kind}", folder / f"pristine.{kind}"
     (write_xlsx if kind == "xlsx" else write_csv)(pristine, make_rows(n))
-    layout_path = folder / "customers.yaml"
-    layout_path.write_text(LAYOUT.format(source=f"{{kind: {kind}, path: {data.name}}}", store="sheetsync.db"),
-                           encoding="utf-8")
+    layout_path = _write_layout(folder, _file_source(kind, data))
     out = []
     for _ in range(runs):  # each from the same file and no store
         for stale in folder.glob("sheetsync.db*"):
