@@ -27,7 +27,8 @@ from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
 from .model import Applied, RunResult, SheetData, row_hash
-from .reconcile import AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, insert_row, reconcile_row
+from .reconcile import (AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, hold_back_taken_key,
+                        insert_row, reconcile_row)
 from .rules import compile_rules
 from .rules.checked import Checked
 from .rules.prefetch import Prefetch
@@ -306,6 +307,10 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
     decisions = {}
     for ident in checked:
         if ident in batched:
+            continue
+        if ident in sheet.key_taken:  # the row of a record, with another row's key typed over its own
+            typed = sheet.key_taken[ident]
+            decisions[ident] = hold_back_taken_key(ident, keys[0], typed, sheet.rows[typed], sheet.base[ident])
             continue
         res = checked[ident]
         if plain and res.clean and ident not in records:  # a new row, every cell fine: most of a first sync

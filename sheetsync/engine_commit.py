@@ -91,6 +91,8 @@ def _write(ctx: "RunContext", sheet: SheetIndex, decisions: dict[str, RowDecisio
         old = ctx.records.get(ident)
         if d.held_back:
             ctx.result.held_back += 1
+            if old is not None:  # a record whose row is held back keeps its revision in the base
+                revs[ident] = old["_rev"]
         elif d.store_values or d.insert:
             items.append((ident, d.store_values, old, sheet.rows[ident]))
             if d.insert:

@@ -101,6 +101,10 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "held_back": ("Row held back", "行未入库",
                   "row {row} ({key}) is held back (not saved) until these are fixed: {fields}",
                   "第 {row} 行（{key}）在修正 {fields} 之前不会保存"),
+    "key_taken": ("Key already in use", "编号已被占用",
+                  "key {key} already belongs to row {other_row}: this row is not saved until its key is "
+                  "changed back or to a new one",
+                  "编号 {key} 已属于第 {other_row} 行：本行在改回原编号或改为新编号之前不会保存"),
     "cell_error": ("Formula error", "公式错误",
                    "{field}: the cell shows the error `{value}`; the stored value is kept until it is fixed",
                    "{field}：单元格显示错误 `{value}`；修正之前保留已存储的值"),

@@ -85,6 +85,18 @@ def reconcile_row(row: RowInput) -> RowDecision:
     return decision
 
 
+def hold_back_taken_key(ident: str, key_field: str, typed: str, other_row: int, base: BaseRow) -> RowDecision:
+    """A record's row whose key cell now shows the key of another row: nothing of it is stored
+    or written back, a note on the key cell says why, and the base stays what sheet and store
+    agreed on, so once the key is typed back the row reads exactly as before. `base` is resolved."""
+    params = {"key": typed, "other_row": other_row}
+    decision = RowDecision(ident=ident, held_back=True, base_sheet=dict(base.sheet or {}),
+                           base_store=dict(base.store or {}))
+    decision.problems.append(Problem("key_taken", key_field, params))
+    decision.mark(key_field, "invalid", {"code": "key_taken", **params})
+    return decision
+
+
 def creates_freely(access: Any) -> bool:
     """True when a sheet under these access rules may create any new row (no read-only sheet,
     no row scope to check the row against)."""

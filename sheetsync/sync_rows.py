@@ -37,6 +37,7 @@ class SheetIndex:
     moved: dict[str, int] = field(default_factory=dict)           # unchanged rows now at another row
     key_clash: dict[str, str] = field(default_factory=dict)       # ident -> ident of the earlier row
     new_ids: dict[str, int] = field(default_factory=dict)         # managed ids to write: ident -> row
+    key_taken: dict[str, str] = field(default_factory=dict)       # record -> the key its row now shows
 
     def anchor(self, ident: str, col1: Mapping[str, int]) -> tuple[int, str] | None:
         """(column, text) of the cell identifying the row: its key cell, or its managed id cell."""
@@ -88,7 +89,6 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             shared.add(b.hash)
         by_hash[b.hash] = ident
     claimed: set[str] = set()
-    unchanged, moved = index.unchanged, index.moved
     hashes = [None] * len(data.rows) if hash_later else [row_hash(r.values) for r in data.rows]
     if not base and id_col is None:  # a first sync: every row is new, identified by its key
         idents = _idents(data.rows, cols, layout.key_fields, checker)
@@ -98,36 +98,79 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             index.values = dict(zip(idents, [r.values for r in data.rows]))
             index.hashes = dict(zip(idents, hashes))
             return index
-    keyed = {}  # row position -> identity by key, worked out column-wise for rows not known by hash
-    if id_col is None:
-        unknown = [n for n, h in enumerate(hashes) if h not in by_hash or h in shared]
-        keyed = dict(zip(unknown, _idents([data.rows[n] for n in unknown], cols, layout.key_fields, checker)))
-    for n, sheet_row in enumerate(data.rows):
-        values, number, h = sheet_row.values, sheet_row.number, hashes[n]
+    # first the rows exactly as the last run left them (a hash and two dict lookups each: the
+    # cheap path of a resync), so a key typed over another row's key never takes its record
+    internal = {i for i in base if "@row" in i}  # held-back clash rows: worked out by key again
+    found: list[str | None] = [None] * len(data.rows)
+    for n, h in enumerate(hashes):
         ident = by_hash.get(h)
-        if ident is not None and h not in shared and ident not in claimed:
-            unchanged.append(ident)  # the cheap path of a resync: a hash and two dict lookups
-            if base[ident].row != number:
-                moved[ident] = number
-        elif id_col is not None:
-            ident = canonical_text(values[id_col] if id_col < len(values) else None).strip()
-            if not ident or ident in claimed:
-                ident = new_id()
-                index.new_ids[ident] = sheet_row.number
-            b = base.get(ident)
-            (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
+        if ident is not None and h not in shared and ident not in claimed and ident not in internal:
+            found[n] = ident
+            claimed.add(ident)
+    rest = [n for n, ident in enumerate(found) if ident is None]
+    if id_col is not None:
+        _ids_by_cell(index, data, rest, id_col, found, claimed, new_id)
+    elif rest:
+        _ids_by_key(index, data, rest, found, claimed, _idents([data.rows[n] for n in rest], cols,
+                                                                  layout.key_fields, checker))
+    for sheet_row, ident, h in zip(data.rows, found, hashes):
+        b = base.get(ident)
+        if b is not None and b.hash == h:
+            index.unchanged.append(ident)
+            if b.row != sheet_row.number:
+                index.moved[ident] = sheet_row.number
         else:
-            ident = keyed[n] if n in keyed else _idents([sheet_row], cols, layout.key_fields, checker)[0]
-            if ident in claimed:
-                first = ident
-                ident = f"{ident}@row{sheet_row.number}"
-                index.key_clash[ident] = first
-            b = base.get(ident)
-            (index.unchanged if b is not None and b.hash == h else index.changed).append(ident)
-        claimed.add(ident)
-        index.rows[ident], index.values[ident], index.hashes[ident] = number, values, h
+            index.changed.append(ident)
+        index.rows[ident], index.values[ident], index.hashes[ident] = sheet_row.number, sheet_row.values, h
     index.deleted = [i for i in base if i not in claimed]
     return index
+
+
+def _ids_by_cell(index: SheetIndex, data: SheetData, rest: list[int], id_col: int, found: list,
+                 claimed: set[str], new_id: Callable[[], str]) -> None:
+    """Managed ids: a row's id cell is its identity; a row without one, or with a copy of an id
+    another row holds, gets a fresh id."""
+    for n in rest:
+        values = data.rows[n].values
+        ident = canonical_text(values[id_col] if id_col < len(values) else None).strip()
+        if not ident or ident in claimed:
+            ident = new_id()
+            index.new_ids[ident] = data.rows[n].number
+        found[n] = ident
+        claimed.add(ident)
+
+
+def _ids_by_key(index: SheetIndex, data: SheetData, rest: list[int], found: list, claimed: set[str],
+                keys: list[str]) -> None:
+    """Rows not known by hash, by their key. Of rows sharing a key, the one standing where that
+    record's row stood keeps it; another is a key clash, held back. A clash row standing where a
+    record now missing from the sheet stood is that record's row with its key typed over
+    (`key_taken`): it keeps that record, so nothing is deleted or overwritten."""
+    keyed = dict(zip(rest, keys))
+    base = index.base
+    home = [n for n in rest if (b := base.get(keyed[n])) is not None and b.row == data.rows[n].number]
+    at_home = set(home)
+    clashes = []
+    for n in [*home, *(n for n in rest if n not in at_home)]:
+        ident = keyed[n]
+        if ident in claimed:
+            clashes.append(n)
+            continue
+        found[n] = ident
+        claimed.add(ident)
+    if not clashes:
+        return
+    left = {b.row: i for i, b in base.items() if i not in claimed and "@row" not in i and b.row is not None}
+    for n in sorted(clashes):
+        number, first = data.rows[n].number, keyed[n]
+        ident = left.pop(number, None)
+        if ident is not None:
+            index.key_taken[ident] = first
+        else:
+            ident = f"{first}@row{number}"
+        index.key_clash[ident] = first
+        found[n] = ident
+        claimed.add(ident)
 
 
 def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) -> list[str]:
@@ -160,7 +203,7 @@ def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Ma
     of the batch or a live stored record. Pairs are flagged, never merged."""
     out: dict[str, dict[str, tuple[dict[str, Any], Problem]]] = {}
     for ident, first in sheet.key_clash.items():
-        if ident in checked and layout.key_fields:
+        if ident in checked and layout.key_fields and ident not in sheet.key_taken:
             _flag(out, sheet, ident, first, layout.key_fields[0], "same key")
     for fields in layout.dedupe.exact:
         tuples = _key_values(checked, fields, skip=sheet.key_clash)

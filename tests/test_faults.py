@@ -239,3 +239,61 @@ def test_workbook_open_in_excel_or_libreoffice_ends_partial_untouched(tmp_path, 
     finish_and_check(sheet)
     import openpyxl
     assert openpyxl.load_workbook(sheet.path)[TAB].cell(row=9, column=3).value == "+86 139 1234 5678"
+
+
+# -- a person breaking a row's identity ------------------------------------------------------------
+
+def _identity_state(sheet: SheetFixture) -> dict:
+    """Records, history (minus times and run ids), open problems and every stored key."""
+    state = store_state(sheet.db)
+    with Store(sheet.db) as store:
+        state["all_keys"] = sorted(r[0] for r in store.db.execute('SELECT "_key" FROM "customers"'))
+        state["base"] = sorted(r[0] for r in store.db.execute(
+            "SELECT ident FROM _sheetsync_base WHERE layout = 'customers'"))
+    return state
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_key_typed_over_another_rows_key_holds_that_row_back_and_loses_nothing(tmp_path, kind):
+    sheet = SheetFixture(kind, tmp_path, customer_rows(4))
+    sync_once(sheet.layout)
+    before = _identity_state(sheet)
+    sheet.edit(2, 1, "C002")  # C001's row now says C002, the key of the row below
+    res = sync_once(sheet.layout)
+    assert (res.updated, res.deleted, res.inserted, res.held_back) == (0, 0, 0, 1)
+    during = _identity_state(sheet)
+    assert during["records"] == before["records"] and during["history"] == before["history"]
+    assert during["all_keys"] == ["C001", "C002", "C003", "C004"]
+    taken = [p for p in Store(sheet.db).problems("customers") if p["code"] == "key_taken"]
+    assert [(p["ident"], p["row"], p["col"]) for p in taken] == [("C001", 2, 1)]
+    from sheetsync import messages
+    assert "key C002 already belongs to row 3" in messages.render("key_taken", taken[0]["params"])
+    if kind == "xlsx":  # the note sits on the key cell the person typed
+        assert "already belongs to row 3" in sheet.cells()[(2, 1)][2]
+    else:  # CSV keeps no notes: the problem goes to the report beside it
+        assert "already belongs to row 3" in (tmp_path / "customers.sheetsync.csv").read_text(encoding="utf-8-sig")
+    sheet.edit(2, 1, "C001")  # the typo fixed
+    sync_once(sheet.layout)
+    sync_once(sheet.layout)
+    after = _identity_state(sheet)
+    assert after["records"] == before["records"] and after["history"] == before["history"]
+    assert after["all_keys"] == before["all_keys"] and after["base"] == before["base"]
+    assert after["problems"] == before["problems"] and after["marks"] == before["marks"]
+    assert "already belongs" not in str(sheet.cells())
+
+
+def test_a_clash_row_never_becomes_a_record_keyed_by_an_internal_ident(tmp_path):
+    """A new row typed with a key another row holds is held back; once the other row is gone,
+    it becomes that key's record: no `C002@row6` ever reaches the store."""
+    sheet = SheetFixture("csv", tmp_path, customer_rows(4))
+    sync_once(sheet.layout)
+    for col, value in enumerate(["C002", "Copy of 2", "+86 138 0099 8099", "copy2@example.com"], 1):
+        sheet.edit(6, col, value)
+    res = sync_once(sheet.layout)
+    assert res.held_back == 1 and res.inserted == 0
+    sheet.edit(3, 1, "C009")  # the original C002 row renamed: the copy may now have C002
+    sync_once(sheet.layout)
+    sync_once(sheet.layout)
+    state = _identity_state(sheet)
+    assert all("@" not in k and not k.startswith("row:") for k in state["all_keys"] + state["base"])
+    assert state["records"]["C002"]["name"] == "Copy of 2"

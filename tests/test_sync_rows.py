@@ -107,6 +107,26 @@ def test_two_rows_with_one_key_the_later_is_a_key_clash() -> None:
     assert sheet.rows["C001@row4"] == 4
 
 
+def test_a_key_typed_over_the_key_of_a_row_below_keeps_both_records() -> None:
+    base = _base(C001=(2, A), C002=(3, B))
+    sheet = _index(_layout(), _data(("C002", "Ann", "ann@example.com"), B), base)
+    assert sheet.unchanged == ["C002"] and sheet.changed == ["C001"] and sheet.deleted == []
+    assert sheet.key_taken == {"C001": "C002"} and sheet.rows == {"C001": 2, "C002": 3}
+
+
+def test_of_two_edited_rows_sharing_a_key_the_one_where_the_record_stood_keeps_it() -> None:
+    base = _base(C001=(2, A), C002=(3, B))
+    sheet = _index(_layout(), _data(("C002", "Ann", "ann@example.com"), ("C002", "Bob", "bob@other.com")), base)
+    assert sheet.rows == {"C001": 2, "C002": 3} and sheet.key_taken == {"C001": "C002"}
+
+
+def test_a_held_back_clash_row_is_worked_out_by_key_again_not_by_hash() -> None:
+    copy = ("C001", "Ann copy", "ann2@example.com")
+    base = _base(**{"C001@row3": (3, copy)})  # held back last run, while row 2 had C001
+    sheet = _index(_layout(), _data(copy), base)  # row 2 gone: the copy now owns C001
+    assert sheet.changed == ["C001"] and sheet.deleted == ["C001@row3"] and not sheet.key_clash
+
+
 def test_identical_base_rows_are_worked_out_by_key() -> None:
     layout = _layout(key=["name"])  # two records once typed identically: one hash in the base
     same = ("C001", "Ann", "ann@example.com")
