@@ -335,7 +335,7 @@ class Layout(Strict):
     name: str | None = None              # defaults to the file name without .yaml
     table: str                           # store table; several layouts may share one
     source: Source
-    key: list[str] | str | None = None   # field(s) identifying a record; None = row-managed id
+    key: list[str] | str | None = None   # field(s) identifying a record; None needs id_column
     id_column: str | None = None         # no key: header of a column sheetsync fills with record ids
     columns: dict[str, Column]
     checks: list[Check] = []

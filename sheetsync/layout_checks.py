@@ -19,6 +19,13 @@ def _did_you_mean(word: str, known: list[str], always: bool = True) -> str:
     return f"; known keys: {', '.join(known)}" if always and known else ""
 
 
+#: a layout needs a way to tell rows apart other than their position
+NO_IDENTITY = ("add `key:` (the column or columns that identify a record, such as a customer id) or "
+               "`id_column:` (the header of an empty column sheetsync fills with record ids): without either, "
+               "rows are known only by position, and inserting or sorting rows would give records their "
+               "neighbours' data")
+
+
 # -- cross-references the schema alone cannot see (run on the raw data, so they add to it) ------
 
 def semantic_issues(data: dict) -> list[tuple[Path_, str]]:
@@ -35,6 +42,8 @@ def semantic_issues(data: dict) -> list[tuple[Path_, str]]:
                         _did_you_mean(name, list(columns), always=False)))
 
     key = data.get("key")
+    if not key and not data.get("id_column"):
+        out.append((("key",), NO_IDENTITY))
     for i, name in _items(key):
         ref(("key",) if isinstance(key, str) else ("key", i), name, "key field")
     dedupe = data.get("dedupe") if isinstance(data.get("dedupe"), dict) else {}

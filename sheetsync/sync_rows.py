@@ -13,7 +13,8 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import SourceError
+from .errors import LayoutError, SourceError
+from .layout_checks import NO_IDENTITY
 from .headers import fold
 from .layout import Layout
 from .model import Problem, SheetData, canonical_text, row_hash
@@ -100,13 +101,7 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
             return index
     # first the rows exactly as the last run left them (a hash and two dict lookups each: the
     # cheap path of a resync), so a key typed over another row's key never takes its record
-    internal = {i for i in base if "@row" in i}  # held-back clash rows: worked out by key again
-    found: list[str | None] = [None] * len(data.rows)
-    for n, h in enumerate(hashes):
-        ident = by_hash.get(h)
-        if ident is not None and h not in shared and ident not in claimed and ident not in internal:
-            found[n] = ident
-            claimed.add(ident)
+    found = _ids_by_hash(hashes, by_hash, shared, base, claimed)
     rest = [n for n, ident in enumerate(found) if ident is None]
     if id_col is not None:
         _ids_by_cell(index, data, rest, id_col, found, claimed, new_id)
@@ -124,6 +119,20 @@ def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker
         index.rows[ident], index.values[ident], index.hashes[ident] = sheet_row.number, sheet_row.values, h
     index.deleted = [i for i in base if i not in claimed]
     return index
+
+
+def _ids_by_hash(hashes: list, by_hash: dict[str, str], shared: set[str], base: Mapping[str, BaseRow],
+                 claimed: set[str]) -> list[str | None]:
+    """Each row's identity when its hash is one base row's alone (None: work it out otherwise).
+    A held-back clash row (`KEY@rowN`) is never found so: it is worked out by its key again."""
+    internal = {i for i in base if "@row" in i}
+    found: list[str | None] = [None] * len(hashes)
+    for n, h in enumerate(hashes):
+        ident = by_hash.get(h)
+        if ident is not None and h not in shared and ident not in claimed and ident not in internal:
+            found[n] = ident
+            claimed.add(ident)
+    return found
 
 
 def _ids_by_cell(index: SheetIndex, data: SheetData, rest: list[int], id_col: int, found: list,
@@ -286,9 +295,11 @@ def check_unique(store: Store, layout: Layout, checked: dict[str, Any]) -> dict[
 
 
 def id_column(layout: Any, data: SheetData, where: str) -> int | None:
-    """0-based index of the managed id column of a layout without a key (None: not used)."""
-    if layout.key_fields or not layout.id_column:
+    """0-based index of the managed id column of a layout without a key (None: the layout has a key)."""
+    if layout.key_fields:
         return None
+    if not layout.id_column:  # load_layout refuses this too; a Layout built in code is checked here
+        raise LayoutError("the layout has neither a key nor an id column", where=where, hint=NO_IDENTITY)
     hits = [i for i, h in enumerate(data.header) if fold(h) == fold(layout.id_column)]
     if not hits:
         raise SourceError(f"the managed id column {layout.id_column!r} is missing", where=where,

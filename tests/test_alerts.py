@@ -232,7 +232,7 @@ def test_an_undelivered_alert_is_tried_again_after_the_next_run(tmp_path, hook):
 
 
 def test_global_alerts_file_applies_to_layouts_without_their_own(tmp_path, hook):
-    (tmp_path / "c.yaml").write_text("table: c\nsource: {kind: csv, path: c.csv}\ncolumns:\n  id: {}\n")
+    (tmp_path / "c.yaml").write_text("table: c\nsource: {kind: csv, path: c.csv}\nkey: id\ncolumns:\n  id: {}\n")
     glob = tmp_path / "alerts.yaml"
     glob.write_text(f"alerts:\n  webhook: {{url: '{hook.url}'}}\n  remind_every: 2h\n", encoding="utf-8")
     clock = Clock()

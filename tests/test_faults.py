@@ -297,3 +297,21 @@ def test_a_clash_row_never_becomes_a_record_keyed_by_an_internal_ident(tmp_path)
     state = _identity_state(sheet)
     assert all("@" not in k and not k.startswith("row:") for k in state["all_keys"] + state["base"])
     assert state["records"]["C002"]["name"] == "Copy of 2"
+
+
+def test_a_layout_without_key_or_id_column_is_refused_before_rows_are_mixed_up(tmp_path):
+    """Rows told apart only by position would swap data when a row is inserted: `check` and
+    `sync` refuse such a layout, naming the file and the key to add, and nothing is written."""
+    import yaml
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(10))
+    data = yaml.safe_load(sheet.layout.read_text(encoding="utf-8"))
+    del data["key"]
+    sheet.layout.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    before = sheet.path.read_bytes()
+    check = sheetsync_cmd("check", str(sheet.layout))
+    assert check.returncode == 2
+    assert f"{sheet.layout}:1: key:" in check.stdout + check.stderr
+    assert "id_column" in check.stdout + check.stderr
+    synced = sheetsync_cmd("sync", str(sheet.layout))
+    assert synced.returncode == 2 and "id_column" in synced.stderr
+    assert not sheet.db.exists() and sheet.path.read_bytes() == before
