@@ -11,8 +11,6 @@ from __future__ import annotations
 import bisect
 import csv
 import io
-import os
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -20,12 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import SourceBusy, SourceChanged, UsageError
+from . import lease
+from .errors import SourceChanged, UsageError
 from .layout import ARCHIVE_TIMESTAMPS, LoadedLayout
 from .model import SheetData, row_hash
+from .run_support import env_hook
 from .store import Store
-
-LEASE_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -80,14 +78,9 @@ def archive(loaded: LoadedLayout, store: Store, connector: Any = None, dry_run: 
     if dry_run:
         return ArchiveResult(loaded.name, run_id, True, layout.archive_table, list(found), rows,
                              rows_to_delete=sorted(rows.values()))
-    holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
-    if not store.acquire_lease(loaded.name, holder, LEASE_SECONDS):
-        raise SourceBusy(f"a sync of layout {loaded.name!r} is running",
-                         hint="run the archive again when it has finished")
-    try:
+    with lease.held(store, loaded.name, run_id, hint="run the archive again when that run has finished"):
+        env_hook()("archive")  # the crash tests' kill point, with the lease held
         return _move(loaded, store, connector, run_id, found, base)
-    finally:
-        store.release_lease(loaded.name, holder)
 
 
 def _move(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,

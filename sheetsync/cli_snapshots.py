@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any, Callable
 
 from . import backup
 from .backup.runner import backup_dir_for, key_for
-from .errors import LayoutError, SourceBusy, UsageError
+from .errors import LayoutError, UsageError
 from .layout import LoadedLayout, layout_files, load_layout
 
 Command = Callable[[argparse.Namespace], int]
@@ -315,39 +314,52 @@ def write_sheet_copy(sheet: backup.SheetCopy, target: Path, loaded: LoadedLayout
 def restore_records(loaded: LoadedLayout, folder: Path, snap_id: str,
                     key: bytes | None) -> dict[str, int]:
     """Copy the layout's records from the snapshot's store into the live store through
-    write_record (history action "restore"); live records absent from it are soft-deleted."""
+    write_record (history action "restore"); live records absent from it are soft-deleted.
+
+    The lease is taken first, so the snapshot's store copy (a folder named for this process)
+    exists only while it is held; a killed restore's lease and folder go at the next command."""
+    from . import lease
     from .engine import store_path
+    from .run_support import env_hook
     from .store import Store
     layout, db = loaded.layout, store_path(loaded)
-    with tempfile.TemporaryDirectory(dir=db.parent, prefix=".sheetsync-restore-") as tmp:
-        copy = backup.restore_store(folder, snap_id, Path(tmp) / "snapshot.db", key)
-        with Store(copy) as old:
-            if layout.table not in old.tables():
-                raise UsageError(f"snapshot {snap_id} has no table {layout.table!r}",
-                                 hint="pick a snapshot taken after this layout's first sync")
-            wanted = old.records(layout.table, include_deleted=False)
     run_id = f"restore-{snap_id}"
-    holder = f"{socket.gethostname()}:{os.getpid()}:{run_id}"
-    counts = {"changed": 0, "deleted": 0}
     with Store(db) as live:
         live.ensure_table(layout.table, {f: c.type for f, c in layout.columns.items()})
-        if not live.acquire_lease(loaded.name, holder, 15 * 60):
-            raise SourceBusy(f"a sync of layout {loaded.name!r} is running",
-                             hint="restore again when it has finished")
-        try:
-            with live.transaction():
-                before = live.records(layout.table)
-                for k, rec in wanted.items():
-                    values = {f: rec[f] for f in layout.columns if f in rec}
-                    rev = live.write_record(layout.table, k, values, action="restore",
-                                            run_id=run_id, layout=loaded.name, actor=f"snapshot {snap_id}")
-                    counts["changed"] += rev != (before.get(k) or {}).get("_rev")
-                for k, rec in before.items():
-                    if k not in wanted and not rec["_deleted"]:
-                        counts["deleted"] += live.delete_record(layout.table, k, run_id=run_id,
-                                                                layout=loaded.name) is not None
-        finally:
-            live.release_lease(loaded.name, holder)
+        with lease.held(live, loaded.name, run_id, hint="restore again when that run has finished"):
+            lease.clean_restore_leftovers(live)
+            with tempfile.TemporaryDirectory(dir=db.parent, prefix=lease.restore_folder_prefix()) as tmp:
+                wanted = _snapshot_records(layout.table, backup.restore_store(folder, snap_id, Path(tmp) / "snapshot.db", key),
+                                           snap_id)
+                env_hook()("restore")  # the crash tests' kill point: lease held, store copy on disk
+            return _replace_records(live, loaded, wanted, run_id, snap_id)
+
+
+def _snapshot_records(table: str, copy: Path, snap_id: str) -> dict[str, dict]:
+    from .store import Store
+    with Store(copy) as old:
+        if table not in old.tables():
+            raise UsageError(f"snapshot {snap_id} has no table {table!r}",
+                             hint="pick a snapshot taken after this layout's first sync")
+        return old.records(table, include_deleted=False)
+
+
+def _replace_records(live: Any, loaded: LoadedLayout, wanted: dict[str, dict], run_id: str,
+                     snap_id: str) -> dict[str, int]:
+    """One transaction: the snapshot's records written, live records it lacks soft-deleted."""
+    layout = loaded.layout
+    counts = {"changed": 0, "deleted": 0}
+    with live.transaction():
+        before = live.records(layout.table)
+        for k, rec in wanted.items():
+            values = {f: rec[f] for f in layout.columns if f in rec}
+            rev = live.write_record(layout.table, k, values, action="restore",
+                                    run_id=run_id, layout=loaded.name, actor=f"snapshot {snap_id}")
+            counts["changed"] += rev != (before.get(k) or {}).get("_rev")
+        for k, rec in before.items():
+            if k not in wanted and not rec["_deleted"]:
+                counts["deleted"] += live.delete_record(layout.table, k, run_id=run_id,
+                                                        layout=loaded.name) is not None
     return counts
 
 

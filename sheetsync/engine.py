@@ -6,8 +6,6 @@ finish the write-back. Imports no gspread, openpyxl or xlwings: sources come thr
 from __future__ import annotations
 
 import gc
-import os
-import socket
 import time
 import uuid
 import logging
@@ -16,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from . import dedupe_sync, run_support
+from . import dedupe_sync, lease, run_support
 from .run_support import store_path
 from . import report as report_mod
 from .connectors import Connector, from_source
@@ -36,7 +34,7 @@ from .store import Store
 from .sync_rows import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
 
 log = logging.getLogger("sheetsync.engine")
-LEASE_SECONDS = 15 * 60
+LEASE_SECONDS = lease.LEASE_SECONDS
 _NONE: Mapping = MappingProxyType({})  # an empty default, not built per row
 VALIDATE_CHUNK = 10_000  # rows checked between progress updates
 STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
@@ -55,6 +53,7 @@ class RunContext:
     id_col: int | None = None
     full: bool = False
     problems: list | None = None  # the open problems as the run left them (read once, at its end)
+    owed_snapshot: bool = False   # this run finished one killed after its commit, before its snapshot
 
     @property
     def name(self) -> str:
@@ -99,13 +98,13 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
 def _leased_run(ctx: RunContext, started: float) -> None:
     """Take the lease, run the steps, and record the run however it ends."""
     store, name, result = ctx.store, ctx.name, ctx.result
-    holder = f"{socket.gethostname()}:{os.getpid()}:{result.run_id}"
     ctx.hook("lease")
-    run_support.break_dead_lease(store, name)
-    if not store.acquire_lease(name, holder, LEASE_SECONDS):
-        who = store.lease_holder(name)
-        raise SourceBusy(f"another run holds layout {name!r} ({who[0] if who else '?'})",
-                         hint="wait for it to finish; a lease of a dead process expires by itself")
+
+    def on_dead(run_id: str) -> None:  # a run killed after its commit owes its snapshot
+        ctx.owed_snapshot = run_support.close_dead_run(store, run_id)
+    holder = lease.take(store, name, result.run_id, on_dead=on_dead,
+                        hint="wait for it to finish; the lease of a process that died is broken by the next run")
+    lease.clean_restore_leftovers(store)
     store.start_run(result.run_id, name)
     log.info("run started")
     gc_was_on = gc.isenabled()

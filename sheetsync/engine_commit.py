@@ -68,6 +68,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
         store.put_marks(ctx.name, marks)
         report = report_mod.report_tab(ctx.loaded, store.problems(ctx.name), res, store)
         store.add_outbox(ctx.name, res.run_id, planned)
+        store.record_commit(res.run_id, res.to_json())  # if killed from here on, the next run finishes it
     return planned, report
 
 

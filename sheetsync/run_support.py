@@ -9,15 +9,15 @@ import hashlib
 import logging
 import os
 import signal
-import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import __version__
+from . import __version__, lease
 from .backup.runner import snapshot_after_run
 from .errors import SheetsyncError
 from .model import SheetData, SheetRow
+from .report import quality_stats
 from .layout import LoadedLayout
 from .store import Store, default_path
 
@@ -54,26 +54,26 @@ def calls(connector: Any) -> tuple[int, int] | None:
 
 def break_dead_lease(store: Store, name: str) -> None:
     """A lease whose holder died (a process of this machine that no longer exists) or expired is
-    released, and the run it left unfinished is recorded as failed."""
-    held = store.lease_holder(name)
-    if not held:
-        return
-    holder, expires = held
-    host, _, rest = holder.partition(":")
-    pid, _, run_id = rest.partition(":")
-    dead = expires <= store.clock()
-    if not dead and host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            dead = True
-        except PermissionError:
-            pass
-    if dead:
-        store.release_lease(name, holder)
-        with store.transaction():
-            store.abandon_run(run_id, "the sync process died or hung before finishing; "
-                                      "this run's outbox was finished by a later run")
+    released, and the run it left unfinished is closed (lease.py does this for every command)."""
+    lease.break_dead_lease(store, name, lambda run_id: close_dead_run(store, run_id))
+
+
+def close_dead_run(store: Store, run_id: str) -> bool:
+    """Close the run a process that died left unfinished. Killed after its commit, it is finished
+    as it would have ended (its counts, its outcome by the open problems; the next run replays its
+    outbox and writes the report tab); killed before, it failed. True when it was finished."""
+    with store.transaction():
+        run = store.run(run_id)
+        if run is None or run["finished"] is not None:
+            return False
+        if run["result"] is None:
+            store.abandon_run(run_id, "the sync process died or hung before finishing, before it saved anything")
+            return False
+        problems = store.problems(run["layout"])
+        store.finish_run(run_id, "problems" if problems else "ok",
+                         {**run["result"], **quality_stats(store, run["layout"], problems)},
+                         "the sync process died after saving its changes; the next run wrote them to the sheet")
+    return True
 
 
 def state_marks(ctx: "RunContext") -> dict[str, str]:
@@ -109,9 +109,10 @@ def remember_source_state(ctx: "RunContext", fingerprint: str | None) -> None:
 def snapshot(ctx: "RunContext", data: SheetData) -> None:
     """Step 10: a snapshot of the store and the sheet (as it reads after the write-back) when the
     run changed something. A failed backup is reported in the run, not a failed sync: the data is
-    committed and the sheet patched by now."""
+    committed and the sheet patched by now. A run that finished one killed after its commit takes
+    the snapshot that one never took."""
     res = ctx.result
-    if not (res.inserted or res.updated or res.deleted or res.patches_applied):
+    if not (res.inserted or res.updated or res.deleted or res.patches_applied or ctx.owed_snapshot):
         return
     try:
         snapshot_after_run(ctx.loaded, store_path(ctx.loaded), replace(data, rows=as_written(data, ctx.landed)),

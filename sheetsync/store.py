@@ -400,17 +400,26 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
                         "WHERE run_id = ?", (self.clock(), outcome, json.dumps(result, ensure_ascii=False),
                                              message, run_id))
 
+    def record_commit(self, run_id: str, result: Mapping[str, Any]) -> None:
+        """The run's counts, saved by its commit: a run killed after it is finished, not failed."""
+        self.db.execute("UPDATE _sheetsync_runs SET result = ? WHERE run_id = ?",
+                        (json.dumps(result, ensure_ascii=False), run_id))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        return next(iter(self._runs(" WHERE run_id = ?", (run_id,))), None)
+
     def abandon_run(self, run_id: str, message: str) -> None:
         """Close a run its process never finished (killed): failed, unless it was finished."""
         self.db.execute("UPDATE _sheetsync_runs SET finished = ?, outcome = 'failed', message = ? "
                         "WHERE run_id = ? AND finished IS NULL", (self.clock(), message, run_id))
 
     def runs(self, layout: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        sql = "SELECT run_id, layout, started, finished, outcome, result, message FROM _sheetsync_runs"
-        params: tuple = ()
-        if layout:
-            sql, params = sql + " WHERE layout = ?", (layout,)
-        cur = self.db.execute(sql + " ORDER BY started DESC, rowid DESC LIMIT ?", (*params, limit))
+        where, params = (" WHERE layout = ?", (layout,)) if layout else ("", ())
+        return self._runs(where + " ORDER BY started DESC, rowid DESC LIMIT ?", (*params, limit))
+
+    def _runs(self, tail: str, params: tuple) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT run_id, layout, started, finished, outcome, result, message "
+                              "FROM _sheetsync_runs" + tail, params)
         return [{"run_id": r, "layout": lay, "started": s, "finished": f, "outcome": o,
                  "result": json.loads(res) if res else None, "message": m}
                 for r, lay, s, f, o, res, m in cur]
