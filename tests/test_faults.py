@@ -253,9 +253,9 @@ def _identity_state(sheet: SheetFixture) -> dict:
     return state
 
 
-@pytest.mark.parametrize("kind", ["xlsx", "csv"])
-def test_a_key_typed_over_another_rows_key_holds_that_row_back_and_loses_nothing(tmp_path, kind):
-    sheet = SheetFixture(kind, tmp_path, customer_rows(4))
+@pytest.mark.parametrize("kind", ["xlsx", "csv", "emulator"])
+def test_a_key_typed_over_another_rows_key_holds_that_row_back_and_loses_nothing(tmp_path, emulator, kind):
+    sheet = SheetFixture(kind, tmp_path, customer_rows(4), emu=emulator, sid=f"taken-{kind}")
     sync_once(sheet.layout)
     before = _identity_state(sheet)
     sheet.edit(2, 1, "C002")  # C001's row now says C002, the key of the row below
@@ -268,7 +268,7 @@ def test_a_key_typed_over_another_rows_key_holds_that_row_back_and_loses_nothing
     assert [(p["ident"], p["row"], p["col"]) for p in taken] == [("C001", 2, 1)]
     from sheetsync import messages
     assert "key C002 already belongs to row 3" in messages.render("key_taken", taken[0]["params"])
-    if kind == "xlsx":  # the note sits on the key cell the person typed
+    if kind != "csv":  # the note sits on the key cell the person typed
         assert "already belongs to row 3" in sheet.cells()[(2, 1)][2]
     else:  # CSV keeps no notes: the problem goes to the report beside it
         assert "already belongs to row 3" in (tmp_path / "customers.sheetsync.csv").read_text(encoding="utf-8-sig")
