@@ -99,10 +99,8 @@ def _leased_run(ctx: RunContext, started: float) -> None:
     """Take the lease, run the steps, and record the run however it ends."""
     store, name, result = ctx.store, ctx.name, ctx.result
     ctx.hook("lease")
-
-    def on_dead(run_id: str) -> None:  # a run killed after its commit owes its snapshot
-        ctx.owed_snapshot = run_support.close_dead_run(store, run_id)
-    holder = lease.take(store, name, result.run_id, on_dead=on_dead,
+    ctx.owed_snapshot = lease.break_dead_lease(store, name)  # a run killed after its commit owes one
+    holder = lease.take(store, name, result.run_id,
                         hint="wait for it to finish; the lease of a process that died is broken by the next run")
     lease.clean_restore_leftovers(store)
     store.start_run(result.run_id, name)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import SourceBusy
+from .report import quality_stats
 from .store import Store
 
 log = logging.getLogger("sheetsync.lease")
@@ -41,28 +42,45 @@ def _alive(host: str, pid: str) -> bool:
     return True
 
 
-def break_dead_lease(store: Store, name: str, on_dead: Callable[[str], None] | None = None) -> None:
-    """Release a lease whose holder died or expired. `on_dead(run_id)` then closes the run the
-    holder left unfinished (the engine's; an archive or restore leaves no run row)."""
+def break_dead_lease(store: Store, name: str) -> bool:
+    """Release a lease whose holder died or expired, and close the sync run it left unfinished
+    (an archive or restore leaves none). True when that run was finished (killed after its
+    commit): the caller owes its snapshot."""
     held = store.lease_holder(name)
     if not held:
-        return
+        return False
     holder, expires = held
     host, _, rest = holder.partition(":")
     pid, _, run_id = rest.partition(":")
     if expires > store.clock() and _alive(host, pid):
-        return
+        return False
     log.warning("layout %s: breaking the lease of %s, which is no longer running", name, holder)
     store.release_lease(name, holder)
-    if on_dead is not None:
-        on_dead(run_id)
+    return close_dead_run(store, run_id)
 
 
-def take(store: Store, name: str, run_id: str, *, hint: str,
-         on_dead: Callable[[str], None] | None = None) -> str:
+def close_dead_run(store: Store, run_id: str) -> bool:
+    """Close the run a process that died left unfinished. Killed after its commit, it is finished
+    as it would have ended (its counts, its outcome by the open problems; the next run replays its
+    outbox and writes the report tab); killed before, it failed. True when it was finished."""
+    with store.transaction():
+        run = store.run(run_id)
+        if run is None or run["finished"] is not None:
+            return False
+        if run["result"] is None:
+            store.abandon_run(run_id, "the sync process died or hung before finishing, before it saved anything")
+            return False
+        problems = store.problems(run["layout"])
+        store.finish_run(run_id, "problems" if problems else "ok",
+                         {**run["result"], **quality_stats(store, run["layout"], problems)},
+                         "the sync process died after saving its changes; the next run wrote them to the sheet")
+    return True
+
+
+def take(store: Store, name: str, run_id: str, *, hint: str) -> str:
     """The layout's lease for this process (a dead holder's is broken first); returns the holder.
     SourceBusy (exit 3) while a live process holds it."""
-    break_dead_lease(store, name, on_dead)
+    break_dead_lease(store, name)
     holder = holder_of(run_id)
     if not store.acquire_lease(name, holder, LEASE_SECONDS):
         who = store.lease_holder(name)

@@ -1,4 +1,4 @@
-"""The edges of a run: the crash-test seam, leases left by dead processes, request counting,
+"""The edges of a run: the crash-test seam, request counting,
 the "source unchanged since sheetsync left it" shortcut and the snapshot after a run.
 
 Kept apart from engine.py so the ten steps read in one screen; `ctx` is engine.RunContext.
@@ -13,12 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import __version__, lease
+from . import __version__
 from .backup.runner import snapshot_after_run
 from .errors import SheetsyncError
 from .model import SheetData, SheetRow
-from .report import quality_stats
 from .layout import LoadedLayout
+from .lease import break_dead_lease  # noqa: F401 (re-exported: it was here first)
 from .store import Store, default_path
 
 if TYPE_CHECKING:
@@ -50,30 +50,6 @@ def calls(connector: Any) -> tuple[int, int] | None:
     if not hasattr(connector, "api_calls"):
         return None
     return int(connector.api_calls), int(getattr(connector, "drive_calls", 0))
-
-
-def break_dead_lease(store: Store, name: str) -> None:
-    """A lease whose holder died (a process of this machine that no longer exists) or expired is
-    released, and the run it left unfinished is closed (lease.py does this for every command)."""
-    lease.break_dead_lease(store, name, lambda run_id: close_dead_run(store, run_id))
-
-
-def close_dead_run(store: Store, run_id: str) -> bool:
-    """Close the run a process that died left unfinished. Killed after its commit, it is finished
-    as it would have ended (its counts, its outcome by the open problems; the next run replays its
-    outbox and writes the report tab); killed before, it failed. True when it was finished."""
-    with store.transaction():
-        run = store.run(run_id)
-        if run is None or run["finished"] is not None:
-            return False
-        if run["result"] is None:
-            store.abandon_run(run_id, "the sync process died or hung before finishing, before it saved anything")
-            return False
-        problems = store.problems(run["layout"])
-        store.finish_run(run_id, "problems" if problems else "ok",
-                         {**run["result"], **quality_stats(store, run["layout"], problems)},
-                         "the sync process died after saving its changes; the next run wrote them to the sheet")
-    return True
 
 
 def state_marks(ctx: "RunContext") -> dict[str, str]:

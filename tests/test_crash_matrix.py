@@ -195,3 +195,21 @@ def test_a_run_killed_after_its_commit_is_finished_by_the_next_with_its_own_coun
     assert "1 added" in str(_report_tab(sheet.path))
     from sheetsync import backup  # and the snapshot the killed run never took was taken
     assert len(backup.list_snapshots(sheet.folder / "backups")) == len(backup.list_snapshots(clean.folder / "backups"))
+
+
+def test_an_archive_breaking_a_killed_syncs_lease_closes_that_run_as_finished(tmp_path):
+    import openpyxl
+    from sheetsync.store import Store
+    layouts, _ = _people(tmp_path)
+    book = openpyxl.load_workbook(layouts / "book.xlsx")
+    book["People"]["B2"] = "Annie"
+    book.save(layouts / "book.xlsx")
+    env = {"SHEETSYNC_DB": str(layouts / "sheetsync.db"), "SHEETSYNC_BACKUP_DIR": str(layouts / "backups")}
+    killed = sheetsync_cmd("sync", str(layouts / "people.yaml"), env={**env, KILL_ENV: "apply"}, cwd=tmp_path)
+    assert killed.returncode == -9
+    archived = sheetsync_cmd("archive", "people", "--layouts-dir", str(layouts), env=env, cwd=tmp_path)
+    assert archived.returncode == 0, archived.stdout + archived.stderr
+    with Store(layouts / "sheetsync.db") as store:
+        dead = store.runs("people")[0]
+        assert store.records("people")["C1"]["name"] == "Annie"
+    assert (dead["outcome"], dead["result"]["updated"]) == ("ok", 1) and dead["finished"] is not None
