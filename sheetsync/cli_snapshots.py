@@ -329,8 +329,8 @@ def restore_records(loaded: LoadedLayout, folder: Path, snap_id: str,
         with lease.held(live, loaded.name, run_id, hint="restore again when that run has finished"):
             lease.clean_restore_leftovers(live)
             with tempfile.TemporaryDirectory(dir=db.parent, prefix=lease.restore_folder_prefix()) as tmp:
-                wanted = _snapshot_records(layout.table, backup.restore_store(folder, snap_id, Path(tmp) / "snapshot.db", key),
-                                           snap_id)
+                copy = backup.restore_store(folder, snap_id, Path(tmp) / "snapshot.db", key)
+                wanted = _snapshot_records(layout.table, copy, snap_id)
                 env_hook()("restore")  # the crash tests' kill point: lease held, store copy on disk
             return _replace_records(live, loaded, wanted, run_id, snap_id)
 

@@ -73,7 +73,7 @@ def close_dead_run(store: Store, run_id: str) -> bool:
         problems = store.problems(run["layout"])
         store.finish_run(run_id, "problems" if problems else "ok",
                          {**run["result"], **quality_stats(store, run["layout"], problems)},
-                         "the sync process died after saving its changes; the next run wrote them to the sheet")
+                         "the sync process died after saving its changes; a later run finished its work")
     return True
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sheetsync.model import Problem
-from sheetsync.reconcile import AS_STORED, RowInput, cell_texts, reconcile_row
+from sheetsync.reconcile import AS_STORED, RowInput, cell_texts, hold_back_taken_key, reconcile_row
 from sheetsync.rules import CellResult
 from sheetsync.store import BaseRow
 
@@ -127,3 +127,11 @@ def test_new_row_on_a_read_only_sheet_is_refused_even_when_clean():
     from sheetsync.layout import Access
     d = reconcile_row(row([ok("id", "C1")])._replace(access=Access(read_only=True)))
     assert d.held_back and d.problems[0].code == "read_only_new"
+
+
+def test_a_row_whose_key_was_typed_over_keeps_its_base_and_changes_nothing():
+    d = hold_back_taken_key("C1", "id", "C2", 3, BASE)
+    assert d.held_back and not d.insert and d.store_values == {} and d.writes == {}
+    assert d.base_sheet == BASE.sheet and d.base_store == BASE.store
+    assert [(p.code, p.field, dict(p.params)) for p in d.problems] == [("key_taken", "id", {"key": "C2", "other_row": 3})]
+    assert d.marks == {"id": ("invalid", {"code": "key_taken", "key": "C2", "other_row": 3})}
