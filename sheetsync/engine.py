@@ -298,7 +298,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
     batch = []
     if plain:  # never seen (no base: no marks, no problems to close), nothing to add to them
         batch = [i for i in checked.clean_idents() if i not in records and i not in sheet.base
-                 and i not in dupes and i not in sheet.key_clash and i not in sheet.new_ids]
+                 and i not in dupes and i not in sheet.key_clash and i not in sheet.new_ids and not keyless(i)]
     new = NewRows(batch, checked.values_of(batch))
     batched = set(batch)
     decisions = {}
@@ -307,10 +307,10 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
             continue
         if ident in sheet.key_taken:  # the row of a record, with another row's key typed over its own
             typed = sheet.key_taken[ident]
-            decisions[ident] = hold_back_taken_key(ident, keys[0], typed, sheet.rows[typed], sheet.base[ident])
+            decisions[ident] = hold_back_taken_key(ident, keys[0], typed, sheet.rows.get(typed), sheet.base[ident])
             continue
         res = checked[ident]
-        if plain and res.clean and ident not in records:  # a new row, every cell fine: most of a first sync
+        if plain and res.clean and ident not in records and not keyless(ident):  # most of a first sync
             d = insert_row(ident, res.cells)
         else:
             d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
@@ -331,6 +331,12 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
                 d.base_sheet, d.base_store = cell_texts(res.cells), {}
         decisions[ident] = d
     return decisions, new
+
+
+def keyless(ident: str) -> bool:
+    """True for a row whose key cells are empty or invalid (sync_rows names it `row:N`): it goes
+    through reconcile_row, which holds it back; it never becomes a record of that name."""
+    return ident.startswith("row:")
 
 
 def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str | None:

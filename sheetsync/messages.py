@@ -105,6 +105,9 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
                   "key {key} already belongs to row {other_row}: this row is not saved until its key is "
                   "changed back or to a new one",
                   "编号 {key} 已属于第 {other_row} 行：本行在改回原编号或改为新编号之前不会保存"),
+    "key_missing": ("Key missing", "缺少编号",
+                    "the key {key} was removed from this row: it is not saved until the key is typed back",
+                    "本行的编号 {key} 被删除：在重新填写编号之前本行不会保存"),
     "cell_error": ("Formula error", "公式错误",
                    "{field}: the cell shows the error `{value}`; the stored value is kept until it is fixed",
                    "{field}：单元格显示错误 `{value}`；修正之前保留已存储的值"),

@@ -75,6 +75,7 @@ def reconcile_row(row: RowInput) -> RowDecision:
     if decision.insert:
         blocking = set(row.key_fields) | set(row.required)
         bad = {n for n, c in row.cells.items() if c.outcome == "invalid"}
+        bad |= {f for f in row.key_fields if f in row.cells and row.cells[f].value in (None, "")}
         if bad & blocking or not row.key_fields and not any(
                 c.value not in (None, "") for c in row.cells.values()):
             decision.held_back = True
@@ -85,16 +86,22 @@ def reconcile_row(row: RowInput) -> RowDecision:
     return decision
 
 
-def hold_back_taken_key(ident: str, key_field: str, typed: str, other_row: int, base: BaseRow) -> RowDecision:
-    """A record's row whose key cell now shows the key of another row: nothing of it is stored
-    or written back, a note on the key cell says why, and the base stays what sheet and store
-    agreed on, so once the key is typed back the row reads exactly as before. `base` is resolved."""
-    params = {"key": typed, "other_row": other_row}
+def hold_back_taken_key(ident: str, key_field: str, typed: str, other_row: int | None, base: BaseRow) -> RowDecision:
+    """A record's row whose key cell now shows the key of another row (`typed`), or nothing
+    (`typed` empty): nothing of it is stored or written back, a note on the key cell says why,
+    and the base stays what sheet and store agreed on, so once the key is typed back the row
+    reads exactly as before. `base` is resolved."""
+    code, params = ("key_taken", {"key": typed, "other_row": other_row}) if typed else ("key_missing", {"key": ident})
     decision = RowDecision(ident=ident, held_back=True, base_sheet=dict(base.sheet or {}),
                            base_store=dict(base.store or {}))
-    decision.problems.append(Problem("key_taken", key_field, params))
-    decision.mark(key_field, "invalid", {"code": "key_taken", **params})
+    decision.problems.append(Problem(code, key_field, params))
+    decision.mark(key_field, "invalid", {"code": code, **params})
     return decision
+
+
+def has_key(cells: Mapping[str, Any], key_fields: tuple[str, ...]) -> bool:
+    """True when every key cell holds a value (a row without one cannot become a record)."""
+    return all((c := cells.get(f)) is None or c.value not in (None, "") for f in key_fields)
 
 
 def creates_freely(access: Any) -> bool:
@@ -110,7 +117,7 @@ def _plain_new(row: RowInput) -> bool:
         return False
     if not row.key_fields and all(c.value in (None, "") for c in row.cells.values()):
         return False
-    return all(c.outcome == "ok" for c in row.cells.values())
+    return all(c.outcome == "ok" for c in row.cells.values()) and has_key(row.cells, row.key_fields)
 
 
 def insert_row(ident: str, cells: Mapping[str, Any]) -> RowDecision:

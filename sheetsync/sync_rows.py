@@ -152,34 +152,41 @@ def _ids_by_cell(index: SheetIndex, data: SheetData, rest: list[int], id_col: in
 def _ids_by_key(index: SheetIndex, data: SheetData, rest: list[int], found: list, claimed: set[str],
                 keys: list[str]) -> None:
     """Rows not known by hash, by their key. Of rows sharing a key, the one standing where that
-    record's row stood keeps it; another is a key clash, held back. A clash row standing where a
-    record now missing from the sheet stood is that record's row with its key typed over
-    (`key_taken`): it keeps that record, so nothing is deleted or overwritten."""
+    record's row stood keeps it; another is a key clash, held back. A clash row, or a row whose
+    key was emptied, standing where a record now missing from the sheet stood is that record's
+    row (`key_taken`): it keeps that record, held back, so nothing is deleted or overwritten."""
     keyed = dict(zip(rest, keys))
     base = index.base
     home = [n for n in rest if (b := base.get(keyed[n])) is not None and b.row == data.rows[n].number]
     at_home = set(home)
-    clashes = []
+    odd = []  # clashes and rows without a key
     for n in [*home, *(n for n in rest if n not in at_home)]:
         ident = keyed[n]
-        if ident in claimed:
-            clashes.append(n)
+        if ident in claimed or ident == f"row:{data.rows[n].number}":
+            odd.append(n)
             continue
         found[n] = ident
         claimed.add(ident)
-    if not clashes:
-        return
-    left = {b.row: i for i, b in base.items() if i not in claimed and "@row" not in i and b.row is not None}
-    for n in sorted(clashes):
+    left = {b.row: i for i, b in base.items() if i not in claimed and b.row is not None and _is_key(i)} if odd else {}
+    for n in sorted(odd):
         number, first = data.rows[n].number, keyed[n]
+        keyless = first == f"row:{number}"
         ident = left.pop(number, None)
-        if ident is not None:
-            index.key_taken[ident] = first
+        if ident is not None:  # the row of a record, its key typed over or emptied
+            index.key_taken[ident] = "" if keyless else first
+            index.key_clash[ident] = first
+        elif keyless:  # a new row with no key yet: held back until it has one
+            ident = first if first not in claimed else f"{first}@row{number}"
         else:
             ident = f"{first}@row{number}"
-        index.key_clash[ident] = first
+            index.key_clash[ident] = first
         found[n] = ident
         claimed.add(ident)
+
+
+def _is_key(ident: str) -> bool:
+    """False for sheetsync's own names of rows that hold no record (`row:N`, `KEY@rowN`)."""
+    return "@row" not in ident and not ident.startswith("row:")
 
 
 def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) -> list[str]:

@@ -315,3 +315,38 @@ def test_a_layout_without_key_or_id_column_is_refused_before_rows_are_mixed_up(t
     synced = sheetsync_cmd("sync", str(sheet.layout))
     assert synced.returncode == 2 and "id_column" in synced.stderr
     assert not sheet.db.exists() and sheet.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_key_emptied_by_mistake_holds_the_row_back_and_deletes_nothing(tmp_path, kind):
+    sheet = SheetFixture(kind, tmp_path, customer_rows(4))
+    sync_once(sheet.layout)
+    before = _identity_state(sheet)
+    sheet.edit(3, 1, None)  # C002's key cell cleared
+    res = sync_once(sheet.layout)
+    assert (res.updated, res.deleted, res.inserted, res.held_back) == (0, 0, 0, 1)
+    with Store(sheet.db) as store:
+        assert [(p["ident"], p["code"]) for p in store.problems("customers") if p["code"].startswith("key")] == [
+            ("C002", "key_missing")]
+        assert store.records("customers")["C002"]["_deleted"] == 0
+    sheet.edit(3, 1, "C002")
+    sync_once(sheet.layout)
+    after = _identity_state(sheet)
+    assert after["records"] == before["records"] and after["history"] == before["history"]
+    assert after["base"] == before["base"] and after["problems"] == before["problems"]
+
+
+def test_a_new_row_with_no_key_is_held_back_never_stored_as_row_n(tmp_path):
+    from conftest import LAYOUT_COLUMNS
+    columns = {**LAYOUT_COLUMNS, "id": {"header": "ID", "pattern": r"^C\d{3}$"}}  # the key not `required`
+    sheet = SheetFixture("csv", tmp_path, customer_rows(2), extra={"columns": columns})
+    sync_once(sheet.layout)
+    for col, value in enumerate(["", "No Key Yet", "+86 138 0099 8099", "nokey@example.com"], 1):
+        sheet.edit(4, col, value)
+    res = sync_once(sheet.layout)
+    assert res.held_back == 1 and res.inserted == 0
+    assert _identity_state(sheet)["all_keys"] == ["C001", "C002"]
+    sheet.edit(4, 1, "C003")
+    sync_once(sheet.layout)
+    state = _identity_state(sheet)
+    assert state["all_keys"] == ["C001", "C002", "C003"] and state["records"]["C003"]["name"] == "No Key Yet"

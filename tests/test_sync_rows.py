@@ -127,6 +127,13 @@ def test_a_held_back_clash_row_is_worked_out_by_key_again_not_by_hash() -> None:
     assert sheet.changed == ["C001"] and sheet.deleted == ["C001@row3"] and not sheet.key_clash
 
 
+def test_a_key_cell_emptied_keeps_its_record_and_a_new_keyless_row_is_row_n() -> None:
+    base = _base(C001=(2, A), C002=(3, B))
+    sheet = _index(_layout(), _data(A, (None, "Bob", "bob@example.com"), (None, "New", None)), base)
+    assert sheet.key_taken == {"C002": ""} and sheet.deleted == []
+    assert sheet.rows == {"C001": 2, "C002": 3, "row:4": 4} and "row:4" not in sheet.key_clash
+
+
 def test_identical_base_rows_are_worked_out_by_key() -> None:
     layout = _layout(key=["name"])  # two records once typed identically: one hash in the base
     same = ("C001", "Ann", "ann@example.com")
