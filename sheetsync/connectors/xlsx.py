@@ -15,7 +15,7 @@ from itertools import count, repeat
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import SourceChanged, SourceError
+from ..errors import SourceError
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
 from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
@@ -288,12 +288,10 @@ class XlsxConnector(LocalFile):
         return book, book[name]
 
     def _save(self, write: Callable[[Any], Any], data: bytes) -> str:
-        """Atomic save; refuse if someone saved the file while we were patching it."""
-        if fingerprint(read_bytes(self.path)) != fingerprint(data):
-            raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
-                                where=str(self.path), hint="nothing was written; run again")
+        """Atomic save, only over the bytes the patches were made from (a save someone made
+        meanwhile is kept: SourceChanged), never while an editor has the file open."""
         refuse_if_open(self.path)
-        return atomic_write(self.path, write)
+        return atomic_write(self.path, write, expected=data)
 
 
 class _CellTexts:
