@@ -239,3 +239,43 @@ def test_workbook_open_in_excel_or_libreoffice_ends_partial_untouched(tmp_path, 
     finish_and_check(sheet)
     import openpyxl
     assert openpyxl.load_workbook(sheet.path)[TAB].cell(row=9, column=3).value == "+86 139 1234 5678"
+
+
+# -- a workbook or CSV that is a symlink to a shared file -----------------------------------------
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_symlinked_sheet_is_written_through_to_its_shared_file(tmp_path, kind):
+    shared = SheetFixture(kind, tmp_path / "share", customer_rows())  # the real file, on a share
+    shared.path.chmod(0o640)
+    work = tmp_path / "work"
+    work.mkdir()
+    link = work / shared.path.name
+    link.symlink_to(os.path.relpath(shared.path, work))
+    report = shared.folder / "customers.sheetsync.csv"  # CSV's report sidecar, shared the same way
+    report.write_text("old report\n", encoding="utf-8")
+    report.chmod(0o664)
+    (work / report.name).symlink_to(report)
+    layout = work / "customers.yaml"
+    layout.write_text(shared.layout.read_text(encoding="utf-8"), encoding="utf-8")
+    proc = sheetsync_cmd("sync", str(layout))
+    assert proc.returncode == 1, proc.stderr
+    assert link.is_symlink() and link.resolve() == shared.path.resolve()
+    assert shared.path.stat().st_mode & 0o777 == 0o640
+    assert shared.cells()[(5, 3)][0] == "+86 138 0004 8004"  # the correction is in the shared file
+    assert not list(work.glob(".*.tmp")) and not list(shared.folder.glob(".*.tmp"))
+    if kind == "csv":
+        assert (work / report.name).is_symlink() and report.stat().st_mode & 0o777 == 0o664
+        assert "user7@@example" in report.read_text(encoding="utf-8-sig")
+    shared.edit(6, 2, "Renamed on the share")  # a colleague edits the real file
+    proc = sheetsync_cmd("sync", str(layout))
+    assert proc.returncode == 1, proc.stderr
+    assert store_state(work / "sheetsync.db")["records"]["C005"]["name"] == "Renamed on the share"
+    assert link.is_symlink()
+    if kind == "xlsx":  # Excel opened the shared file itself: its lock file is beside the target
+        lock = shared.folder / f"~${shared.path.name}"
+        lock.write_text("someone")
+        shared.edit(9, 3, "13912345678")
+        before = shared.path.read_bytes()
+        proc = sheetsync_cmd("sync", str(layout))
+        assert proc.returncode == 3 and lock.name in proc.stdout + proc.stderr
+        assert shared.path.read_bytes() == before
