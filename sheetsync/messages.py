@@ -104,6 +104,12 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "cell_error": ("Formula error", "公式错误",
                    "{field}: the cell shows the error `{value}`; the stored value is kept until it is fixed",
                    "{field}：单元格显示错误 `{value}`；修正之前保留已存储的值"),
+    "formula_uncalculated": ("Formula without a result", "公式没有计算结果",
+                             "{field}: the formula `{value}` has no result saved in the file (a program other "
+                             "than Excel wrote it); open the file in Excel and save it. Until then the stored "
+                             "value is kept",
+                             "{field}：公式 `{value}` 在文件中没有保存计算结果（文件由 Excel 以外的程序写入）；"
+                             "请用 Excel 打开并保存该文件。在此之前保留已存储的值"),
     "row_scope": ("Outside this sheet's rows", "超出本表范围",
                   "this sheet may only create and edit rows with {scope_field} {scope}: "
                   "the edit `{attempted}` was reverted to `{value}`",

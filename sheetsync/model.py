@@ -16,6 +16,15 @@ class CellError(str):
     broken formula is reported as invalid and never clears a stored value.
     """
 
+    code = "cell_error"  # the problem it is reported as
+
+
+class UncalculatedFormula(CellError):
+    """A formula saved without its result (openpyxl and pandas write formulas so): the file holds
+    no value for it until Excel recalculates and saves. Its text is the formula."""
+
+    code = "formula_uncalculated"
+
 
 #: What a connector may hand over for one cell. Connectors do not interpret values: a number
 #: stored in xlsx arrives as float (calamine), a CSV cell as str, an empty cell as None.

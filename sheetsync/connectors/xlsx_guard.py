@@ -10,8 +10,10 @@ import re
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
+from xml.sax.saxutils import unescape
 
 from ..errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
+from ..model import CellError, UncalculatedFormula
 from .safe_write import atomic_write, fingerprint, real_path  # noqa: F401  (atomic_write: its old home)
 
 log = logging.getLogger(__name__)
@@ -128,31 +130,46 @@ def sheet_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
 _ERROR_CELL = re.compile(rb'<c\b([^>]*\bt="e"[^>]*)>(.*?)</c>', re.S)
 _REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
 _VALUE = re.compile(rb"<v>([^<]*)</v>")
+_TYPE = re.compile(rb'\bt="([a-zA-Z]+)"')
+# a formula cell: its formula (None: a shared formula's follower), then its cached result if any
+_FORMULA_CELL = re.compile(rb"<c\b([^>]*)>\s*(?:<f\b[^>]*/>|<f\b[^>]*>([^<]*)</f>)\s*"
+                           rb"(?:<v>([^<]*)</v>|(<v\s*/>))?\s*</c>")
+#: bytes that only a sheet with an error cell or a formula without its result holds
+_SCAN_MARKS = (b't="e"', b"</f></c>", b"<v></v>", b"<v/>", b"/></c>")
 
 
-def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
-    """"A1" -> error text of every error cell (t="e") in a sheet part; calamine reads them as
-    empty. A byte scan that costs nothing when the sheet has no error cell."""
+def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, CellError]:
+    """"A1" -> CellError of every error cell (t="e") and every formula saved without its result,
+    which calamine both reads as empty. A byte scan that costs nothing when the sheet has none."""
     if not _has_error_cell(zf, part):
         return {}
     xml = zf.read(part)
-    out = {}
+    out: dict[str, CellError] = {}
     for attrs, body in _ERROR_CELL.findall(xml):
         ref, value = _REF.search(attrs), _VALUE.search(body)
         if ref:
-            out[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
+            out[ref.group(1).decode()] = CellError(value.group(1).decode("utf-8", "replace") if value else "#ERROR!")
+    for m in _FORMULA_CELL.finditer(xml):
+        ref, kind = _REF.search(m.group(1)), _TYPE.search(m.group(1))
+        empty = m.group(4) is not None or m.group(3) == b""
+        # no <v>: never calculated; an empty <v>: calculated only as a text formula's "" result
+        if ref and (m.group(3) is None and m.group(4) is None or empty and (not kind or kind.group(1) != b"str")):
+            text = unescape(m.group(2).decode("utf-8", "replace"), {"&quot;": '"', "&apos;": "'"}) if m.group(2) else "…"
+            out.setdefault(ref.group(1).decode(), UncalculatedFormula("=" + text))
     return out
 
 
 def _has_error_cell(zf: zipfile.ZipFile, part: str, chunk: int = 1 << 20) -> bool:
-    """Whether the part holds t="e" anywhere, read a megabyte at a time: a 100k-row sheet's XML
-    inflates to ~50 MB, which this never holds at once (the usual answer is no)."""
-    mark, tail = b't="e"', b""
+    """Whether the part may hold an error cell or an uncalculated formula (see _SCAN_MARKS), read
+    a megabyte at a time: a 100k-row sheet's XML inflates to ~50 MB, which this never holds at
+    once (the usual answer is no)."""
+    keep, tail = max(map(len, _SCAN_MARKS)) - 1, b""
     with zf.open(part) as stream:
         while block := stream.read(chunk):
-            if mark in tail + block[:len(mark) - 1] or mark in block:
+            joined = tail + block  # a mark may start in one block and end in the next
+            if any(mark in joined for mark in _SCAN_MARKS):
                 return True
-            tail = (tail + block)[-(len(mark) - 1):]  # a mark may start in this block and end in the next
+            tail = joined[-keep:]
     return False
 
 
