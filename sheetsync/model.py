@@ -241,6 +241,7 @@ class RunResult:
     conflicts: int = 0
     protected: int = 0
     held_back: int = 0
+    deletes_held: int = 0  # rows gone from the sheet but not deleted: more than max_delete allows
     patches_applied: int = 0
     patches_deferred: int = 0
     replayed: int = 0
@@ -253,7 +254,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         keys = ("layout", "run_id", "outcome", "rows_read", "inserted", "updated", "unchanged",
                 "deleted", "corrected", "invalid", "duplicates", "conflicts", "protected",
-                "held_back", "patches_applied", "patches_deferred", "replayed", "api_calls",
+                "held_back", "deletes_held", "patches_applied", "patches_deferred", "replayed", "api_calls",
                 "drive_calls", "seconds", "message")
         out = {k: getattr(self, k) for k in keys}
         out["seconds"] = round(self.seconds, 3)
