@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import hashlib
 import os
 import stat
@@ -13,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import SourceBusy, SourceChanged
 from ..fileio import fsync_dir
@@ -127,11 +128,19 @@ def _changed(path: Path, when: str) -> SourceChanged:
                          hint="their save is kept; the next run reads it and writes what is still needed")
 
 
+@functools.lru_cache(maxsize=1)
+def _renameat2() -> Any:
+    """libc's renameat2 (glibc 2.28+), or None (macOS, Windows, musl before 1.2.5)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two names in one step (Linux renameat2 RENAME_EXCHANGE); False where not possible."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
+    fn = _renameat2()
+    if fn is None:
         return False
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
