@@ -291,9 +291,18 @@ def big_csv(tmp_path: Path, n: int, extra: dict | None = None) -> SheetFixture:
     return SheetFixture("csv", tmp_path, rows, extra={"columns": columns, **(extra or {})})
 
 
-def test_a_csv_emptied_to_its_header_deletes_nothing_until_an_admin_confirms(tmp_path):
+@pytest.fixture()
+def hook():
+    """A webhook receiver on loopback (test_alerts.Hook), stopped after the test: a thread left
+    running would keep later tests' prefetch child from starting."""
     from test_alerts import Hook
-    hook = Hook()
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def test_a_csv_emptied_to_its_header_deletes_nothing_until_an_admin_confirms(tmp_path, hook):
     sheet = big_csv(tmp_path, 3000, {"language": "zh", "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
     assert sheetsync_cmd("sync", str(sheet.layout)).returncode == 0
     before = store_state(sheet.db)
