@@ -4,6 +4,7 @@ meanwhile is never overwritten.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -106,14 +107,13 @@ def _replace(tmp: Path, path: Path, expected: bytes | None) -> None:
         return
     test_pause("swapped")
     if not _holds(tmp, fingerprint(expected)):  # tmp now names the file just displaced
-        try:
-            _exchange(tmp, path)  # the person's save back in place; ours goes with tmp
-        except OSError:  # never seen: keep their save beside the file rather than lose it
-            kept = path.with_name(f"{path.name}.saved-during-sync")
+        if not _exchange(tmp, path):  # the person's save back in place; ours goes with tmp
+            kept = path.with_name(f"{path.name}.saved-during-sync")  # never seen: keep it, never lose it
             os.replace(tmp, kept)
-            raise _changed(path, f"at the moment sheetsync wrote; their save is kept as {kept.name}") from None
+            raise _changed(path, f"at the moment sheetsync wrote; their save is kept as {kept.name}")
         raise _changed(path, "at the moment sheetsync wrote; their save was kept and nothing was written")
-    tmp.unlink()
+    with contextlib.suppress(OSError):  # the old version's name; the write itself has landed
+        tmp.unlink()
 
 
 def _holds(path: Path, digest: str) -> bool:
@@ -138,16 +138,10 @@ def _renameat2() -> Any:
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Swap two names in one step (Linux renameat2 RENAME_EXCHANGE); False where not possible."""
+    """Swap two names in one step (Linux renameat2 RENAME_EXCHANGE); False where that failed
+    (an old kernel, a network share, macOS), and then nothing moved."""
     fn = _renameat2()
-    if fn is None:
-        return False
-    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):  # old kernel, network share
-        return False
-    raise OSError(err, os.strerror(err), str(b))
+    return fn is not None and fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 def _writable_mode(path: Path) -> int | None:
