@@ -1,5 +1,5 @@
 """Alerts: tell an admin by webhook (JSON POST) or email (SMTP) when a layout's runs fail, keep
-ending partial, or leave too many invalid rows; once per change of state, then a reminder at most
+ending partial, hold back a mass delete, or leave too many invalid rows; once per change of state, then a reminder at most
 every `remind_every`, and a "recovered" note when the condition clears. Never carries secrets.
 """
 from __future__ import annotations
@@ -24,15 +24,15 @@ from .store import Store
 
 log = logging.getLogger("sheetsync.alerts")
 ENV_FILE = "SHEETSYNC_ALERTS"
-KINDS = ("failed", "partial_streak", "invalid_share")
+KINDS = ("failed", "partial_streak", "invalid_share", "mass_delete")
 #: problem codes that are not "the row is invalid" (marks, duplicates, conflicts, held rows)
 NOT_INVALID = frozenset({"corrected", "duplicate", "conflict", "conflict_row", "protected", "pushed",
-                         "deleted", "held_back", "suggestions"})
+                         "deleted", "held_back", "suggestions", "mass_delete"})
 COUNT_KEYS = ("rows_read", "inserted", "updated", "unchanged", "deleted", "corrected", "invalid",
               "duplicates", "conflicts", "patches_applied", "patches_deferred")
 MAX_RETRY_AFTER = 30.0
 TITLES = {"failed": "run failed", "partial_streak": "runs keep ending partial",
-          "invalid_share": "too many invalid rows"}
+          "invalid_share": "too many invalid rows", "mass_delete": "rows not deleted (more than max_delete)"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Alert:
     """One message to send: which layout, which condition, whether it starts, repeats or ends."""
 
     layout: str
-    kind: str                      # failed | partial_streak | invalid_share
+    kind: str                      # failed | partial_streak | invalid_share | mass_delete
     state: str                     # firing | reminder | recovered
     outcome: str | None
     run_id: str | None
@@ -129,8 +129,18 @@ def invalid_share(store: Store, layout: str) -> float | None:
     return len(bad) / rows
 
 
+def held_deletes(store: Store, layout: str) -> str | None:
+    """Why deletions are held back (delete_guard's open problem), or None."""
+    held = next((p for p in store.problems(layout) if p["code"] == "mass_delete"), None)
+    if held is None:
+        return None
+    n = held["params"]
+    return (f"{n.get('gone')} of {n.get('rows')} rows gone from the sheet, limit {n.get('limit')}: nothing "
+            "deleted; `sheetsync sync --allow-mass-delete` confirms")
+
+
 def conditions(cfg: Alerts, runs: list[dict[str, Any]], share: float | None,
-               failure: str | None = None) -> dict[str, str]:
+               failure: str | None = None, held: str | None = None) -> dict[str, str]:
     """Active conditions -> why, from the newest finished runs first (pure: tests call it alone)."""
     done = [r for r in runs if r.get("finished") is not None]
     active: dict[str, str] = {}
@@ -142,6 +152,8 @@ def conditions(cfg: Alerts, runs: list[dict[str, Any]], share: float | None,
     limit = cfg.invalid_share_above
     if limit is not None and share is not None and share > limit:
         active["invalid_share"] = f"{share:.0%} of rows invalid (threshold {limit:.0%})"
+    if held:
+        active["mass_delete"] = held
     return active
 
 
@@ -192,7 +204,7 @@ def check_layout(loaded: LoadedLayout, store: Store, *, clock: Callable[[], floa
     if cfg is None or not (cfg.webhook or cfg.email):
         return []
     runs = store.runs(loaded.name, limit=max(cfg.partial_streak or 1, 1) + 1)
-    active = conditions(cfg, runs, invalid_share(store, loaded.name), failure)
+    active = conditions(cfg, runs, invalid_share(store, loaded.name), failure, held_deletes(store, loaded.name))
     now = clock()
     todo = _transitions(store, loaded.name, cfg, active, now)
     last = next((r for r in runs if r.get("finished") is not None), None)

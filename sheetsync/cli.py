@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = cmd("sync", cmd_sync, "run one sync per layout")
     sp.add_argument("--full", action="store_true", help="compare every row even if the source looks unchanged")
+    sp.add_argument("--allow-mass-delete", action="store_true",
+                    help="confirm deleting more rows than the layout's max_delete (default: half the rows)")
     sp.add_argument("layouts", nargs="*", help="layout files, or names in the layouts folder")
     sp.add_argument("--all", action="store_true", help="every layout in the layouts folder")
     sp.add_argument("--layouts-dir", default=None, help="layouts folder (default ./layouts or $SHEETSYNC_LAYOUTS)")
@@ -133,7 +135,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     worst = 0
     for path in paths:
         try:
-            result = sync_once(path, full=args.full)
+            result = sync_once(path, full=args.full, allow_mass_delete=args.allow_mass_delete)
         except SheetsyncError as exc:
             if not isinstance(exc, SourceBusy):
                 _alerts(path)

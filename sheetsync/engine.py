@@ -14,17 +14,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from . import dedupe_sync, lease, run_support
+from . import dedupe_sync, delete_guard, lease, run_support
 from .run_support import store_path
 from . import report as report_mod
 from .connectors import Connector, from_source
-from .engine_commit import commit
+from .engine_commit import commit, deletable
 from .errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
 from .headers import map_headers
 from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
-from .model import Applied, RunResult, SheetData, row_hash
+from .model import Applied, Problem, RunResult, SheetData, row_hash
 from .reconcile import (AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, hold_back_taken_key,
                         insert_row, reconcile_row)
 from .rules import compile_rules
@@ -52,6 +52,8 @@ class RunContext:
     landed: tuple = ()
     id_col: int | None = None
     full: bool = False
+    allow_mass_delete: bool = False  # an admin confirmed deletions above the layout's max_delete
+    held_deletes: Problem | None = None  # set when this run's deletions were held (delete_guard)
     problems: list | None = None  # the open problems as the run left them (read once, at its end)
     owed_snapshot: bool = False   # this run finished one killed after its commit, before its snapshot
 
@@ -70,11 +72,13 @@ def open_store(loaded: LoadedLayout) -> Store:
 
 def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
               connector: Connector | None = None, clock: Callable[[], float] = time.time,
-              hook: Callable[[str], None] | None = None, full: bool = False) -> RunResult:
+              hook: Callable[[str], None] | None = None, full: bool = False,
+              allow_mass_delete: bool = False) -> RunResult:
     """Run one sync of one layout and return its RunResult (also recorded in the store).
 
     `hook(step)` is called before each step: tests use it to stop a run at a named step.
     `full=True` compares every row even when the source is unchanged since the last run.
+    `allow_mass_delete=True` lets the run delete more rows than the layout's `max_delete`.
     Transient trouble (busy, changed, unavailable) ends the run `partial` with the outbox kept;
     a layout or source error is raised after recording a `failed` run.
     """
@@ -86,7 +90,8 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     started = time.perf_counter()
     try:
         ctx = RunContext(loaded, store, connector or from_source(loaded.layout.source, loaded.path.parent),
-                         result, hook or run_support.env_hook(), clock, full=full)
+                         result, hook or run_support.env_hook(), clock, full=full,
+                         allow_mass_delete=allow_mass_delete)
         with run_context(run_id, loaded.name):
             _leased_run(ctx, started)
     finally:
@@ -181,7 +186,8 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("apply")
     landed = _apply(ctx, planned, report, data.fingerprint)
     ctx.hook("finish")
-    run_support.remember_source_state(ctx, landed)
+    # held deletions: the next run compares the rows again, so it holds them (or, confirmed, makes them)
+    run_support.remember_source_state(ctx, None if ctx.held_deletes else landed)
     run_support.snapshot(ctx, data)
     ctx.problems = ctx.store.problems(ctx.name)
     if ctx.result.outcome == "ok" and ctx.problems:
@@ -202,6 +208,7 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
     split = prefetch.hash_from if prefetch is not None else None  # the child hashes rows from here
     try:
         sheet = index_rows(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
+        delete_guard.hold(ctx, sheet, lambda idents: deletable(ctx, idents))
         ctx.result.rows_read = len(data.rows)
         todo = _select(ctx, sheet)
         ctx.hook("validate")

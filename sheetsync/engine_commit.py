@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import dedupe_sync
+from . import dedupe_sync, delete_guard
 from . import report as report_mod
 from .model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash
 from .reconcile import AS_STORED, NewRows, RowDecision
@@ -52,14 +52,16 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                                       value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
                                 ident, None))
             base[ident] = _next_base(sheet, ident, d, cols, rev, extra)
-        for ident in _deletable(ctx, sheet.deleted):
+        for ident in deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
             marks.update({k: None for k in existing if k[0] == ident})
         dedupe_sync.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
                                deleted=sheet.deleted)
-        store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted], problems, res.run_id)
+        problems.extend(delete_guard.problems(ctx))  # the sheet's own problem, opened or closed here
+        store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted, delete_guard.SHEET],
+                               problems, res.run_id)
         store.relocate(ctx.name, sheet.moved)
         store.put_base(ctx.name, base, removed=sheet.deleted, table=layout.table)
         if notes:
@@ -72,7 +74,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
     return planned, report
 
 
-def _deletable(ctx: "RunContext", deleted: list[str]) -> list[str]:
+def deletable(ctx: "RunContext", deleted: list[str]) -> list[str]:
     """Rows gone from the sheet whose records this sheet may delete (not read-only, in scope)."""
     access = ctx.layout.access
     if access.read_only:

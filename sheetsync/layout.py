@@ -14,6 +14,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .backup.retention import RetentionPolicy
+from .delete_guard import MaxDeleteKey
 from .rules.pattern import compile_pattern
 
 if TYPE_CHECKING:  # the lazy re-exports at the end, for type checkers
@@ -353,12 +354,12 @@ class Layout(Strict):
     retention: RetentionPolicy = RetentionPolicy()
     archive: Archive | None = None
     alerts: Alerts | None = None         # default: the global alerts file, if any
+    max_delete: MaxDeleteKey = None         # rows one run may delete: 200 or "50%" (default 50% above 100 rows)
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
         return _check_region(value)
-
     @property
     def key_fields(self) -> list[str]:
         if self.key is None:

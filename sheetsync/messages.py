@@ -111,6 +111,18 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "cell_error": ("Formula error", "公式错误",
                    "{field}: the cell shows the error `{value}`; the stored value is kept until it is fixed",
                    "{field}：单元格显示错误 `{value}`；修正之前保留已存储的值"),
+    "formula_uncalculated": ("Formula without a result", "公式没有计算结果",
+                             "{field}: the formula `{value}` has no result saved in the file (a program other "
+                             "than Excel wrote it); open the file in Excel and save it. Until then the stored "
+                             "value is kept",
+                             "{field}：公式 `{value}` 在文件中没有保存计算结果（文件由 Excel 以外的程序写入）；"
+                             "请用 Excel 打开并保存该文件。在此之前保留已存储的值"),
+    "mass_delete": ("Rows not deleted", "未删除行",
+                    "{gone} of the {rows} rows are gone from this sheet, more than the {limit} that "
+                    "sheetsync deletes at once, so it deleted none of them. If rows were removed by "
+                    "mistake, put them back; if they are meant to go, ask the admin to confirm the deletion",
+                    "本表 {rows} 行中有 {gone} 行已不在表中，超过 sheetsync 一次最多删除的 {limit} 行，"
+                    "因此一行也没有删除。如果是误删，请把这些行恢复；如果确实要删除，请联系管理员确认"),
     "row_scope": ("Outside this sheet's rows", "超出本表范围",
                   "this sheet may only create and edit rows with {scope_field} {scope}: "
                   "the edit `{attempted}` was reverted to `{value}`",

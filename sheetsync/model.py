@@ -16,6 +16,15 @@ class CellError(str):
     broken formula is reported as invalid and never clears a stored value.
     """
 
+    code = "cell_error"  # the problem it is reported as
+
+
+class UncalculatedFormula(CellError):
+    """A formula saved without its result (openpyxl and pandas write formulas so): the file holds
+    no value for it until Excel recalculates and saves. Its text is the formula."""
+
+    code = "formula_uncalculated"
+
 
 #: What a connector may hand over for one cell. Connectors do not interpret values: a number
 #: stored in xlsx arrives as float (calamine), a CSV cell as str, an empty cell as None.
@@ -232,6 +241,7 @@ class RunResult:
     conflicts: int = 0
     protected: int = 0
     held_back: int = 0
+    deletes_held: int = 0  # rows gone from the sheet but not deleted: more than max_delete allows
     patches_applied: int = 0
     patches_deferred: int = 0
     replayed: int = 0
@@ -244,7 +254,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         keys = ("layout", "run_id", "outcome", "rows_read", "inserted", "updated", "unchanged",
                 "deleted", "corrected", "invalid", "duplicates", "conflicts", "protected",
-                "held_back", "patches_applied", "patches_deferred", "replayed", "api_calls",
+                "held_back", "deletes_held", "patches_applied", "patches_deferred", "replayed", "api_calls",
                 "drive_calls", "seconds", "message")
         out = {k: getattr(self, k) for k in keys}
         out["seconds"] = round(self.seconds, 3)

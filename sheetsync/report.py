@@ -76,7 +76,7 @@ def quality_stats(store: Any, layout: str, problems: list[Mapping[str, Any]] | N
     """
     problems = store.problems(layout) if problems is None else problems
     rows = store.base_count(layout)
-    bad = len({p["ident"] for p in problems})
+    bad = len({p["ident"] for p in problems if p["ident"]})  # "": the whole sheet's (delete_guard)
     return {"rows": rows, "rows_with_problems": min(bad, rows) if rows else bad, "open_problems": len(problems)}
 
 

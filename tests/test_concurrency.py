@@ -125,3 +125,66 @@ def test_a_scheduler_loop_beside_manual_syncs(tmp_path, emulator):
     with Store(sheet.db) as store:
         runs = store.runs("customers", limit=100)
     assert all(r["finished"] is not None for r in runs)
+
+
+# -- a person saving while sheetsync's save is under way (a slow fsync, as on a network share) -------
+
+def start_sync(layout: Path, pause: str) -> subprocess.Popen:
+    """`sheetsync sync` in a child whose save sleeps at a step (safe_write.PAUSE_ENV)."""
+    return subprocess.Popen([sys.executable, "-m", "sheetsync", "sync", str(layout)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "SHEETSYNC_TEST_PAUSE_AT": pause})
+
+
+def wait_for_pause(child: subprocess.Popen, step: str) -> list[str]:
+    """Read the child's stderr until it says it sleeps at `step`; the lines read so far."""
+    lines = []
+    for line in child.stderr:  # type: ignore[union-attr]
+        lines.append(line)
+        if f"test pause: {step}" in line:
+            return lines
+    raise AssertionError("the sync never reached " + step + ": " + "".join(lines)[-2000:])
+
+
+def slow_save_sheet(tmp_path: Path, kind: str) -> SheetFixture:
+    """A synced sheet with one cell needing a correction; `xlsx-openpyxl` forces the openpyxl save."""
+    sheet = SheetFixture(kind.split("-")[0], tmp_path, customer_rows())
+    sync_once(sheet.layout)
+    sheet.edit(9, 3, "13912345678")
+    if kind == "xlsx-openpyxl":  # threaded comments: the direct zip patch steps aside
+        import yaml
+        from test_xlsx import add_parts
+        add_parts(sheet.path, {"xl/threadedComments/threadedComment1.xml": b"<ThreadedComments/>"})
+        data = yaml.safe_load(sheet.layout.read_text(encoding="utf-8"))
+        data["source"]["allow_feature_loss"] = True
+        sheet.layout.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return sheet
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xlsx-openpyxl", "csv"])
+@pytest.mark.parametrize("pause", ["fsync=2", "checked=2", "swapped=2"])
+def test_a_save_during_a_slow_write_back_is_never_overwritten(tmp_path, kind, pause):
+    sheet = slow_save_sheet(tmp_path, kind)
+    opened = sheet.path.read_bytes()  # a person opens the file in Excel...
+    sheet.edit(9, 2, "Typed during the write")
+    theirs = sheet.path.read_bytes()  # ...and edits it there, unsaved yet
+    sheet.path.write_bytes(opened)
+    child = start_sync(sheet.layout, pause)
+    early = wait_for_pause(child, pause.split("=")[0])
+    sheet.path.write_bytes(theirs)  # Excel saves its copy while sheetsync is mid-save
+    out, err = child.communicate(timeout=120)
+    err = "".join(early) + err
+    caught = {"fsync": "while sheetsync was writing", "checked": "at the moment sheetsync wrote",
+              "swapped": "just after sheetsync wrote"}[pause.split("=")[0]]  # before, at, after the rename
+    assert child.returncode == 3 and f"saved by someone else {caught}" in out + err, (out, err)
+    cells = sheet.cells()
+    assert cells[(9, 2)][0] == "Typed during the write" and cells[(9, 3)][0] == "13912345678"
+    assert not list(sheet.folder.glob(f".{sheet.path.name}.*.tmp"))
+    assert store_state(sheet.db)["outbox"] != []  # the correction waits, not lost
+    sync_once(sheet.layout)
+    sync_once(sheet.layout)
+    state = assert_consistent(sheet.db)
+    assert state["records"]["C008"]["name"] == "Typed during the write"
+    assert state["records"]["C008"]["phone"] == "+86 139 1234 5678"
+    cells = sheet.cells()
+    assert cells[(9, 2)][0] == "Typed during the write" and cells[(9, 3)][0] == "+86 139 1234 5678"

@@ -350,3 +350,106 @@ def test_a_new_row_with_no_key_is_held_back_never_stored_as_row_n(tmp_path):
     sync_once(sheet.layout)
     state = _identity_state(sheet)
     assert state["all_keys"] == ["C001", "C002", "C003"] and state["records"]["C003"]["name"] == "No Key Yet"
+
+
+# -- a workbook or CSV that is a symlink to a shared file -----------------------------------------
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_symlinked_sheet_is_written_through_to_its_shared_file(tmp_path, kind):
+    shared = SheetFixture(kind, tmp_path / "share", customer_rows())  # the real file, on a share
+    shared.path.chmod(0o640)
+    work = tmp_path / "work"
+    work.mkdir()
+    link = work / shared.path.name
+    link.symlink_to(os.path.relpath(shared.path, work))
+    report = shared.folder / "customers.sheetsync.csv"  # CSV's report sidecar, shared the same way
+    report.write_text("old report\n", encoding="utf-8")
+    report.chmod(0o664)
+    (work / report.name).symlink_to(report)
+    layout = work / "customers.yaml"
+    layout.write_text(shared.layout.read_text(encoding="utf-8"), encoding="utf-8")
+    proc = sheetsync_cmd("sync", str(layout))
+    assert proc.returncode == 1, proc.stderr
+    assert link.is_symlink() and link.resolve() == shared.path.resolve()
+    assert shared.path.stat().st_mode & 0o777 == 0o640
+    assert shared.cells()[(5, 3)][0] == "+86 138 0004 8004"  # the correction is in the shared file
+    assert not list(work.glob(".*.tmp")) and not list(shared.folder.glob(".*.tmp"))
+    if kind == "csv":
+        assert (work / report.name).is_symlink() and report.stat().st_mode & 0o777 == 0o664
+        assert "user7@@example" in report.read_text(encoding="utf-8-sig")
+    shared.edit(6, 2, "Renamed on the share")  # a colleague edits the real file
+    proc = sheetsync_cmd("sync", str(layout))
+    assert proc.returncode == 1, proc.stderr
+    assert store_state(work / "sheetsync.db")["records"]["C005"]["name"] == "Renamed on the share"
+    assert link.is_symlink()
+    if kind == "xlsx":  # Excel opened the shared file itself: its lock file is beside the target
+        lock = shared.folder / f"~${shared.path.name}"
+        lock.write_text("someone")
+        shared.edit(9, 3, "13912345678")
+        before = shared.path.read_bytes()
+        proc = sheetsync_cmd("sync", str(layout))
+        assert proc.returncode == 3 and lock.name in proc.stdout + proc.stderr
+        assert shared.path.read_bytes() == before
+
+
+# -- a sheet that lost most of its rows at once (a CSV replaced by its header line) ----------------
+
+def big_csv(tmp_path: Path, n: int, extra: dict | None = None) -> SheetFixture:
+    rows = [[f"C{i:05d}", f"Person {i}", f"+86 138 {i:04d} {8000 + i % 1000}", f"user{i}@example.com"]
+            for i in range(1, n + 1)]
+    columns = {"id": {"header": "ID", "required": True}, "name": {"header": "Name"},
+               "phone": {"header": "Phone", "type": "phone"}, "email": {"header": "Email", "type": "email"}}
+    return SheetFixture("csv", tmp_path, rows, extra={"columns": columns, **(extra or {})})
+
+
+@pytest.fixture()
+def hook():
+    """A webhook receiver on loopback (test_alerts.Hook), stopped after the test: a thread left
+    running would keep later tests' prefetch child from starting."""
+    from test_alerts import Hook
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+def test_a_csv_emptied_to_its_header_deletes_nothing_until_an_admin_confirms(tmp_path, hook):
+    sheet = big_csv(tmp_path, 3000, {"language": "zh", "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
+    assert sheetsync_cmd("sync", str(sheet.layout)).returncode == 0
+    before = store_state(sheet.db)
+    sheet._write_csv([["ID", "Name", "Phone", "Email"]])  # someone saved the header line alone
+    for _ in range(2):  # held every run, not only the first ("source unchanged" never hides it)
+        proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+        run = json_run(proc)
+        assert proc.returncode == 1 and run["outcome"] == "problems", proc.stdout + proc.stderr
+        assert run["deleted"] == 0 and run["deletes_held"] == 3000
+        assert "3000 of 3000" in run["message"] and "--allow-mass-delete" in run["message"]
+        after = store_state(sheet.db)
+        assert after["problems"] == sorted([*before["problems"], ("", "", "mass_delete")])
+        assert {k: after[k] for k in ("records", "history", "marks", "outbox")} == \
+            {k: before[k] for k in ("records", "history", "marks", "outbox")}
+    report = (tmp_path / "customers.sheetsync.csv").read_text(encoding="utf-8-sig")
+    assert "本表 3000 行中有 3000 行已不在表中，超过 sheetsync 一次最多删除的 1500 行" in report
+    alerts = [b for b in hook.bodies if b["kind"] == "mass_delete"]
+    assert len(alerts) == 1 and alerts[0]["state"] == "firing" and "3000 of 3000" in alerts[0]["detail"]
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--allow-mass-delete", "--json")
+    assert proc.returncode == 0 and json_run(proc)["deleted"] == 3000, proc.stdout + proc.stderr
+    state = store_state(sheet.db)
+    assert all(r["_deleted"] for r in state["records"].values()) and state["problems"] == []
+
+
+@pytest.mark.parametrize("max_delete, gone, held", [(5, 6, True), (5, 5, False), ("20%", 7, True),
+                                                    ("20%", 6, False), (None, 20, False), ("100%", 30, False)])
+def test_max_delete_in_the_layout_sets_the_limit(tmp_path, max_delete, gone, held):
+    sheet = big_csv(tmp_path, 30, {} if max_delete is None else {"max_delete": max_delete})
+    sync_once(sheet.layout)
+    rows = list(csv_rows(sheet.path))
+    sheet._write_csv(rows[:len(rows) - gone])
+    res = sync_once(sheet.layout)
+    assert (res.deleted, res.deletes_held) == ((0, gone) if held else (gone, 0))
+    assert (("", "", "mass_delete") in store_state(sheet.db)["problems"]) == held
+
+
+def csv_rows(path: Path) -> list[list[str]]:
+    import csv
+    return list(csv.reader(path.read_text(encoding="utf-8").splitlines()))

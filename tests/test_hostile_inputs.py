@@ -293,3 +293,34 @@ def test_invisible_and_full_width_characters_are_normalised_and_stored_safely(tm
     assert recs["C001"]["raw"] == "\u202egnp.exe" and recs["C002"]["raw"] == "x\u200dy"  # verbatim
     ws = openpyxl.load_workbook(sheet.path)[TAB]
     assert ws["B2"].value == "Zhang Wei" and ws["C2"].value == "+86 138 0013 8000"
+
+
+def test_formulas_saved_without_a_result_never_clear_a_stored_value(tmp_path):
+    """openpyxl (and pandas) save a formula as <c><f>..</f><v></v></c>: no result until Excel
+    recalculates. Such a cell is reported, keeps the stored value and is never "missing"."""
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(6))
+    sync_once(sheet.layout)
+    wb = openpyxl.load_workbook(sheet.path)
+    ws = wb[TAB]
+    ws["C3"] = '="138"&" 0002 8002"'  # C002's phone, now worked out by a formula
+    ws["B4"] = "=UPPER(\"person 3\")"  # C003's required name
+    ws.append(["C007", "=B2", "+86 138 0007 8007", "user7@example.com"])  # a new row, name by formula
+    wb.save(sheet.path)
+    with zipfile.ZipFile(sheet.path) as z:  # no cached result in the file
+        xml = z.read("xl/worksheets/sheet1.xml")  # openpyxl writes <v></v>, or <v /> with lxml
+        assert b"<f>B2</f><v></v>" in xml or b"<f>B2</f><v />" in xml
+    res = sync_once(sheet.layout)
+    assert res.outcome == "problems" and res.updated == 0
+    state = store_state(sheet.db)
+    recs = state["records"]
+    assert recs["C002"]["phone"] == "+86 138 0002 8002" and recs["C003"]["name"] == "Person 3"
+    assert [h for h in state["history"]["C002"] + state["history"]["C003"] if h[3] == "update"] == []
+    assert ("C002", "phone", "formula_uncalculated") in state["problems"]
+    assert ("C003", "name", "formula_uncalculated") in state["problems"]
+    assert ("C007", "name", "formula_uncalculated") in state["problems"]
+    assert not any(code == "required" for _, _, code in state["problems"])
+    ws = openpyxl.load_workbook(sheet.path)[TAB]  # the formulas are still formulas
+    assert ws["C3"].value == '="138"&" 0002 8002"' and ws["B4"].value == '=UPPER("person 3")'
+    assert "save it" in ws["C3"].comment.text and ws["C3"].comment.text.startswith("sheetsync")  # marked
+    report = [str(c.value) for row in openpyxl.load_workbook(sheet.path)["sheetsync"].iter_rows() for c in row]
+    assert any("=UPPER" in text and "Excel" in text for text in report)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import SourceChanged, SourceError
+from ..errors import SourceError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
 from . import Capabilities, still_applies
 from .xlsx import rows_from_grid
-from .xlsx_guard import LocalFile, atomic_write, fingerprint, read_bytes
+from .safe_write import atomic_write, fingerprint
+from .xlsx_guard import LocalFile, read_bytes
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 _ENDING = re.compile(r"(\r\n|\n|\r)\Z")
@@ -165,10 +166,7 @@ class CsvConnector(LocalFile):
             raise SourceError(f"a corrected value cannot be written in {parsed.encoding}: "
                               f"{exc.object[exc.start:exc.end]!r}", where=str(self.path),
                               hint="set source.encoding to utf-8 or gb18030 and save the file so") from None
-        if read_bytes(self.path) != data:
-            raise SourceChanged("the CSV file was saved by someone else while sheetsync wrote",
-                                where=str(self.path), hint="nothing was written; run again")
-        return atomic_write(self.path, lambda fh: fh.write(body))
+        return atomic_write(self.path, lambda fh: fh.write(body), expected=data)
 
     def _write_report(self, report: ReportTab) -> None:
         """The sidecar report, UTF-8 with BOM so Excel shows Chinese text correctly."""

@@ -15,7 +15,7 @@ from itertools import count, repeat
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import SourceChanged, SourceError
+from ..errors import SourceError
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter)
 from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
@@ -65,9 +65,9 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     return header, tuple(map(tuple.__new__, repeat(SheetRow), zip(numbers, values)))
 
 
-def _error_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[str, str]]:
+def _error_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[str, CellError]]:
     """The sheet's part in the zip (None when it has none; the notes read it too) and its error
-    cells (#REF!, #N/A) by reference, which calamine reads as empty."""
+    cells (#REF!, #N/A) and uncalculated formulas by reference, which calamine reads as empty."""
     try:
         part = sheet_part(zf, sheet)
         return part, (error_cells(zf, part) if part else {})
@@ -76,9 +76,9 @@ def _error_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[str,
                           hint="open it in Excel and save it again as .xlsx") from None
 
 
-def _put_errors(grid: list[list[CellValue]], errors: dict[str, str]) -> None:
-    """Error cells into the grid as CellError, where calamine left them empty."""
-    for ref, text in errors.items():
+def _put_errors(grid: list[list[CellValue]], errors: dict[str, CellError]) -> None:
+    """Error cells and uncalculated formulas into the grid, where calamine left them empty."""
+    for ref, error in errors.items():
         cell = ref_to_cell(ref)
         if cell is None:
             continue
@@ -87,7 +87,7 @@ def _put_errors(grid: list[list[CellValue]], errors: dict[str, str]) -> None:
             grid.append([])
         line = grid[row - 1]
         line.extend([None] * (col - len(line)))
-        line[col - 1] = CellError(text)
+        line[col - 1] = error
 
 
 def _used_width(row: Sequence[CellValue]) -> int:
@@ -188,8 +188,12 @@ class XlsxConnector(LocalFile):
                          marks=self._marks(zf, name, part), meta={"kind": "xlsx"})
 
     def _calamine_grid(self, data: bytes) -> tuple[str, list[list[CellValue]]]:
+        """The sheet's grid as read() sees it: error cells and uncalculated formulas included
+        (their marks are checked against that text, not against calamine's empty cell)."""
         book, name = self._calamine_book(data)
-        return name, self._calamine_sheet(book, name)
+        grid = self._calamine_sheet(book, name)
+        _put_errors(grid, _error_cells(open_zip(data, self._where()), name, self._where(name))[1])
+        return name, grid
 
     def _calamine_book(self, data: bytes) -> tuple[Any, str]:
         """The workbook opened by calamine, and the name of the sheet to read."""
@@ -288,12 +292,10 @@ class XlsxConnector(LocalFile):
         return book, book[name]
 
     def _save(self, write: Callable[[Any], Any], data: bytes) -> str:
-        """Atomic save; refuse if someone saved the file while we were patching it."""
-        if fingerprint(read_bytes(self.path)) != fingerprint(data):
-            raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
-                                where=str(self.path), hint="nothing was written; run again")
+        """Atomic save, only over the bytes the patches were made from (a save someone made
+        meanwhile is kept: SourceChanged), never while an editor has the file open."""
         refuse_if_open(self.path)
-        return atomic_write(self.path, write)
+        return atomic_write(self.path, write, expected=data)
 
 
 class _CellTexts:

@@ -1,23 +1,20 @@
 """Guards for touching a local workbook file: zip-bomb limits, parts openpyxl would drop,
-lock files of an open editor, and the temp-file + fsync + os.replace save (shared with CSV).
+lock files of an open editor, and the checks before a save (the save itself: safe_write).
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import importlib.util
 import logging
-import os
 import posixpath
 import re
-import stat
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
+from xml.sax.saxutils import unescape
 
-from ..fileio import fsync_dir
 from ..errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
+from ..model import CellError, UncalculatedFormula
+from .safe_write import atomic_write, fingerprint, real_path  # noqa: F401  (atomic_write: its old home)
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +27,6 @@ MIN_RATIO_SIZE = 1 << 20
 # A formula cell keeps its cached result in <v> right after <f>; openpyxl drops that result.
 _CACHED_FORMULA = re.compile(
     rb"<(?:\w+:)?f(?:\s[^>]*)?(?:/>|>[^<]*</(?:\w+:)?f>)\s*<(?:\w+:)?v>[^<]")
-
-
-def fingerprint(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read_bytes(path: Path) -> bytes:
@@ -137,31 +130,46 @@ def sheet_part(zf: zipfile.ZipFile, sheet: str) -> str | None:
 _ERROR_CELL = re.compile(rb'<c\b([^>]*\bt="e"[^>]*)>(.*?)</c>', re.S)
 _REF = re.compile(rb'\br="([A-Z]+[0-9]+)"')
 _VALUE = re.compile(rb"<v>([^<]*)</v>")
+_TYPE = re.compile(rb'\bt="([a-zA-Z]+)"')
+# a formula cell: its formula (None: a shared formula's follower), then its cached result if any
+_FORMULA_CELL = re.compile(rb"<c\b([^>]*)>\s*(?:<f\b[^>]*/>|<f\b[^>]*>([^<]*)</f>)\s*"
+                           rb"(?:<v>([^<]*)</v>|(<v\s*/>))?\s*</c>")
+#: bytes that only a sheet with an error cell or a formula without its result holds
+_SCAN_MARKS = (b't="e"', b"</f></c>", b"<v></v>", b"<v/>", b"/></c>")
 
 
-def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
-    """"A1" -> error text of every error cell (t="e") in a sheet part; calamine reads them as
-    empty. A byte scan that costs nothing when the sheet has no error cell."""
+def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, CellError]:
+    """"A1" -> CellError of every error cell (t="e") and every formula saved without its result,
+    which calamine both reads as empty. A byte scan that costs nothing when the sheet has none."""
     if not _has_error_cell(zf, part):
         return {}
     xml = zf.read(part)
-    out = {}
+    out: dict[str, CellError] = {}
     for attrs, body in _ERROR_CELL.findall(xml):
         ref, value = _REF.search(attrs), _VALUE.search(body)
         if ref:
-            out[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
+            out[ref.group(1).decode()] = CellError(value.group(1).decode("utf-8", "replace") if value else "#ERROR!")
+    for m in _FORMULA_CELL.finditer(xml):
+        ref, kind = _REF.search(m.group(1)), _TYPE.search(m.group(1))
+        empty = m.group(4) is not None or m.group(3) == b""
+        # no <v>: never calculated; an empty <v>: calculated only as a text formula's "" result
+        if ref and (m.group(3) is None and m.group(4) is None or empty and (not kind or kind.group(1) != b"str")):
+            text = unescape(m.group(2).decode("utf-8", "replace"), {"&quot;": '"', "&apos;": "'"}) if m.group(2) else "…"
+            out.setdefault(ref.group(1).decode(), UncalculatedFormula("=" + text))
     return out
 
 
 def _has_error_cell(zf: zipfile.ZipFile, part: str, chunk: int = 1 << 20) -> bool:
-    """Whether the part holds t="e" anywhere, read a megabyte at a time: a 100k-row sheet's XML
-    inflates to ~50 MB, which this never holds at once (the usual answer is no)."""
-    mark, tail = b't="e"', b""
+    """Whether the part may hold an error cell or an uncalculated formula (see _SCAN_MARKS), read
+    a megabyte at a time: a 100k-row sheet's XML inflates to ~50 MB, which this never holds at
+    once (the usual answer is no)."""
+    keep, tail = max(map(len, _SCAN_MARKS)) - 1, b""
     with zf.open(part) as stream:
         while block := stream.read(chunk):
-            if mark in tail + block[:len(mark) - 1] or mark in block:
+            joined = tail + block  # a mark may start in one block and end in the next
+            if any(mark in joined for mark in _SCAN_MARKS):
                 return True
-            tail = (tail + block)[-(len(mark) - 1):]  # a mark may start in this block and end in the next
+            tail = joined[-keep:]
     return False
 
 
@@ -204,7 +212,8 @@ def read_comments(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
 
 def lock_files(path: Path) -> list[Path]:
     """The lock files Excel (`~$name`) and LibreOffice (`.~lock.name#`) keep while a file is open."""
-    candidates = [path.with_name("~$" + path.name), path.with_name(f".~lock.{path.name}#")]
+    names = {path, real_path(path)}  # an editor opened the symlink's target, or the link itself
+    candidates = [p.with_name(n) for p in names for n in ("~$" + p.name, f".~lock.{p.name}#")]
     return [p for p in candidates if p.exists()]
 
 
@@ -239,52 +248,3 @@ def refuse_if_open(path: Path) -> None:
     if locks:
         raise SourceBusy(f"the file is open in another program (lock file {locks[0].name})",
                          where=str(path), hint="close the workbook in Excel/LibreOffice and run again")
-
-
-def atomic_write(path: Path, write: Callable[[object], None]) -> str:
-    """Write via a temp file in the same folder, fsync, os.replace, then restore the file mode.
-
-    Readers never see a half-written file, and a crash leaves the original intact. Returns the
-    fingerprint of the bytes written, taken before they become visible to anyone else.
-    """
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
-    if mode is not None and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        # a rename would replace it anyway (and root may write anything): honour the owner's intent
-        raise SourceBusy("the file is read-only", where=str(path),
-                         hint="make it writable (chmod u+w) to let sheetsync write corrections; "
-                              "nothing was written and the next run tries again")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _not_writable(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        written = fingerprint(Path(tmp).read_bytes())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise _not_writable(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if mode is not None:
-        os.chmod(path, mode)
-    fsync_dir(path.parent)
-    return written
-
-
-def _not_writable(path: Path, exc: OSError) -> SourceBusy:
-    """A read-only folder or a full disk: nothing was written, the outbox waits (exit 3)."""
-    why = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-           errno.EACCES: "permission denied", errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
-    return SourceBusy(f"cannot write the file: {why}", where=str(path),
-                      hint="make the file and its folder writable (or free some space); nothing was written "
-                           "and the next run writes the corrections")
-
-

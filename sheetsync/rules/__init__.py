@@ -200,8 +200,9 @@ class RowChecker:
         plan = self._plans[field]
         if raw.__class__ is str:  # the common cell (CellError, a str subclass, is not this)
             text: str | None = raw
-        elif isinstance(raw, CellError):  # #REF!, #N/A: never a value, never clears a stored one
-            return _invalid(field, raw, Problem("cell_error", field, {"field": field, "value": str(raw)}))
+        elif isinstance(raw, CellError):  # #REF!, #N/A, a formula never calculated: never a value,
+            # never clears a stored one, never "missing"
+            return _invalid(field, raw, Problem(raw.code, field, {"field": field, "value": str(raw)}))
         else:
             text = cell_to_text(raw)
         changed: list[str] = []
