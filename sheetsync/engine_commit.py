@@ -28,9 +28,13 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
     layout, store, res = ctx.layout, ctx.store, ctx.result
     notes = ctx.connector.capabilities.notes
     col1 = {f: i + 1 for f, i in cols.items()}
-    existing = live_marks(store.marks(ctx.name), sheet, col1, data, notes)
+    stored = store.marks(ctx.name) if notes else {}
+    existing = live_marks(stored, sheet, col1, data, notes)
     planned, marks, problems, base = [], {}, [], {}
-    marked = {i for i, _ in existing}
+    marked = {i for i, _ in stored}
+    formulas: dict[int, set[int]] = {}
+    for r, c in data.formulas:
+        formulas.setdefault(r, set()).add(c)
     with store.transaction():
         store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
         revs = _write(ctx, sheet, decisions, data.sheet)
@@ -38,8 +42,10 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
         for ident, d in decisions.items():
             rev = revs.get(ident)
             if d.marks or d.writes or ident in marked:
-                place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
-                p, m = plan_row(d, place, col1, layout, existing, notes)
+                row = sheet.rows[ident]
+                place = RowPlace(row, sheet.field_values(ident), sheet.anchor(ident, col1),
+                                 frozenset(formulas.get(row, ())))
+                p, m = plan_row(d, place, col1, layout, existing, notes, stored)
                 planned.extend(p)
                 marks.update(m)
             if d.problems:
@@ -56,7 +62,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
-            marks.update({k: None for k in existing if k[0] == ident})
+            marks.update({k: None for k in stored if k[0] == ident})
         dedupe_sync.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
                                deleted=sheet.deleted)
         store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted], problems, res.run_id)

@@ -111,6 +111,10 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "cell_error": ("Formula error", "公式错误",
                    "{field}: the cell shows the error `{value}`; the stored value is kept until it is fixed",
                    "{field}：单元格显示错误 `{value}`；修正之前保留已存储的值"),
+    "formula_cell": ("Computed cell", "公式单元格",
+                     "{field}: this cell is computed by a formula, so sheetsync left it as it is. "
+                     "Please fix the cells it is computed from.",
+                     "{field}：此单元格由公式计算，sheetsync 没有改动它。请修正公式引用的单元格。"),
     "row_scope": ("Outside this sheet's rows", "超出本表范围",
                   "this sheet may only create and edit rows with {scope_field} {scope}: "
                   "the edit `{attempted}` was reverted to `{value}`",

@@ -1,11 +1,12 @@
 """Turn row decisions into patches: corrected values, sheetsync's marks, and clearing stale marks.
 
 A mark is remembered in the store per (record, field), not per cell, so it follows the row when
-people sort or insert rows; a cell sheetsync never marked is never touched.
+people sort or insert rows; a cell sheetsync never marked is never touched. A formula cell gets
+a mark and a note, never a value.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field as _field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import messages
@@ -28,16 +29,32 @@ class RowPlace:
     row: int
     raw: Mapping[str, Any]          # field -> cell value as read
     anchor: tuple[int, str] | None  # (col, text) of the key cell
+    formulas: frozenset[int] = _field(default_factory=frozenset)  # columns computed by a formula
+
+
+#: column type -> how its cells hold values (model.typed_value); the rest are text
+VALUE_TYPES = {"integer": "number", "number": "number", "decimal": "number", "date": "date",
+               "datetime": "datetime", "boolean": "boolean"}
 
 
 def note_text(kind: str, params: Mapping[str, Any], field: str, lang: str) -> str:
+    if kind == "formula":  # the problem's own words inside "computed cell: fix its inputs"
+        inner_kind, inner = params["problem"], params["params"]
+        detail = messages.render(inner.get("code", inner_kind), {"field": field, **inner}, lang)
+        return NOTE_PREFIX + messages.render("formula_cell", {"field": field}, lang) + "\n" + detail
     code = params.get("code", kind)
     return NOTE_PREFIX + messages.render(code, {"field": field, **params}, lang)
 
 
 def plan_row(decision: RowDecision, place: RowPlace, cols: Mapping[str, int], layout: Layout,
-             existing: Mapping[tuple[str, str], Mark], notes_supported: bool) -> tuple[list[Planned], dict]:
-    """Patches for one processed row and the marks the store should remember afterwards."""
+             existing: Mapping[tuple[str, str], Mark], notes_supported: bool,
+             stored: Mapping[tuple[str, str], Mark] | None = None) -> tuple[list[Planned], dict]:
+    """Patches for one processed row and the marks the store should remember afterwards.
+
+    `existing`: the store's marks that are on the sheet now; `stored`: all the store's marks
+    (default: `existing`). A mark whose note a person edited no longer reads as sheetsync's,
+    yet its fill is still sheetsync's: it is cleared all the same once its problem is gone."""
+    stored = existing if stored is None else stored
     colours = layout.colours.model_dump()
     planned: list[Planned] = []
     new_marks: dict[tuple[str, str], Mark | None] = {}
@@ -47,27 +64,52 @@ def plan_row(decision: RowDecision, place: RowPlace, cols: Mapping[str, int], la
         ident = decision.ident
         want = decision.marks.get(field)
         have = existing.get((ident, field))
+        had = stored.get((ident, field))
         writes = field in decision.writes
+        if col in place.formulas and (writes or (want is not None and want[0] == "invalid")):
+            # a computed cell: mark it, never write over the person's formula
+            decision.writes.pop(field, None)  # so the next base is the sheet as it stays
+            writes, want = False, _computed(want)
         value: WriteValue = decision.writes.get(field)
         base = dict(row=place.row, col=col, expected=canonical_text(place.raw.get(field)), anchor=place.anchor)
+        vtype = VALUE_TYPES.get(layout.columns[field].type, "text") if field in layout.columns else None
         if want is not None and notes_supported:
             kind, params = want
             note = note_text(kind, params, field, layout.language)
             fill = colours[kind if kind in colours else "invalid"]
             if have is None or have.note != note or have.fill != fill or writes:
-                planned.append((Patch(kind=kind, write=writes, value=value, fill=fill, note=note, **base),
-                                ident, field))
-            new_marks[(ident, field)] = Mark(kind, fill, note, have.prior_fill if have else None)
+                planned.append((Patch(kind=_kind(kind), write=writes, value=value, fill=fill, note=note,
+                                      value_type=vtype if writes else None, **base), ident, field))
+            new_marks[(ident, field)] = Mark(kind, fill, note, had.prior_fill if had else None)
         elif writes:
-            clear = have is not None and notes_supported
+            clear = had is not None and notes_supported
             planned.append((Patch(kind=want[0] if want else "corrected", write=True, value=value, clear=clear,
-                                  restore_fill=have.prior_fill if clear else None, **base), ident, field))
+                                  restore_fill=had.prior_fill if clear else None, value_type=vtype,
+                                  **_removing(had if clear else None), **base), ident, field))
             if clear:
                 new_marks[(ident, field)] = None
-        elif have is not None:
-            planned.append((Patch(kind="clear", clear=True, restore_fill=have.prior_fill, **base), ident, field))
+        elif had is not None:
+            planned.append((Patch(kind="clear", clear=True, restore_fill=had.prior_fill, **_removing(had), **base),
+                            ident, field))
             new_marks[(ident, field)] = None
     return planned, new_marks
+
+
+def _computed(want: tuple[str, dict] | None) -> tuple[str, dict]:
+    """The mark of a formula cell sheetsync would have changed: what it would have done, and
+    that a person must fix the cells the formula reads (the note says so)."""
+    kind, params = want or ("corrected", {})
+    return "formula", {"problem": kind, "params": params}
+
+
+def _kind(kind: str) -> Any:
+    return "invalid" if kind == "formula" else kind
+
+
+def _removing(mark: Mark | None) -> dict[str, Any]:
+    """A clear names the mark it removes: its fill counts as sheetsync's (a layout's own colours
+    too), its note text is cut out of the cell's note, whatever a person added around it."""
+    return {"fill": mark.fill, "note": mark.note} if mark is not None else {}
 
 
 def clear_stray(sheet_marks: Mapping[tuple[int, int], str], known: set[tuple[int, int]]) -> list[Planned]:
