@@ -221,17 +221,42 @@ def test_shapes_images_and_cached_results_no_longer_block_a_write(tmp_path):
     assert openpyxl.load_workbook(src).active["A2"].value == "ok"
 
 
-def test_overwriting_a_formula_drops_calc_chain_and_asks_for_recalc(tmp_path):
+def test_a_formula_cell_is_never_overwritten_and_calc_chain_is_kept(tmp_path):
     src = rich_book(tmp_path / "src.xlsx")
-    data = src.read_bytes()
     with zipfile.ZipFile(src, "a") as zf:
         zf.writestr("xl/calcChain.xml", b'<calcChain xmlns="http://schemas.openxmlformats.org/'
                                         b'spreadsheetml/2006/main"><c r="E2" i="1"/></calcChain>')
-    result = patch_xlsx(src.read_bytes(), None, [Patch(2, 5, "corrected", write=True, value=1)], None)
+    patches = [Patch(2, 5, "invalid", write=True, value=1, fill="FFC7CE"),
+               Patch(3, 4, "corrected", write=True, value=999)]
+    result = patch_xlsx(src.read_bytes(), None, patches, None)
     zf = zipfile.ZipFile(io.BytesIO(result.data))
-    assert "xl/calcChain.xml" not in zf.namelist()
-    assert b'fullCalcOnLoad="1"' in zf.read("xl/workbook.xml")
-    assert len(data) > 0 and b"<f>D2*2</f>" not in zf.read("xl/worksheets/sheet1.xml")
+    sheet = zf.read("xl/worksheets/sheet1.xml")
+    assert b"<f>D2*2</f>" in sheet and "xl/calcChain.xml" in zf.namelist()
+    assert b'fullCalcOnLoad="1"' in zf.read("xl/workbook.xml")  # D3 feeds E3's formula
+    ws = openpyxl.load_workbook(io.BytesIO(result.data))["Customers"]
+    assert ws["E2"].value == "=D2*2" and fill_code(ws["E2"].fill) == "FFC7CE"
+    assert ws["D3"].value == 999
+
+
+def test_no_recalc_asked_of_a_workbook_without_formulas(tmp_path):
+    """fullCalcOnLoad makes Excel ask to save on every close: only where formulas need it."""
+    path = tmp_path / "plain.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["a", "b"])
+    wb.active.append([1, 2])
+    wb.save(path)
+    body = zipfile.ZipFile(path).read("xl/workbook.xml").replace(b' fullCalcOnLoad="1"', b"")
+    data = _replace_part(path.read_bytes(), "xl/workbook.xml", body)
+    result = patch_xlsx(data, None, [Patch(2, 1, "corrected", write=True, value=5)], None)
+    assert b"fullCalcOnLoad" not in zipfile.ZipFile(io.BytesIO(result.data)).read("xl/workbook.xml")
+
+
+def _replace_part(data: bytes, name: str, body: bytes) -> bytes:
+    zin, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in zin.infolist():
+            dst.writestr(info, body if info.filename == name else zin.read(info.filename))
+    return out.getvalue()
 
 
 def test_cells_and_rows_inserted_in_order(tmp_path):
@@ -253,8 +278,8 @@ def test_report_tab_rewritten_in_place_and_shared_formula_master_falls_back(tmp_
     assert wb.sheetnames == ["Customers", "Other", "sheetsync"]
     assert wb["sheetsync"]["A1"].value == "only" and wb["sheetsync"].max_row == 1
     body = b'<c r="A1"><f t="shared" ref="A1:A2" si="0">1+1</f><v>2</v></c>'
-    with pytest.raises(Unsupported):
-        patch_xlsx(_with_cell(src, body), None, [Patch(1, 1, "corrected", write=True, value="x")], None)
+    out = patch_xlsx(_with_cell(src, body), None, [Patch(1, 1, "corrected", write=True, value="x")], None).data
+    assert body in zipfile.ZipFile(io.BytesIO(out)).read("xl/worksheets/sheet1.xml")  # never written over
 
 
 def _with_cell(src: Path, cell: bytes) -> bytes:

@@ -142,27 +142,59 @@ _VALUE = re.compile(rb"<v>([^<]*)</v>")
 def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
     """"A1" -> error text of every error cell (t="e") in a sheet part; calamine reads them as
     empty. A byte scan that costs nothing when the sheet has no error cell."""
-    if not _has_error_cell(zf, part):
-        return {}
+    return special_cells(zf, part)[0]
+
+
+_FORMULA_CELL = re.compile(rb'<c\b([^>]*)>\s*<f[\s>/]')
+_FORMULA_MARKS = (b"<f>", b"<f ", b"<f/")
+
+
+def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, str], frozenset[tuple[int, int]]]:
+    """The error cells ("A1" -> "#REF!") and the formula cells ((row, col)) of a sheet part, in
+    one streamed pass that finds neither in the usual sheet; only then is the XML searched."""
+    found = _has_marks(zf, part, (b't="e"', *_FORMULA_MARKS))
+    if not found:
+        return {}, frozenset()
     xml = zf.read(part)
-    out = {}
-    for attrs, body in _ERROR_CELL.findall(xml):
-        ref, value = _REF.search(attrs), _VALUE.search(body)
-        if ref:
-            out[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
-    return out
+    errors = {}
+    if b't="e"' in found:
+        for attrs, body in _ERROR_CELL.findall(xml):
+            ref, value = _REF.search(attrs), _VALUE.search(body)
+            if ref:
+                errors[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
+    formulas = set()
+    if found & set(_FORMULA_MARKS):
+        for attrs in _FORMULA_CELL.findall(xml):
+            ref = _REF.search(attrs)
+            if ref:
+                formulas.add(_cell_of(ref.group(1).decode()))
+    return errors, frozenset(formulas)
+
+
+def _cell_of(ref: str) -> tuple[int, int]:
+    letters = ref.rstrip("0123456789")
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    return int(ref[len(letters):]), col
 
 
 def _has_error_cell(zf: zipfile.ZipFile, part: str, chunk: int = 1 << 20) -> bool:
-    """Whether the part holds t="e" anywhere, read a megabyte at a time: a 100k-row sheet's XML
-    inflates to ~50 MB, which this never holds at once (the usual answer is no)."""
-    mark, tail = b't="e"', b""
+    return bool(_has_marks(zf, part, (b't="e"',), chunk))
+
+
+def _has_marks(zf: zipfile.ZipFile, part: str, marks: tuple[bytes, ...], chunk: int = 1 << 20) -> set[bytes]:
+    """Which of `marks` the part holds anywhere, read a megabyte at a time: a 100k-row sheet's
+    XML inflates to ~50 MB, which this never holds at once (the usual answer is none)."""
+    longest, tail, found = max(map(len, marks)), b"", set()
     with zf.open(part) as stream:
         while block := stream.read(chunk):
-            if mark in tail + block[:len(mark) - 1] or mark in block:
-                return True
-            tail = (tail + block)[-(len(mark) - 1):]  # a mark may start in this block and end in the next
-    return False
+            window = tail + block  # a mark may start in one block and end in the next
+            found.update(m for m in marks if m in window)
+            if len(found) == len(marks):
+                break
+            tail = window[-(longest - 1):]
+    return found
 
 
 def sheet_comments_part(zf: zipfile.ZipFile, target: str | None) -> str | None:
