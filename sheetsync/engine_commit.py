@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import dedupe_sync
 from . import report as report_mod
-from .model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash
+from .model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash, typed_value
 from .reconcile import AS_STORED, NewRows, RowDecision
 from .store import BaseRow
 from .sync_rows import SheetIndex
-from .writeback import RowPlace, clear_stray, live_marks, plan_row
+from .writeback import VALUE_TYPES, RowPlace, clear_stray, live_marks, plan_row
 
 if TYPE_CHECKING:
     from .engine import RunContext
@@ -32,6 +32,8 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
     existing = live_marks(stored, sheet, col1, data, notes)
     planned, marks, problems, base = [], {}, [], {}
     marked = {i for i, _ in stored}
+    types = {f: VALUE_TYPES.get(c.type) for f, c in layout.columns.items()} \
+        if ctx.connector.capabilities.typed else {}
     formulas: dict[int, set[int]] = {}
     for r, c in data.formulas:
         formulas.setdefault(r, set()).add(c)
@@ -57,7 +59,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                 planned.append((Patch(row=sheet.rows[ident], col=ctx.id_col + 1, kind="corrected", write=True,
                                       value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
                                 ident, None))
-            base[ident] = _next_base(sheet, ident, d, cols, rev, extra)
+            base[ident] = _next_base(sheet, ident, d, cols, rev, extra, types)
         for ident in _deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
@@ -129,9 +131,10 @@ def _cell_text(values: tuple, index: int) -> str:
 
 
 def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None,
-               extra: dict[int, Any]) -> BaseRow:
+               extra: dict[int, Any], types: dict[str, str | None]) -> BaseRow:
     """The row as it will read after the write-back, so an untouched row hashes equal next time.
-    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id).
+    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id);
+    `types` the value type each field's write lands as (a typed sheet reads 10000.00 back as 10000).
 
     A plain new row's base keeps no copy of its values (None: "the record's own"; 100k rows:
     27 MB and a JSON encoding less); a managed id written beside them changes only the hash."""
@@ -140,7 +143,7 @@ def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, in
     if not d.writes and not extra:
         return BaseRow(sheet.hashes[ident], sheet.rows[ident], sheet_side, store_side, rev)
     values = list(sheet.values[ident])
-    for idx, value in [*((cols[f], v) for f, v in d.writes.items()), *extra.items()]:
+    for idx, value in [*((cols[f], typed_value(v, types.get(f))) for f, v in d.writes.items()), *extra.items()]:
         values.extend([None] * (idx + 1 - len(values)))
         values[idx] = value
     return BaseRow(row_hash(values), sheet.rows[ident], sheet_side, store_side, rev)

@@ -39,6 +39,7 @@ class Capabilities:
     notes: bool = True
     report_tab: bool = True
     remote: bool = False
+    typed: bool = True  # cells hold numbers, dates, booleans (a Patch's value_type is honoured)
 
 
 @runtime_checkable

@@ -77,6 +77,16 @@ def _special_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[st
                           hint="open it in Excel and save it again as .xlsx") from None
 
 
+def _date1904(zf: Any) -> bool:
+    """Is the workbook in Mac Excel's 1904 date system (`<workbookPr date1904="1"/>`)? Calamine
+    reads date-formatted cells right either way; a bare serial in a date column needs to know."""
+    try:
+        head = zf.read("xl/workbook.xml")
+    except KeyError:
+        return False
+    return re.search(rb'<(?:\w+:)?workbookPr\b[^>]*?\bdate1904="(?:1|true)"', head) is not None
+
+
 def _put_errors(grid: list[list[CellValue]], errors: dict[str, str]) -> None:
     """Error cells into the grid as CellError, where calamine left them empty."""
     for ref, text in errors.items():
@@ -186,7 +196,8 @@ class XlsxConnector(LocalFile):
         header, rows = rows_from_grid(grid, self.header_row, self.totals_row, self._where(name))
         return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),
                          header_row=self.header_row, source=str(self.path),
-                         marks=self._marks(zf, name, part), meta={"kind": "xlsx"}, formulas=formulas)
+                         marks=self._marks(zf, name, part), formulas=formulas,
+                         meta={"kind": "xlsx", "date1904": _date1904(zf)})
 
     def _calamine_grid(self, data: bytes) -> tuple[str, list[list[CellValue]]]:
         """The grid as read() sees it, error cells included (else a patch that marks one finds
