@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -468,3 +469,75 @@ def test_mac_1904_workbook_is_read_and_written_in_its_own_date_system(tmp_path):
     sync_once(load_layout(tmp_path / "orders.yaml"), store=store)
     assert store.records("orders")["O3"]["day"] == "2012-01-02"
     assert openpyxl.load_workbook(path)["Orders"]["C4"].value == dt.datetime(2012, 1, 2)
+
+
+def test_an_error_cell_is_marked_not_deferred_forever(tmp_path):
+    """#DIV/0! is reported on the report tab and marked in the sheet: the pre-write check reads
+    the error cells as read() does, so the mark is not deferred run after run."""
+    orders_book(tmp_path / "orders.xlsx")
+    path = tmp_path / "orders.xlsx"
+    zf = zipfile.ZipFile(path)
+    parts = {n: zf.read(n) for n in zf.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    start = sheet.index(b'<c r="B4"')
+    end = sheet.index(b"</c>", start) + 4
+    parts["xl/worksheets/sheet1.xml"] = sheet[:start] + b'<c r="B4" t="e"><f>1/0</f><v>#DIV/0!</v></c>' + sheet[end:]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, body in parts.items():
+            out.writestr(name, body)
+    from sheetsync.engine import sync_once
+    from sheetsync.layout_load import load_layout
+    from sheetsync.store import Store
+    (tmp_path / "orders.yaml").write_text(ORDERS_LAYOUT, encoding="utf-8")
+    store = Store(tmp_path / "sheetsync.db")
+    res = sync_once(load_layout(tmp_path / "orders.yaml"), store=store)
+    assert res.patches_deferred == 0
+    ws = openpyxl.load_workbook(path)["Orders"]
+    assert ws["B4"].value == "=1/0" and "#DIV/0!" in ws["B4"].comment.text and fill_of(ws["B4"]) == "FFC7CE"
+    assert ("amount", "cell_error") in {(p["field"], p["code"]) for p in store.problems("orders")}
+    assert store.outbox("orders") == []
+
+
+def _edit_xml(path: Path, part: str, old: bytes, new: bytes) -> None:
+    """Change a workbook part's bytes as Excel would leave them (a person's edit)."""
+    zf = zipfile.ZipFile(path)
+    parts = {n: zf.read(n) for n in zf.namelist()}
+    assert old in parts[part], (old, parts[part][:400])
+    parts[part] = parts[part].replace(old, new)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, body in parts.items():
+            out.writestr(name, body)
+
+
+@pytest.mark.parametrize("edit", ["before", "after"])
+def test_a_mark_whose_note_a_person_edited_is_cleared_keeping_their_words(tmp_path, edit):
+    from sheetsync.engine import sync_once
+    from sheetsync.layout_load import load_layout
+    from sheetsync.store import Store
+    path = tmp_path / "c.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "C"
+    for row in (["ID", "Paid"], ["A1", "yes"], ["A2", "maybe"]):
+        wb.active.append(row)
+    wb.save(path)
+    (tmp_path / "c.yaml").write_text("table: c\nsource: {kind: xlsx, path: c.xlsx, sheet: C}\nkey: id\n"
+                                     "columns:\n  id: {header: ID}\n  paid: {header: Paid, type: boolean}\n")
+    loaded, store = load_layout(tmp_path / "c.yaml"), Store(tmp_path / "sheetsync.db")
+    sync_once(loaded, store=store)
+    assert fill_of(openpyxl.load_workbook(path)["C"]["B3"]) == "FFC7CE"
+    # the person writes in the note (before sheetsync's words, or after them) and fixes the cell
+    body = zipfile.ZipFile(path).read("xl/comments1.xml")
+    start = re.compile(rb"<t[ >][^>]*>|<t>").search(body, body.index(b'ref="B3"')).end()
+    ours = body[start:body.index(b"</t>", start)]
+    assert ours.startswith(b"sheetsync: ")
+    mine = b"Asked Li, she paid. " + ours if edit == "before" else ours + b"\nAsked Li."
+    _edit_xml(path, "xl/comments1.xml", b">" + ours + b"<", b">" + mine + b"<")
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+    start = sheet.index(b'<c r="B3"')
+    cell = sheet[start:sheet.index(b"</c>", start) + 4]
+    _edit_xml(path, "xl/worksheets/sheet1.xml", cell, b'<c r="B3" t="b"><v>0</v></c>')
+    res = sync_once(loaded, store=store)
+    ws = openpyxl.load_workbook(path)["C"]
+    assert fill_of(ws["B3"]) is None and ws["B3"].value is False and res.patches_deferred == 0
+    assert ws["B3"].comment.text == ("Asked Li, she paid." if edit == "before" else "Asked Li.")
+    assert ("A2", "paid") not in store.marks("c")
