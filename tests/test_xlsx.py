@@ -541,3 +541,19 @@ def test_a_mark_whose_note_a_person_edited_is_cleared_keeping_their_words(tmp_pa
     assert fill_of(ws["B3"]) is None and ws["B3"].value is False and res.patches_deferred == 0
     assert ws["B3"].comment.text == ("Asked Li, she paid." if edit == "before" else "Asked Li.")
     assert ("A2", "paid") not in store.marks("c")
+
+
+def test_openpyxl_path_writes_typed_values_and_never_over_a_formula(tmp_path):
+    """The fallback path (workbooks the direct patch cannot handle) follows the same rules."""
+    import datetime as dt
+    path = orders_book(tmp_path / "orders.xlsx")
+    conn = XlsxConnector(path, sheet="Orders", allow_feature_loss=True)
+    patches = [Patch(3, 3, "corrected", write=True, value="2024-01-07", value_type="date"),
+               Patch(3, 2, "corrected", write=True, value="10000.00", value_type="number"),
+               Patch(2, 8, "invalid", write=True, value=5, fill="FFC7CE", note="sheetsync: computed")]
+    applied = conn._apply_openpyxl(path.read_bytes(), patches, [], None)
+    assert len(applied.applied) == 3
+    ws = openpyxl.load_workbook(path)["Orders"]
+    assert ws["C3"].value == dt.datetime(2024, 1, 7) and ws["C3"].is_date
+    assert ws["B3"].value == 10000 and ws["B3"].number_format == "#,##0.00"
+    assert ws["H2"].value == "=B2*2" and fill_of(ws["H2"]) == "FFC7CE"
