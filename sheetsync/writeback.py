@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from . import messages
 from .connectors import NOTE_PREFIX
 from .layout import Layout
-from .model import Patch, SheetData, WriteValue, canonical_text
+from .model import Patch, Problem, SheetData, WriteValue, canonical_text
 from .reconcile import RowDecision
 from .store import Mark
 
@@ -69,6 +69,8 @@ def plan_row(decision: RowDecision, place: RowPlace, cols: Mapping[str, int], la
         if col in place.formulas and (writes or (want is not None and want[0] == "invalid")):
             # a computed cell: mark it, never write over the person's formula
             decision.writes.pop(field, None)  # so the next base is the sheet as it stays
+            if want is None or want[0] not in ("invalid", "conflict"):  # those are listed already
+                decision.problems.append(Problem("formula_cell", field, {"field": field}))
             writes, want = False, _computed(want)
         value: WriteValue = decision.writes.get(field)
         base = dict(row=place.row, col=col, expected=canonical_text(place.raw.get(field)), anchor=place.anchor)

@@ -161,6 +161,8 @@ def test_a_formula_cell_gets_a_mark_and_note_never_a_value() -> None:
     assert note.startswith("sheetsync: phone: this cell is computed by a formula, so sheetsync left it as it is. "
                            "Please fix the cells it is computed from.\n") and note.endswith(NOTE[len("sheetsync: "):])
     assert d.writes == {}  # the next base is the sheet as it stays: the formula's result
+    # listed on the report tab too (an invalid or conflicting cell is listed for its own problem)
+    assert [(p.code, p.field) for p in d.problems] == [("formula_cell", "name"), ("formula_cell", "phone")]
     zh = plan_row(_decision(marks={"phone": ("invalid", {"code": "type.phone", "value": "x", "region": "CN"})}),
                   place, COLS, LAYOUT.model_copy(update={"language": "zh"}), {}, True)[0]
     assert "此单元格由公式计算" in zh[0][0].note and "不是有效的电话号码" in zh[0][0].note

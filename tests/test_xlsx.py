@@ -447,6 +447,10 @@ def test_formula_cells_get_a_note_never_a_value(tmp_path):
     assert "+86 138 0013 8000" in ws["F2"].comment.text
     assert ws["G2"].value == '="a@x.cn"' and ws["G2"].comment is None
     assert store.records("orders")["O1"]["phone"] == "+86 138 0013 8000"
+    problems = {(p["row"], p["field"], p["code"]) for p in store.problems("orders")}
+    assert {(2, "phone", "formula_cell"), (3, "email", "type.email")} <= problems
+    report = openpyxl.load_workbook(tmp_path / "orders.xlsx")["sheetsync"]
+    assert any("computed by a formula" in str(c.value) for row in report.iter_rows() for c in row)
     grid = pc.CalamineWorkbook.from_path(str(tmp_path / "orders.xlsx")).get_sheet_by_name("Orders").to_python()
     assert grid[1][5] == 13800138000  # the cached result is still there for other programs
 

@@ -45,6 +45,8 @@ def _formula_cells(used: Any, grid: list) -> frozenset[tuple[int, int]]:
     """Cells a formula computes, from one read of the used range's formulas: a formula differs
     from the value it shows; text that merely starts with "=" is its own formula text."""
     formulas = used.options(ndim=2).formula if grid else []
+    if isinstance(formulas, str):  # a one-cell range: Excel answers with the text itself
+        formulas = [[formulas]]
     return frozenset((used.row + i, used.column + j)
                      for i, row in enumerate(formulas or []) for j, text in enumerate(row)
                      if isinstance(text, str) and text.startswith("=") and text != grid[i][j])
