@@ -61,40 +61,51 @@ def plan_row(decision: RowDecision, place: RowPlace, cols: Mapping[str, int], la
     # the key (anchor) cell goes last: the row's other patches check the anchor before it changes
     anchor_col = place.anchor[0] if place.anchor else None
     for field, col in sorted(cols.items(), key=lambda fc: fc[1] == anchor_col):
-        ident = decision.ident
-        want = decision.marks.get(field)
-        have = existing.get((ident, field))
-        had = stored.get((ident, field))
-        writes = field in decision.writes
-        if col in place.formulas and (writes or (want is not None and want[0] == "invalid")):
-            # a computed cell: mark it, never write over the person's formula
-            decision.writes.pop(field, None)  # so the next base is the sheet as it stays
-            if want is None or want[0] not in ("invalid", "conflict"):  # those are listed already
-                decision.problems.append(Problem("formula_cell", field, {"field": field}))
-            writes, want = False, _computed(want)
-        value: WriteValue = decision.writes.get(field)
-        base = dict(row=place.row, col=col, expected=canonical_text(place.raw.get(field)), anchor=place.anchor)
-        vtype = VALUE_TYPES.get(layout.columns[field].type, "text") if field in layout.columns else None
-        if want is not None and notes_supported:
-            kind, params = want
-            note = note_text(kind, params, field, layout.language)
-            fill = colours[kind if kind in colours else "invalid"]
-            if have is None or have.note != note or have.fill != fill or writes:
-                planned.append((Patch(kind=_kind(kind), write=writes, value=value, fill=fill, note=note,
-                                      value_type=vtype if writes else None, **base), ident, field))
-            new_marks[(ident, field)] = Mark(kind, fill, note, had.prior_fill if had else None)
-        elif writes:
-            clear = had is not None and notes_supported
-            planned.append((Patch(kind=want[0] if want else "corrected", write=True, value=value, clear=clear,
-                                  restore_fill=had.prior_fill if clear else None, value_type=vtype,
-                                  **_removing(had if clear else None), **base), ident, field))
-            if clear:
-                new_marks[(ident, field)] = None
-        elif had is not None:
-            planned.append((Patch(kind="clear", clear=True, restore_fill=had.prior_fill, **_removing(had), **base),
-                            ident, field))
-            new_marks[(ident, field)] = None
+        key = (decision.ident, field)
+        patch, mark = _plan_cell(decision, field, col, place, layout, colours, existing.get(key),
+                                 stored.get(key), notes_supported)
+        if patch is not None:
+            planned.append((patch, decision.ident, field))
+        if mark is not _UNCHANGED:
+            new_marks[key] = mark
     return planned, new_marks
+
+
+_UNCHANGED: Any = object()
+
+
+def _plan_cell(decision: RowDecision, field: str, col: int, place: RowPlace, layout: Layout,
+               colours: Mapping[str, str], have: Mark | None, had: Mark | None,
+               notes_supported: bool) -> tuple[Patch | None, Any]:
+    """One cell's patch (or None) and its mark from now on (None: gone; _UNCHANGED: as it was)."""
+    want = decision.marks.get(field)
+    writes = field in decision.writes
+    if col in place.formulas and (writes or (want is not None and want[0] == "invalid")):
+        # a computed cell: mark it, never write over the person's formula
+        decision.writes.pop(field, None)  # so the next base is the sheet as it stays
+        if want is None or want[0] not in ("invalid", "conflict"):  # those are listed already
+            decision.problems.append(Problem("formula_cell", field, {"field": field}))
+        writes, want = False, _computed(want)
+    value: WriteValue = decision.writes.get(field)
+    base = dict(row=place.row, col=col, expected=canonical_text(place.raw.get(field)), anchor=place.anchor)
+    vtype = VALUE_TYPES.get(layout.columns[field].type, "text") if field in layout.columns else None
+    if want is not None and notes_supported:
+        kind, params = want
+        note = note_text(kind, params, field, layout.language)
+        fill = colours[kind if kind in colours else "invalid"]
+        patch = None
+        if have is None or have.note != note or have.fill != fill or writes:
+            patch = Patch(kind=_kind(kind), write=writes, value=value, fill=fill, note=note,
+                          value_type=vtype if writes else None, **base)
+        return patch, Mark(kind, fill, note, had.prior_fill if had else None)
+    if writes:
+        clear = had is not None and notes_supported
+        return (Patch(kind=want[0] if want else "corrected", write=True, value=value, clear=clear,
+                      restore_fill=had.prior_fill if clear else None, value_type=vtype,
+                      **_removing(had if clear else None), **base), None if clear else _UNCHANGED)
+    if had is not None:
+        return Patch(kind="clear", clear=True, restore_fill=had.prior_fill, **_removing(had), **base), None
+    return None, _UNCHANGED
 
 
 def _computed(want: tuple[str, dict] | None) -> tuple[str, dict]:
