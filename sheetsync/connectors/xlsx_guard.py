@@ -145,8 +145,10 @@ def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
     return special_cells(zf, part)[0]
 
 
-_FORMULA_CELL = re.compile(rb'<c\b([^>]*)>\s*<f[\s>/]')
-_FORMULA_MARKS = (b"<f>", b"<f ", b"<f/")
+_FORMULA = re.compile(rb"<f[\s>/]")
+#: every sheet with a formula holds a closing </f> (a shared formula's children point at a master
+#: cell that spells it out); one mark keeps the streamed scan cheap
+_FORMULA_MARKS = (b"</f>",)
 
 
 def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, str], frozenset[tuple[int, int]]]:
@@ -164,8 +166,8 @@ def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, str], froze
                 errors[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
     formulas = set()
     if found & set(_FORMULA_MARKS):
-        for attrs in _FORMULA_CELL.findall(xml):
-            ref = _REF.search(attrs)
+        for m in _FORMULA.finditer(xml):  # from each <f> back to its cell's start tag
+            ref = _REF.search(xml, xml.rfind(b"<c", 0, m.start()), m.start())
             if ref:
                 formulas.add(_cell_of(ref.group(1).decode()))
     return errors, frozenset(formulas)
@@ -189,11 +191,11 @@ def _has_marks(zf: zipfile.ZipFile, part: str, marks: tuple[bytes, ...], chunk: 
     longest, tail, found = max(map(len, marks)), b"", set()
     with zf.open(part) as stream:
         while block := stream.read(chunk):
-            window = tail + block  # a mark may start in one block and end in the next
-            found.update(m for m in marks if m in window)
+            seam = tail + block[:longest - 1]  # a mark may start in one block and end in the next
+            found.update(m for m in marks if m not in found and (m in block or m in seam))
             if len(found) == len(marks):
                 break
-            tail = window[-(longest - 1):]
+            tail = (tail + block)[-(longest - 1):] if len(block) < longest else block[-(longest - 1):]
     return found
 
 
