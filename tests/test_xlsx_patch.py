@@ -294,3 +294,23 @@ def _with_cell(src: Path, cell: bytes) -> bytes:
                 body = body[:start] + cell + body[body.index(b"</c>", start) + 4:]
             dst.writestr(info, body)
     return out.getvalue()
+
+
+def test_date_formats_are_recognised_builtin_custom_and_chinese():
+    from sheetsync.connectors.xlsx_sheetxml import Styles, is_date_code
+    body = ('<styleSheet xmlns="x"><numFmts count="2"><numFmt formatCode="yyyy&quot;年&quot;m&quot;月&quot;d&quot;日&quot;"'
+            ' numFmtId="176"/><numFmt numFmtId="177" formatCode="#,##0.00_);[Red]\\(#,##0.00\\)"/></numFmts>'
+            '<fills count="1"><fill/></fills><cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="176"/>'
+            '<xf numFmtId="177" fontId="3"/><xf numFmtId="57"/></cellXfs></styleSheet>').encode()
+    styles = Styles(body)
+    assert [styles.is_date(i) for i in range(4)] == [False, True, False, True]  # 57: a CJK built-in date
+    assert styles.with_num_fmt(2, 14) == 4 and b'numFmtId="14"' in styles.new_xfs[0] and b'fontId="3"' in styles.new_xfs[0]
+    assert not any(map(is_date_code, ["General", "0.00", '"Day "0', "[$-804]#,##0", "0.00E+00", "@"]))
+    assert all(map(is_date_code, ["yyyy-mm-dd", "[$-409]mmm d, yyyy;@", "[h]:mm:ss", "h:mm AM/PM"]))
+
+
+def test_dates_are_serials_in_the_workbooks_date_system():
+    import datetime as dt
+    from sheetsync.connectors.xlsx_sheetxml import serial
+    assert serial(dt.date(2024, 1, 7)) == 45298 and serial(dt.date(2012, 1, 2), date1904=True) == 39448
+    assert serial(dt.datetime(2024, 1, 7, 13, 30)) == 45298 + 13.5 / 24

@@ -75,8 +75,11 @@ class Styles:
         self.new_fills: list[bytes] = []
         self.new_xfs: list[bytes] = []
         self._codes: dict[int, str | None] = {}
-        self.formats = {int(i): unescape(fmt_code.decode("utf-8", "replace"), _ENTITIES) for i, fmt_code in re.findall(
-            rb'<' + P + rb'numFmt\s[^>]*?numFmtId="(\d+)"[^>]*?formatCode="([^"]*)"', body)}
+        self.formats: dict[int, str] = {}  # custom number formats: id -> format code
+        for tag in re.findall(rb"<" + P + rb"numFmt\s[^>]*>", body):
+            fmt_id, code = get_attr(tag, b"numFmtId"), get_attr(tag, b"formatCode")
+            if fmt_id is not None and fmt_id.isdigit() and code is not None:
+                self.formats[int(fmt_id)] = unescape(code.decode("utf-8", "replace"), _ENTITIES)
 
     def _block(self, block: bytes, item: bytes) -> tuple[list[bytes], re.Match[bytes]]:
         m = re.search(rb"<(" + P + block + rb")\b[^>]*>(.*?)</\1>", self.body, re.S)
