@@ -314,3 +314,19 @@ def test_dates_are_serials_in_the_workbooks_date_system():
     from sheetsync.connectors.xlsx_sheetxml import serial
     assert serial(dt.date(2024, 1, 7)) == 45298 and serial(dt.date(2012, 1, 2), date1904=True) == 39448
     assert serial(dt.datetime(2024, 1, 7, 13, 30)) == 45298 + 13.5 / 24
+
+
+def test_a_date_in_a_column_without_dates_gets_the_locales_short_date(tmp_path):
+    import datetime as dt
+    path = tmp_path / "d.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["Day", "At"])
+    wb.active.append(["2024/1/7", "7 Jan 2024 13:30"])
+    wb.save(path)
+    patches = [Patch(2, 1, "corrected", write=True, value="2024-01-07", value_type="date"),
+               Patch(2, 2, "corrected", write=True, value="2024-01-07 13:30:00", value_type="datetime")]
+    out = tmp_path / "out.xlsx"
+    out.write_bytes(patch_xlsx(path.read_bytes(), None, patches, None).data)
+    ws = openpyxl.load_workbook(out).active
+    assert ws["A2"].value == dt.datetime(2024, 1, 7) and ws["A2"].number_format == "mm-dd-yy"  # built-in 14
+    assert ws["B2"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["B2"].is_date
