@@ -145,16 +145,16 @@ def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, str]:
     return special_cells(zf, part)[0]
 
 
-_FORMULA = re.compile(rb"<f[\s>/]")
+_FORMULA = re.compile(rb"<(?:x:)?f[\s>/]")
 #: every sheet with a formula holds a closing </f> (a shared formula's children point at a master
-#: cell that spells it out); one mark keeps the streamed scan cheap
-_FORMULA_MARKS = (b"</f>",)
+#: cell that spells it out; the Open XML SDK writes </x:f>); few marks keep the streamed scan cheap
+FORMULA_MARKS = (b"</f>", b"</x:f>")
 
 
 def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, str], frozenset[tuple[int, int]]]:
     """The error cells ("A1" -> "#REF!") and the formula cells ((row, col)) of a sheet part, in
     one streamed pass that finds neither in the usual sheet; only then is the XML searched."""
-    found = _has_marks(zf, part, (b't="e"', *_FORMULA_MARKS))
+    found = _has_marks(zf, part, (b't="e"', *FORMULA_MARKS))
     if not found:
         return {}, frozenset()
     xml = zf.read(part)
@@ -165,7 +165,7 @@ def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, str], froze
             if ref:
                 errors[ref.group(1).decode()] = value.group(1).decode("utf-8", "replace") if value else "#ERROR!"
     formulas = set()
-    if found & set(_FORMULA_MARKS):
+    if found & set(FORMULA_MARKS):
         for m in _FORMULA.finditer(xml):  # from each <f> back to its cell's start tag
             ref = _REF.search(xml, xml.rfind(b"<c", 0, m.start()), m.start())
             if ref:

@@ -18,6 +18,7 @@ from defusedxml import ElementTree as DET
 from ..errors import SourceError
 from ..model import Patch, ReportTab, column_letter, typed_value
 from . import is_our_note, merge_note, remove_note
+from .xlsx_guard import FORMULA_MARKS
 from .xlsx_notes import Notes
 from .xlsx_package import (MAIN_NS, REL_NS, P, Package, Unsupported, esc, insert_before_close, local,
                            root_tag, set_attr)
@@ -98,16 +99,13 @@ def _report_cols(report: ReportTab) -> str:
     return f"<cols>{cols}</cols>" if cols else ""
 
 
-_FORMULA_MARKS = (b"<f>", b"<f ", b"<f/", b":f>", b":f ")
-
-
 def has_formulas(pkg: Package, book: str) -> bool:
     """Does any worksheet hold a formula? Only then is a recalculation on open worth asking for:
     a workbook without formulas would make Excel ask to save on every close."""
     if any(k.endswith("/calcChain") for _, k, _ in pkg.rels(book)):
         return True
     for _, path in sheet_paths(pkg, book):
-        if path and pkg.has(path) and any(m in pkg.read(path) for m in _FORMULA_MARKS):
+        if path and pkg.has(path) and any(m in pkg.read(path) for m in FORMULA_MARKS):
             return True
     return False
 
