@@ -145,6 +145,7 @@ def orders(tmp_path, emu):
     emu.set_cell("orders", "Orders", 2, 6, formula="=13800138000+0")  # computed, needs reformatting
     emu.set_cell("orders", "Orders", 3, 7, formula="=1+1")  # computed, not an email
     emu.set_cell("orders", "Orders", 4, 2, formula="=1/0")  # an error cell
+    emu.set_cell("orders", "Orders", 3, 4, "2024-01-07 13:30", number_format={"type": "DATE", "pattern": "yyyy-mm-dd"})
     source = {"kind": "gsheets", "spreadsheet_id": "orders", "sheet": "Orders", "endpoint": emu.url}
     loaded = LoadedLayout(layout=Layout.model_validate({**ORDERS, "source": source}),
                           path=tmp_path / "orders.yaml", name="orders")

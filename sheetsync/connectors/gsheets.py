@@ -334,8 +334,10 @@ class GSheetsConnector:
             now = state.get((p.row, p.col), CellState())
             if p.write and not now.formula:
                 t["value"] = value = typed_value(p.value, p.value_type)
-                if isinstance(value, _dt.date) and now.number_type not in DATE_FORMATS:
-                    t["format"] = DATE_FORMATS["DATE_TIME" if isinstance(value, _dt.datetime) else "DATE"]
+                if isinstance(value, _dt.date):  # a date-only format would hide (and drop on read) a time
+                    kind = "DATE_TIME" if isinstance(value, _dt.datetime) else "DATE"
+                    if now.number_type not in (kind, "DATE_TIME"):
+                        t["format"] = DATE_FORMATS[kind]
             if p.clear:
                 if p.fill is None or (now.fill or "").upper() == p.fill.upper():
                     t["fill"] = p.restore_fill
