@@ -462,6 +462,10 @@ def test_mac_1904_workbook_is_read_and_written_in_its_own_date_system(tmp_path):
     ws = openpyxl.load_workbook(path)["Orders"]
     assert ws.parent.epoch.year == 1904
     assert ws["C3"].value == dt.datetime(2024, 1, 7) and ws["C2"].value == dt.datetime(2024, 1, 5)
+    # a date-time keeps its time and the column's custom format (the Mac workbook's 44 cells)
+    assert ws["D3"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["D3"].number_format == "yyyy-mm-dd hh:mm"
+    grid = pc.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Orders").to_python()
+    assert grid[2][2:4] == [dt.date(2024, 1, 7), dt.datetime(2024, 1, 7, 13, 30)]
     assert store.records("orders")["O2"]["day"] == "2024-01-07"
     # a bare serial typed into the date column counts from 1904 too: 39448 is 2012-01-02
     wb = openpyxl.load_workbook(path)
