@@ -22,7 +22,7 @@ from . import Capabilities, is_our_note, merge_note, remove_note, still_applies
 from .xlsx_patch import Unsupported, patch_xlsx
 from .xlsx_guard import (LocalFile, atomic_write, fingerprint, guard_features, open_zip,
                          read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part,
-                         special_cells)
+                         special_cells, date1904)
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,6 @@ def _special_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[st
     except Exception as exc:
         raise SourceError(f"the sheet cannot be read safely ({type(exc).__name__})", where=where,
                           hint="open it in Excel and save it again as .xlsx") from None
-
-
-def _date1904(zf: Any) -> bool:
-    """Is the workbook in Mac Excel's 1904 date system (`<workbookPr date1904="1"/>`)? Calamine
-    reads date-formatted cells right either way; a bare serial in a date column needs to know."""
-    try:
-        head = zf.read("xl/workbook.xml")
-    except KeyError:
-        return False
-    return re.search(rb'<(?:\w+:)?workbookPr\b[^>]*?\bdate1904="(?:1|true)"', head) is not None
 
 
 def _put_errors(grid: list[list[CellValue]], errors: dict[str, str]) -> None:
@@ -197,7 +187,7 @@ class XlsxConnector(LocalFile):
         return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),
                          header_row=self.header_row, source=str(self.path),
                          marks=self._marks(zf, name, part), formulas=formulas,
-                         meta={"kind": "xlsx", "date1904": _date1904(zf)})
+                         meta={"kind": "xlsx", "date1904": date1904(zf)})
 
     def _calamine_grid(self, data: bytes) -> tuple[str, list[list[CellValue]]]:
         """The grid as read() sees it, error cells included (else a patch that marks one finds

@@ -173,6 +173,19 @@ def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, str], froze
     return errors, frozenset(formulas)
 
 
+def date1904(zf: zipfile.ZipFile) -> bool:
+    """Is the workbook in Mac Excel's 1904 date system (`<workbookPr date1904="1"/>`)? Calamine
+    reads date-formatted cells right either way; a bare serial in a date column needs to know."""
+    try:
+        head = zf.read("xl/workbook.xml")
+    except KeyError:
+        return False
+    return DATE1904.search(head) is not None
+
+
+DATE1904 = re.compile(rb'<(?:[\w.-]+:)?workbookPr\b[^>]*?\bdate1904="(?:1|true)"')
+
+
 def _cell_of(ref: str) -> tuple[int, int]:
     letters = ref.rstrip("0123456789")
     col = 0

@@ -18,7 +18,7 @@ from defusedxml import ElementTree as DET
 from ..errors import SourceError
 from ..model import Patch, ReportTab, column_letter, typed_value
 from . import is_our_note, merge_note, remove_note
-from .xlsx_guard import FORMULA_MARKS
+from .xlsx_guard import DATE1904, FORMULA_MARKS
 from .xlsx_notes import Notes
 from .xlsx_package import (MAIN_NS, REL_NS, P, Package, Unsupported, esc, insert_before_close, local,
                            root_tag, set_attr)
@@ -112,8 +112,7 @@ def has_formulas(pkg: Package, book: str) -> bool:
 
 def date1904(pkg: Package, book: str) -> bool:
     """Mac Excel's 1904 date system (`<workbookPr date1904="1"/>`): serials count from 1904."""
-    m = re.search(rb"<" + P + rb'workbookPr\b[^>]*?\bdate1904="(1|true)"', pkg.read(book))
-    return m is not None
+    return DATE1904.search(pkg.read(book)) is not None
 
 
 def force_recalc(pkg: Package, book: str, drop_chain: bool) -> None:
