@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import dedupe_sync, delete_guard
 from . import report as report_mod
-from .model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash
+from .model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash, typed_value
 from .reconcile import AS_STORED, NewRows, RowDecision
 from .store import BaseRow
 from .sync_rows import SheetIndex
-from .writeback import RowPlace, clear_stray, live_marks, plan_row
+from .writeback import VALUE_TYPES, RowPlace, clear_stray, live_marks, plan_row
 
 if TYPE_CHECKING:
     from .engine import RunContext
@@ -28,9 +28,15 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
     layout, store, res = ctx.layout, ctx.store, ctx.result
     notes = ctx.connector.capabilities.notes
     col1 = {f: i + 1 for f, i in cols.items()}
-    existing = live_marks(store.marks(ctx.name), sheet, col1, data, notes)
+    stored = store.marks(ctx.name) if notes else {}
+    existing = live_marks(stored, sheet, col1, data, notes)
     planned, marks, problems, base = [], {}, [], {}
-    marked = {i for i, _ in existing}
+    marked = {i for i, _ in stored}
+    types = {f: VALUE_TYPES.get(c.type) for f, c in layout.columns.items()} \
+        if ctx.connector.capabilities.typed else {}
+    formulas: dict[int, set[int]] = {}
+    for r, c in data.formulas:
+        formulas.setdefault(r, set()).add(c)
     with store.transaction():
         store.set_meta(ctx.name, "fingerprint", None)  # set again only once the write-back landed
         revs = _write(ctx, sheet, decisions, data.sheet)
@@ -38,8 +44,10 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
         for ident, d in decisions.items():
             rev = revs.get(ident)
             if d.marks or d.writes or ident in marked:
-                place = RowPlace(sheet.rows[ident], sheet.field_values(ident), sheet.anchor(ident, col1))
-                p, m = plan_row(d, place, col1, layout, existing, notes)
+                row = sheet.rows[ident]
+                place = RowPlace(row, sheet.field_values(ident), sheet.anchor(ident, col1),
+                                 frozenset(formulas.get(row, ())))
+                p, m = plan_row(d, place, col1, layout, existing, notes, stored)
                 planned.extend(p)
                 marks.update(m)
             if d.problems:
@@ -51,12 +59,12 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                 planned.append((Patch(row=sheet.rows[ident], col=ctx.id_col + 1, kind="corrected", write=True,
                                       value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
                                 ident, None))
-            base[ident] = _next_base(sheet, ident, d, cols, rev, extra)
+            base[ident] = _next_base(sheet, ident, d, cols, rev, extra, types)
         for ident in deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
-            marks.update({k: None for k in existing if k[0] == ident})
+            marks.update({k: None for k in stored if k[0] == ident})
         dedupe_sync.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
                                deleted=sheet.deleted)
         problems.extend(delete_guard.problems(ctx))  # the sheet's own problem, opened or closed here
@@ -125,9 +133,10 @@ def _cell_text(values: tuple, index: int) -> str:
 
 
 def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, int], rev: int | None,
-               extra: dict[int, Any]) -> BaseRow:
+               extra: dict[int, Any], types: dict[str, str | None]) -> BaseRow:
     """The row as it will read after the write-back, so an untouched row hashes equal next time.
-    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id).
+    `extra` holds writes outside the layout's fields (0-based column -> value: a managed id);
+    `types` the value type each field's write lands as (a typed sheet reads 10000.00 back as 10000).
 
     A plain new row's base keeps no copy of its values (None: "the record's own"; 100k rows:
     27 MB and a JSON encoding less); a managed id written beside them changes only the hash."""
@@ -136,7 +145,7 @@ def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, in
     if not d.writes and not extra:
         return BaseRow(sheet.hashes[ident], sheet.rows[ident], sheet_side, store_side, rev)
     values = list(sheet.values[ident])
-    for idx, value in [*((cols[f], v) for f, v in d.writes.items()), *extra.items()]:
+    for idx, value in [*((cols[f], typed_value(v, types.get(f))) for f, v in d.writes.items()), *extra.items()]:
         values.extend([None] * (idx + 1 - len(values)))
         values[idx] = value
     return BaseRow(row_hash(values), sheet.rows[ident], sheet_side, store_side, rev)

@@ -123,6 +123,10 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
                     "mistake, put them back; if they are meant to go, ask the admin to confirm the deletion",
                     "本表 {rows} 行中有 {gone} 行已不在表中，超过 sheetsync 一次最多删除的 {limit} 行，"
                     "因此一行也没有删除。如果是误删，请把这些行恢复；如果确实要删除，请联系管理员确认"),
+    "formula_cell": ("Computed cell", "公式单元格",
+                     "{field}: this cell is computed by a formula, so sheetsync left it as it is. "
+                     "Please fix the cells it is computed from.",
+                     "{field}：此单元格由公式计算，sheetsync 没有改动它。请修正公式引用的单元格。"),
     "row_scope": ("Outside this sheet's rows", "超出本表范围",
                   "this sheet may only create and edit rows with {scope_field} {scope}: "
                   "the edit `{attempted}` was reverted to `{value}`",

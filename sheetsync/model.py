@@ -120,6 +120,8 @@ class SheetData:
     source (file hash, Drive version), so a write can refuse when the source changed since.
     `marks` are the cells that already carry a sheetsync note (row, col) -> note text, so stale
     marks can be found after a crash; connectors that cannot hold notes leave it empty.
+    `formulas` are the cells a formula computes: sheetsync marks them but never writes a value
+    there (the person's formula would be lost).
     """
 
     sheet: str
@@ -130,6 +132,7 @@ class SheetData:
     source: str = ""
     marks: Mapping[tuple[int, int], str] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    formulas: frozenset[tuple[int, int]] = frozenset()  # (row, col) of cells computed by a formula
 
 
 PatchKind = Literal["corrected", "invalid", "duplicate", "conflict", "protected", "pushed", "clear"]
@@ -140,9 +143,14 @@ class Patch:
     """One change sheetsync wants in one cell of the synced worksheet.
 
     - `write=True` sets the cell to `value` (str is written as text, never as a formula).
+      `value_type` says what the column holds ("text", "number", "date", "datetime", "boolean";
+      None: as the Python type says), so a connector writes a date as a date, a decimal held as
+      text as a number: the person's SUM and date filters keep working (see typed_value).
     - `fill`/`note` set sheetsync's mark: the fill colour "RRGGBB" and the explanation note.
     - `clear=True` removes sheetsync's own mark: the fill goes back to `restore_fill` (None = no
-      fill) and sheetsync's part of the note is removed; a person's own note text is kept.
+      fill) and sheetsync's part of the note is removed; a person's own note text is kept. On a
+      clear, `fill`/`note` (when set) are the mark being removed: that fill counts as
+      sheetsync's, and that note text is cut out of whatever the person made of the note.
     - `expected` is the cell's text when it was read (canonical_text). The connector re-checks
       it just before writing and drops the patch if a person changed the cell since: that edit
       is left for the next run.
@@ -161,19 +169,44 @@ class Patch:
     restore_fill: str | None = None
     expected: str | None = None
     anchor: tuple[int, str] | None = None
+    value_type: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "row": self.row, "col": self.col, "kind": self.kind, "write": self.write,
             "value": self.value, "fill": self.fill, "note": self.note, "clear": self.clear,
             "restore_fill": self.restore_fill, "expected": self.expected,
-            "anchor": list(self.anchor) if self.anchor else None,
+            "anchor": list(self.anchor) if self.anchor else None, "value_type": self.value_type,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Patch":
         anchor = data.get("anchor")
         return cls(**{**data, "anchor": tuple(anchor) if anchor else None})
+
+
+def typed_value(value: WriteValue, value_type: str | None) -> CellValue:
+    """The value to put in a cell of a `value_type` column: the store keeps dates and decimals
+    as text ("2024-01-06", "880.00"), but the sheet's cell must stay a date or a number. Text that
+    does not read as the type is written as it is (never lost, never guessed)."""
+    if value is None or value_type in (None, "text") or not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        if value_type == "number":
+            number = float(text.replace(",", ""))
+            if number != number or number in (float("inf"), float("-inf")):
+                return value
+            return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        if value_type == "date":
+            return _dt.date.fromisoformat(text)
+        if value_type == "datetime":
+            return _dt.datetime.fromisoformat(text)
+        if value_type == "boolean" and text.upper() in ("TRUE", "FALSE"):
+            return text.upper() == "TRUE"
+    except ValueError:
+        return value
+    return value
 
 
 @dataclass(frozen=True)

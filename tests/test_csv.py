@@ -137,3 +137,21 @@ def test_a_read_parses_the_same_records_without_keeping_their_text():
         assert quick.raw == [] and "".join(full.raw) == text
     with pytest.raises(SourceError, match="malformed CSV"):
         parse(b'a\n"' + b"x" * 200_000 + b'"\n', None, None, "t.csv", raw=False)  # past the field size limit
+
+
+def test_amounts_stay_as_the_person_typed_them(tmp_path):
+    """CSV has no types: 880 in a two-decimal column is already 880.00, so it is left as "880"
+    (no "880.00" written, no correction); only a rounding that changes the amount is written."""
+    from sheetsync.engine import sync_once
+    from sheetsync.layout_load import load_layout
+    from sheetsync.store import Store
+    path = tmp_path / "o.csv"
+    path.write_text("ID,Amount\nO1,880\nO2,\"1,200.5\"\nO3,9999.999\n", encoding="utf-8")
+    (tmp_path / "o.yaml").write_text("table: o\nsource: {kind: csv, path: o.csv}\nkey: id\ncolumns:\n"
+                                     "  id: {header: ID}\n  amount: {header: Amount, type: decimal, decimals: 2}\n")
+    store = Store(tmp_path / "sheetsync.db")
+    res = sync_once(load_layout(tmp_path / "o.yaml"), store=store)
+    assert path.read_text(encoding="utf-8") == "ID,Amount\nO1,880\nO2,\"1,200.5\"\nO3,10000.00\n"
+    assert res.corrected == 1
+    assert {k: r["amount"] for k, r in store.records("o").items()} == {"O1": "880.00", "O2": "1200.50",
+                                                                       "O3": "10000.00"}

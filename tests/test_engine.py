@@ -487,3 +487,24 @@ def test_messy_first_sync_ends_the_same_with_or_without_the_second_process(tmp_p
     first, again = outcomes[1][2]
     assert first[0] > 100 and first[2] > 100 and first[3] > 10 and first[4] > 10  # inserted, invalid, dupes, held back
     assert again[5] == 400  # then every row compared is unchanged
+
+
+def test_protected_and_read_only_reverts_never_write_over_a_formula(tmp_path):
+    """A person turns a protected cell, and a cell of a read-only sheet, into formulas: the store
+    keeps its values, the formulas stay (marked, with a note to fix the inputs), and the next run
+    asks for nothing more."""
+    layout, book, store = make(tmp_path)
+    run(layout, book, store)
+    book.set(2, 5, 999999)
+    book.formulas.add((2, 5))  # =999999 (its result is what a read sees)
+    res = run(layout, book, store)
+    assert res.protected == 1 and book.get(2, 5) == 999999
+    assert "computed by a formula" in book.notes[(2, 5)] and "999999" in book.notes[(2, 5)]
+    assert store.records("customers")["C001"]["limit"] == 100
+    ro = LoadedLayout(layout=Layout.model_validate({**LAYOUT, "access": {"read_only": True}}),
+                      path=tmp_path / "c.yaml", name="c")
+    book.set(3, 2, "=UPPER name")
+    book.formulas.add((3, 2))
+    run(ro, book, store)
+    assert book.get(3, 2) == "=UPPER name" and "computed by a formula" in book.notes[(3, 2)]
+    assert run(ro, book, store).patches_applied == 0

@@ -26,6 +26,7 @@ class FakeCell:
         self.color: tuple[int, int, int] | None = None
         self.number_format = "General"
         self.note: FakeNote | None = None
+        self.formula: str | None = None  # a formula cell's formula; its value is the result
 
 
 class FakeApi:
@@ -34,6 +35,10 @@ class FakeApi:
 
     def AddComment(self, text: str) -> None:  # noqa: N802 - Excel's COM name
         self.cell.note = FakeNote(self.cell, text)
+
+    @property
+    def HasFormula(self) -> bool:  # noqa: N802 - Excel's COM name
+        return self.cell.formula is not None
 
 
 class FakeRange:
@@ -65,6 +70,10 @@ class FakeRange:
             return getattr(self._cell(), name)
         if name == "value":
             return self._block() if self.ndim == 2 or self.end != self.start else self._cell().value
+        if name == "formula":  # Excel gives a constant's own text where there is no formula
+            (r0, c0), (r1, c1) = self.start, self.end
+            cells = [[self.sheet.cells.get((r, c), FakeCell()) for c in range(c0, c1 + 1)] for r in range(r0, r1 + 1)]
+            return [[x.formula or ("" if x.value is None else str(x.value)) for x in row] for row in cells]
         raise AttributeError(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -190,3 +199,30 @@ def test_linux_points_at_the_xlsx_source() -> None:
     with pytest.raises(SourceError) as info:
         ExcelConnector(Path("team.xlsx")).read()
     assert "Windows or macOS" in str(info.value) and "kind: xlsx" in str(info.value)
+
+
+def test_formula_cells_are_reported_and_never_overwritten_dates_go_as_dates() -> None:
+    import datetime as dt
+    conn, _, sheet = setup()
+    cell = sheet.cells[(2, 3)]
+    cell.formula, cell.value = "=13800138000+0", 13800138000.0
+    sheet.cells[(4, 3)].value = "=typed as text"  # text that only looks like a formula
+    assert conn.read().formulas == frozenset({(2, 3)})
+    applied = conn.apply([Patch(2, 3, "invalid", write=True, value="+86 138 0013 8000", fill="FFC7CE",
+                                note="sheetsync: computed"),
+                          Patch(4, 2, "corrected", write=True, value="2024-01-06", value_type="date")])
+    assert len(applied.applied) == 2
+    assert cell.formula == "=13800138000+0" and cell.value == 13800138000.0 and cell.color == (255, 199, 206)
+    assert sheet.cells[(4, 2)].value == dt.date(2024, 1, 6) and sheet.cells[(4, 2)].number_format != "@"
+
+
+def test_a_clear_keeps_a_persons_words_in_the_note_and_their_colour() -> None:
+    conn, _, sheet = setup()
+    conn.apply([Patch(4, 3, "invalid", fill="FFC7CE", note="sheetsync: bad phone"),
+                Patch(2, 2, "invalid", fill="FFC7CE", note="sheetsync: bad name")])
+    sheet.cells[(4, 3)].note.text = "Bob moved. sheetsync: bad phone"  # a person edits the note
+    sheet.cells[(2, 2)].color = (0, 255, 0)  # and recolours another marked cell
+    conn.apply([Patch(4, 3, "clear", clear=True, fill="FFC7CE", note="sheetsync: bad phone"),
+                Patch(2, 2, "clear", clear=True, fill="FFC7CE", note="sheetsync: bad name")])
+    assert sheet.cells[(4, 3)].color is None and sheet.cells[(4, 3)].note.text == "Bob moved."
+    assert sheet.cells[(2, 2)].color == (0, 255, 0) and sheet.cells[(2, 2)].note is None

@@ -280,3 +280,18 @@ def test_a_report_tab_a_person_already_made_is_reused(emu: SheetsEmulator) -> No
     c.read()
     c.apply([], report=ReportTab("sheetsync", (("title",),), exists=False))
     assert emu.values(SID, "sheetsync")[0] == ["title"]
+
+
+def test_a_write_never_lands_on_a_formula_and_a_clear_keeps_a_persons_colour(emu: SheetsEmulator) -> None:
+    """The connector's own guard, for a patch planned before the cell became a formula (an
+    outbox replayed after a person typed one): the mark lands, the formula stays."""
+    emu.set_cell(SID, TAB, 2, 2, formula="=1+1")
+    c = connector(emu)
+    assert c.read().formulas == frozenset({(2, 2)})
+    applied = c.apply([Patch(2, 2, "protected", write=True, value="Ann", fill="E4D7F5", note="reverted"),
+                       Patch(3, 3, "invalid", fill="FFC7CE", note="bad email")])
+    assert len(applied.applied) == 2
+    assert emu.raw(SID, TAB, 2, 2) == {"formulaValue": "=1+1"} and emu.fill(SID, TAB, 2, 2) == "E4D7F5"
+    emu.set_cell(SID, TAB, 3, 3, fill="00FF00", keep=True)  # a person recolours the marked cell
+    c.apply([Patch(3, 3, "clear", clear=True, fill="FFC7CE", note="sheetsync: bad email")])
+    assert emu.fill(SID, TAB, 3, 3) == "00FF00" and emu.note(SID, TAB, 3, 3) is None

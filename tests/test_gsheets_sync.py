@@ -124,3 +124,68 @@ def test_giving_up_ends_partial_with_the_outbox_kept_then_replays(tmp_path, emu)
     res = run(loaded, store, emu)
     assert res.replayed > 0 and store.outbox("customers") == []
     assert emu.cell(SID, TAB, 3, PHONE) == "+86 138 0013 8000"
+
+
+ORDERS = {
+    "table": "orders", "key": "id",
+    "columns": {"id": {"header": "ID"}, "amount": {"header": "Amount", "type": "decimal", "decimals": 2},
+                "day": {"header": "Day", "type": "date"}, "at": {"header": "At", "type": "datetime"},
+                "paid": {"header": "Paid", "type": "boolean"}, "phone": {"header": "Phone", "type": "phone"},
+                "email": {"header": "Email", "type": "email"}},
+}
+
+
+def orders(tmp_path, emu):
+    import datetime as dt
+    emu.add_spreadsheet("orders", {"Orders": [
+        ["ID", "Amount", "Day", "At", "Paid", "Phone", "Email"],
+        ["O1", 880, dt.date(2024, 1, 5), dt.datetime(2024, 1, 5, 9, 15), True, "+86 138 0013 8000", "a@x.cn"],
+        ["O2", 9999.999, "2024/1/7", "2024-01-07 13:30", "yes", "+86 139 0013 9000", "b@x.cn"],
+        ["O3", 12.5, dt.date(2024, 1, 9), dt.datetime(2024, 1, 9, 18), False, "+86 137 0013 7000", "c@x.cn"]]})
+    emu.set_cell("orders", "Orders", 2, 6, formula="=13800138000+0")  # computed, needs reformatting
+    emu.set_cell("orders", "Orders", 3, 7, formula="=1+1")  # computed, not an email
+    emu.set_cell("orders", "Orders", 4, 2, formula="=1/0")  # an error cell
+    emu.set_cell("orders", "Orders", 3, 4, "2024-01-07 13:30", number_format={"type": "DATE", "pattern": "yyyy-mm-dd"})
+    source = {"kind": "gsheets", "spreadsheet_id": "orders", "sheet": "Orders", "endpoint": emu.url}
+    loaded = LoadedLayout(layout=Layout.model_validate({**ORDERS, "source": source}),
+                          path=tmp_path / "orders.yaml", name="orders")
+    conn = GSheetsConnector(spreadsheet_id="orders", sheet="Orders", endpoint=emu.url, sleep=lambda s: None)
+    return loaded, Store(tmp_path / "s.db"), conn
+
+
+def test_typed_values_dates_with_a_date_format_and_formulas_never_overwritten(tmp_path, emu):
+    loaded, store, conn = orders(tmp_path, emu)
+    res = sync_once(loaded, store=store, connector=conn)
+    assert res.patches_deferred == 0
+    # 880 left as typed; 9999.999 rounded into a number; dates and a date-time as serials with a date format
+    assert emu.raw("orders", "Orders", 2, 2) == {"numberValue": 880} and emu.note("orders", "Orders", 2, 2) is None
+    assert emu.raw("orders", "Orders", 3, 2) == {"numberValue": 10000}
+    assert emu.raw("orders", "Orders", 3, 3) == {"numberValue": 45298}  # 2024-01-07
+    assert emu.number_format("orders", "Orders", 3, 3)["type"] == "DATE"
+    assert emu.raw("orders", "Orders", 3, 4) == {"numberValue": 45298 + 13.5 / 24}
+    assert emu.number_format("orders", "Orders", 3, 4)["type"] == "DATE_TIME"
+    assert emu.cell("orders", "Orders", 3, 4, "FORMATTED_VALUE") == "2024-01-07 13:30:00"
+    assert emu.raw("orders", "Orders", 3, 5) == {"boolValue": True}
+    # formula cells keep their formulas; each gets a mark whose note says to fix the inputs
+    assert emu.raw("orders", "Orders", 2, 6) == {"formulaValue": "=13800138000+0"}
+    assert emu.raw("orders", "Orders", 3, 7) == {"formulaValue": "=1+1"}
+    assert emu.raw("orders", "Orders", 4, 2) == {"formulaValue": "=1/0"}
+    for row, col in ((2, 6), (3, 7), (4, 2)):
+        assert emu.fill("orders", "Orders", row, col) == loaded.layout.colours.invalid
+    assert "computed by a formula" in emu.note("orders", "Orders", 2, 6)
+    assert "#ERROR!" in emu.note("orders", "Orders", 4, 2)
+    again = sync_once(loaded, store=store, connector=conn, full=True)
+    assert again.patches_applied == 0 and again.corrected == 0
+
+
+def test_a_mark_whose_note_a_person_edited_is_cleared_when_fixed(tmp_path, emu):
+    loaded, store, conn = orders(tmp_path, emu)
+    emu.set_cell("orders", "Orders", 4, 7, "c@@x")
+    sync_once(loaded, store=store, connector=conn)
+    ours = emu.note("orders", "Orders", 4, 7)
+    assert ours.startswith("sheetsync: ") and emu.fill("orders", "Orders", 4, 7) == loaded.layout.colours.invalid
+    emu.set_cell("orders", "Orders", 4, 7, "c@x.cn", note="Li: phoned, address fixed. " + ours)
+    res = sync_once(loaded, store=store, connector=conn)
+    assert res.patches_deferred == 0
+    assert emu.fill("orders", "Orders", 4, 7) is None
+    assert emu.note("orders", "Orders", 4, 7) == "Li: phoned, address fixed."

@@ -119,3 +119,20 @@ def test_patch_on_header_or_title_row_is_deferred():
     assert data.header_row == 2 and data.rows[0].number == 3
     result = MemoryConnector(b).apply([Patch(2, 1, "corrected", write=True, value="x")])
     assert result.deferred and b.header == ["a"]
+
+
+def test_typed_writes_formula_cells_and_a_clear_that_keeps_a_persons_note_text():
+    import datetime as dt
+    b = MemoryBook(header=["name", "day", "amount"], rows=[["Ann", "x", 1.0], ["Bob", "y", 2.0]])
+    b.formulas.add((3, 2))
+    conn = MemoryConnector(b)
+    assert conn.read().formulas == frozenset({(3, 2)})
+    conn.apply([Patch(2, 2, "corrected", write=True, value="2024-01-06", value_type="date"),
+                Patch(2, 3, "corrected", write=True, value="10000.00", value_type="number"),
+                Patch(3, 2, "invalid", write=True, value="2024-01-07", value_type="date", fill="FFC7CE",
+                      note="sheetsync: computed")])
+    assert b.rows[0][1:] == [dt.date(2024, 1, 6), 10000] and b.rows[1][1] == "y"  # the formula's cell kept
+    assert b.fills[(3, 2)] == "FFC7CE"
+    b.notes[(3, 2)] = "Li: checking.\nsheetsync: computed"  # a person edits the note
+    conn.apply([Patch(3, 2, "clear", clear=True, fill="FFC7CE", note="sheetsync: computed")])
+    assert (3, 2) not in b.fills and b.notes[(3, 2)] == "Li: checking."

@@ -37,8 +37,8 @@ def test_corrected_cell_gives_one_patch_with_value_fill_and_note() -> None:
     d = _decision(writes={"phone": "+86 138 0013 8000"}, marks={"phone": ("corrected", CORRECTED)})
     planned, marks = plan_row(d, PLACE, COLS, LAYOUT, {}, True)
     assert planned == [(Patch(row=5, col=3, kind="corrected", write=True, value="+86 138 0013 8000",
-                              fill="C6EFCE", note=NOTE, expected="138 0013 8000", anchor=(1, "C001")),
-                        "C001", "phone")]
+                              fill="C6EFCE", note=NOTE, expected="138 0013 8000", anchor=(1, "C001"),
+                              value_type="text"), "C001", "phone")]
     assert marks == {("C001", "phone"): Mark("corrected", "C6EFCE", NOTE, None)}
 
 
@@ -64,8 +64,9 @@ def test_mark_no_longer_wanted_is_cleared_restoring_the_prior_fill() -> None:
     existing = {("C001", "name"): Mark("invalid", "FFC7CE", "sheetsync: old", "FFFF00"),
                 ("C999", "name"): Mark("invalid", "FFC7CE", "sheetsync: other row", None)}
     planned, marks = plan_row(_decision(), PLACE, COLS, LAYOUT, existing, True)
-    assert planned == [(Patch(row=5, col=2, kind="clear", clear=True, restore_fill="FFFF00",
-                              expected="ann", anchor=(1, "C001")), "C001", "name")]
+    # the clear names the mark it removes: its fill is sheetsync's, its note is cut out
+    assert planned == [(Patch(row=5, col=2, kind="clear", clear=True, restore_fill="FFFF00", fill="FFC7CE",
+                              note="sheetsync: old", expected="ann", anchor=(1, "C001")), "C001", "name")]
     assert marks == {("C001", "name"): None}
 
 
@@ -73,8 +74,9 @@ def test_written_value_over_an_old_mark_clears_it_in_the_same_patch() -> None:
     existing = {("C001", "name"): Mark("invalid", "FFC7CE", "sheetsync: old", None)}
     d = _decision(writes={"name": "Ann"})
     planned, marks = plan_row(d, PLACE, COLS, LAYOUT, existing, True)
-    assert planned == [(Patch(row=5, col=2, kind="corrected", write=True, value="Ann", clear=True,
-                              expected="ann", anchor=(1, "C001")), "C001", "name")]
+    assert planned == [(Patch(row=5, col=2, kind="corrected", write=True, value="Ann", clear=True, fill="FFC7CE",
+                              note="sheetsync: old", expected="ann", anchor=(1, "C001"), value_type="text"),
+                        "C001", "name")]
     assert marks == {("C001", "name"): None}
 
 
@@ -100,7 +102,7 @@ def test_connector_without_notes_gets_value_writes_only() -> None:
                   marks={"phone": ("corrected", CORRECTED), "name": ("invalid", {"code": "required"})})
     planned, marks = plan_row(d, PLACE, COLS, LAYOUT, {}, False)
     assert planned == [(Patch(row=5, col=3, kind="corrected", write=True, value="+86 138 0013 8000",
-                              expected="138 0013 8000", anchor=(1, "C001")), "C001", "phone")]
+                              expected="138 0013 8000", anchor=(1, "C001"), value_type="text"), "C001", "phone")]
     assert marks == {}
 
 
@@ -128,3 +130,50 @@ def test_live_marks_keeps_only_marks_really_on_the_sheet() -> None:
     # C002's mark is lost from the sheet; C003's row and the `gone` field are not read, so kept
     assert live == {("C001", "name"): m, ("C003", "name"): m, ("C001", "gone"): m}
     assert live_marks(marks, _Sheet({}), {}, data, False) == {}
+
+
+TYPED = Layout.model_validate({
+    "table": "orders", "source": {"kind": "memory", "name": "m"}, "key": "id",
+    "columns": {"id": {"header": "ID"}, "amount": {"header": "Amount", "type": "decimal", "decimals": 2},
+                "day": {"header": "Day", "type": "date"}, "at": {"header": "At", "type": "datetime"},
+                "paid": {"header": "Paid", "type": "boolean"}, "n": {"header": "N", "type": "integer"}},
+})
+
+
+def test_written_values_carry_their_columns_type() -> None:
+    writes = {"amount": "10000.00", "day": "2024-01-06", "at": "2024-01-06 13:30:00", "paid": True, "n": 3}
+    d = _decision(writes=writes, marks={f: ("pushed", {"source": "store"}) for f in writes})
+    cols = {"id": 1, "amount": 2, "day": 3, "at": 4, "paid": 5, "n": 6}
+    planned, _ = plan_row(d, RowPlace(row=5, raw={}, anchor=None), cols, TYPED, {}, True)
+    assert {f: p.value_type for p, _, f in planned} == {
+        "amount": "number", "day": "date", "at": "datetime", "paid": "boolean", "n": "number"}
+
+
+def test_a_formula_cell_gets_a_mark_and_note_never_a_value() -> None:
+    d = _decision(writes={"name": "Ann", "phone": "+86 138 0013 8000"},
+                  marks={"name": ("protected", {"attempted": "ann", "value": "Ann"}),
+                         "phone": ("corrected", CORRECTED)})
+    place = RowPlace(row=5, raw=RAW, anchor=(1, "C001"), formulas=frozenset({2, 3}))
+    planned, marks = plan_row(d, place, COLS, LAYOUT, {}, True)
+    assert [(p.col, p.write, p.kind, p.fill) for p, _, _ in planned] == [(2, False, "invalid", "FFC7CE"),
+                                                                         (3, False, "invalid", "FFC7CE")]
+    note = planned[1][0].note
+    assert note.startswith("sheetsync: phone: this cell is computed by a formula, so sheetsync left it as it is. "
+                           "Please fix the cells it is computed from.\n") and note.endswith(NOTE[len("sheetsync: "):])
+    assert d.writes == {}  # the next base is the sheet as it stays: the formula's result
+    # listed on the report tab too (an invalid or conflicting cell is listed for its own problem)
+    assert [(p.code, p.field) for p in d.problems] == [("formula_cell", "name"), ("formula_cell", "phone")]
+    zh = plan_row(_decision(marks={"phone": ("invalid", {"code": "type.phone", "value": "x", "region": "CN"})}),
+                  place, COLS, LAYOUT.model_copy(update={"language": "zh"}), {}, True)[0]
+    assert "此单元格由公式计算" in zh[0][0].note and "不是有效的电话号码" in zh[0][0].note
+    assert marks[("C001", "phone")].kind == "formula"
+
+
+def test_a_mark_whose_note_a_person_edited_is_still_cleared() -> None:
+    """The store's mark is not 'live' (the note no longer reads as sheetsync's), yet its fill is
+    sheetsync's: the clear is planned from the stored marks, naming the fill and note to remove."""
+    mark = Mark("invalid", "FFC7CE", "sheetsync: name: `ann` is bad", None)
+    planned, marks = plan_row(_decision(), PLACE, COLS, LAYOUT, {}, True, {("C001", "name"): mark})
+    assert [(p.kind, p.clear, p.fill, p.note) for p, _, _ in planned] == [
+        ("clear", True, "FFC7CE", "sheetsync: name: `ann` is bad")]
+    assert marks == {("C001", "name"): None}

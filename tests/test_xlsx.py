@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -340,3 +341,227 @@ def test_error_cell_scan_finds_the_mark_across_read_blocks(tmp_path):
         at = xml.index(b't="e"')
         for chunk in (1, 2, 3, 4, 5, 7, at, at + 1, at + 2, len(xml)):
             assert _has_error_cell(zf, "s.xml", chunk) and not _has_error_cell(zf, "clean.xml", chunk), chunk
+
+
+# ---------------------------------------------------------------- typed write-back, formulas, 1904
+
+def orders_book(path: Path, epoch1904: bool = False) -> Path:
+    """Amounts with a money format under a SUM, real dates and date-times with the column's own
+    formats, a yes/no column, and formula cells (cached results spliced in, as Excel saves them)."""
+    import datetime as dt
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+    wb = openpyxl.Workbook()
+    if epoch1904:
+        wb.epoch = CALENDAR_MAC_1904
+    ws = wb.active
+    ws.title = "Orders"
+    ws.append(["ID", "Amount", "Day", "At", "Paid", "Phone", "Email", "Double"])
+    ws.append(["O1", 880, dt.date(2024, 1, 5), dt.datetime(2024, 1, 5, 9, 15), True, "=\"13800138000\"",
+               "=\"a@x.cn\"", "=B2*2"])
+    ws.append(["O2", 9999.999, "2024/1/7", "2024-01-07 13:30", "yes", "+86 139 0013 9000",
+               "=\"bad@@x\"", "=B3*2"])
+    ws.append(["O3", 12.5, dt.date(2024, 1, 9), dt.datetime(2024, 1, 9, 18, 0), False, "+86 137 0013 7000",
+               "c@x.cn", "=B4*2"])
+    ws.append(["Total", "=SUM(B2:B4)"])
+    for r in range(2, 6):
+        ws[f"B{r}"].number_format = "#,##0.00"
+    for r in (2, 4):
+        ws[f"C{r}"].number_format = "yyyy/mm/dd"
+        ws[f"D{r}"].number_format = "yyyy-mm-dd hh:mm"
+    wb.save(path)
+    cached = {b"<f>\"13800138000\"</f><v></v>": b"<f>\"13800138000\"</f><v>13800138000</v>",
+              b"<f>\"a@x.cn\"</f><v></v>": b"<f>\"a@x.cn\"</f><v>a@x.cn</v>",
+              b"<f>\"bad@@x\"</f><v></v>": b"<f>\"bad@@x\"</f><v>bad@@x</v>"}
+    data = zipfile.ZipFile(path)
+    parts = {n: data.read(n) for n in data.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].replace(b"<v />", b"<v></v>")
+    for old, new in cached.items():
+        assert old in sheet
+        sheet = sheet.replace(old, new)
+    parts["xl/worksheets/sheet1.xml"] = sheet
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, body in parts.items():
+            out.writestr(name, body)
+    return path
+
+
+ORDERS_LAYOUT = """
+table: orders
+source: {kind: xlsx, path: orders.xlsx, sheet: Orders, totals_row: true}
+key: id
+columns:
+  id: {header: ID}
+  amount: {header: Amount, type: decimal, decimals: 2}
+  day: {header: Day, type: date}
+  at: {header: At, type: datetime}
+  paid: {header: Paid, type: boolean}
+  phone: {header: Phone, type: phone}
+  email: {header: Email, type: email}
+"""
+
+
+def sync_orders(tmp_path: Path, epoch1904: bool = False):
+    from sheetsync.layout_load import load_layout
+    from sheetsync.engine import sync_once
+    from sheetsync.store import Store
+    orders_book(tmp_path / "orders.xlsx", epoch1904)
+    (tmp_path / "orders.yaml").write_text(ORDERS_LAYOUT, encoding="utf-8")
+    loaded = load_layout(tmp_path / "orders.yaml")
+    store = Store(tmp_path / "sheetsync.db")
+    return loaded, store, sync_once(loaded, store=store)
+
+
+def test_write_back_keeps_numbers_dates_and_booleans_typed_in_their_formats(tmp_path):
+    import datetime as dt
+    loaded, store, first = sync_orders(tmp_path)
+    wb = openpyxl.load_workbook(tmp_path / "orders.xlsx")
+    ws = wb["Orders"]
+    # 880 is 880.00 already: left as typed, a number in its money format, no mark
+    assert ws["B2"].value == 880 and ws["B2"].data_type == "n" and fill_of(ws["B2"]) is None
+    # 9999.999 is rounded to two places: a number, same format, with a note saying so
+    assert ws["B3"].value == 10000 and ws["B3"].number_format == "#,##0.00"
+    assert "9999.999" in ws["B3"].comment.text and "10000.00" in ws["B3"].comment.text
+    # a date typed as text becomes a real date in the column's own format; a date-time keeps its time
+    assert ws["C3"].value == dt.datetime(2024, 1, 7) and ws["C3"].number_format == "yyyy/mm/dd"
+    assert ws["D3"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["D3"].number_format == "yyyy-mm-dd hh:mm"
+    assert ws["E3"].value is True and ws["E3"].data_type == "b"
+    # the totals row still adds numbers, and every formula is the person's as before
+    assert ws["B5"].value == "=SUM(B2:B4)" and [ws[f"H{r}"].value for r in (2, 3, 4)] == ["=B2*2", "=B3*2", "=B4*2"]
+    assert b"fullCalcOnLoad" in zipfile.ZipFile(tmp_path / "orders.xlsx").read("xl/workbook.xml")
+    grid = pc.CalamineWorkbook.from_path(str(tmp_path / "orders.xlsx")).get_sheet_by_name("Orders").to_python()
+    assert grid[2][1:5] == [10000.0, dt.date(2024, 1, 7), dt.datetime(2024, 1, 7, 13, 30), True]
+    assert store.records("orders")["O2"]["day"] == "2024-01-07"
+    from sheetsync.engine import sync_once
+    again = sync_once(loaded, store=store, full=True)
+    assert again.patches_applied == 0 and again.corrected == 0
+
+
+def test_formula_cells_get_a_note_never_a_value(tmp_path):
+    _, store, res = sync_orders(tmp_path)
+    ws = openpyxl.load_workbook(tmp_path / "orders.xlsx")["Orders"]
+    # a computed phone that needs reformatting, and a computed email that is invalid: both keep
+    # their formula, both are marked with a note that says to fix the inputs
+    assert ws["F2"].value == '="13800138000"' and ws["G3"].value == '="bad@@x"'
+    for ref in ("F2", "G3"):
+        assert "computed by a formula" in ws[ref].comment.text and fill_of(ws[ref]) == "FFC7CE"
+    assert "+86 138 0013 8000" in ws["F2"].comment.text
+    assert ws["G2"].value == '="a@x.cn"' and ws["G2"].comment is None
+    assert store.records("orders")["O1"]["phone"] == "+86 138 0013 8000"
+    problems = {(p["row"], p["field"], p["code"]) for p in store.problems("orders")}
+    assert {(2, "phone", "formula_cell"), (3, "email", "type.email")} <= problems
+    report = openpyxl.load_workbook(tmp_path / "orders.xlsx")["sheetsync"]
+    assert any("computed by a formula" in str(c.value) for row in report.iter_rows() for c in row)
+    grid = pc.CalamineWorkbook.from_path(str(tmp_path / "orders.xlsx")).get_sheet_by_name("Orders").to_python()
+    assert grid[1][5] == 13800138000  # the cached result is still there for other programs
+
+
+def test_mac_1904_workbook_is_read_and_written_in_its_own_date_system(tmp_path):
+    import datetime as dt
+    path = tmp_path / "orders.xlsx"
+    _, store, _ = sync_orders(tmp_path, epoch1904=True)
+    ws = openpyxl.load_workbook(path)["Orders"]
+    assert ws.parent.epoch.year == 1904
+    assert ws["C3"].value == dt.datetime(2024, 1, 7) and ws["C2"].value == dt.datetime(2024, 1, 5)
+    # a date-time keeps its time and the column's custom format (the Mac workbook's 44 cells)
+    assert ws["D3"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["D3"].number_format == "yyyy-mm-dd hh:mm"
+    grid = pc.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Orders").to_python()
+    assert grid[2][2:4] == [dt.date(2024, 1, 7), dt.datetime(2024, 1, 7, 13, 30)]
+    assert store.records("orders")["O2"]["day"] == "2024-01-07"
+    # a bare serial typed into the date column counts from 1904 too: 39448 is 2012-01-02
+    wb = openpyxl.load_workbook(path)
+    wb["Orders"]["C4"].value = 39448
+    wb["Orders"]["C4"].number_format = "General"
+    wb.save(path)
+    from sheetsync.layout_load import load_layout
+    from sheetsync.engine import sync_once
+    sync_once(load_layout(tmp_path / "orders.yaml"), store=store)
+    assert store.records("orders")["O3"]["day"] == "2012-01-02"
+    assert openpyxl.load_workbook(path)["Orders"]["C4"].value == dt.datetime(2012, 1, 2)
+
+
+def test_an_error_cell_is_marked_not_deferred_forever(tmp_path):
+    """#DIV/0! is reported on the report tab and marked in the sheet: the pre-write check reads
+    the error cells as read() does, so the mark is not deferred run after run."""
+    orders_book(tmp_path / "orders.xlsx")
+    path = tmp_path / "orders.xlsx"
+    zf = zipfile.ZipFile(path)
+    parts = {n: zf.read(n) for n in zf.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    start = sheet.index(b'<c r="B4"')
+    end = sheet.index(b"</c>", start) + 4
+    parts["xl/worksheets/sheet1.xml"] = sheet[:start] + b'<c r="B4" t="e"><f>1/0</f><v>#DIV/0!</v></c>' + sheet[end:]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, body in parts.items():
+            out.writestr(name, body)
+    from sheetsync.engine import sync_once
+    from sheetsync.layout_load import load_layout
+    from sheetsync.store import Store
+    (tmp_path / "orders.yaml").write_text(ORDERS_LAYOUT, encoding="utf-8")
+    store = Store(tmp_path / "sheetsync.db")
+    res = sync_once(load_layout(tmp_path / "orders.yaml"), store=store)
+    assert res.patches_deferred == 0
+    ws = openpyxl.load_workbook(path)["Orders"]
+    assert ws["B4"].value == "=1/0" and "#DIV/0!" in ws["B4"].comment.text and fill_of(ws["B4"]) == "FFC7CE"
+    assert ("amount", "cell_error") in {(p["field"], p["code"]) for p in store.problems("orders")}
+    assert store.outbox("orders") == []
+
+
+def _edit_xml(path: Path, part: str, old: bytes, new: bytes) -> None:
+    """Change a workbook part's bytes as Excel would leave them (a person's edit)."""
+    zf = zipfile.ZipFile(path)
+    parts = {n: zf.read(n) for n in zf.namelist()}
+    assert old in parts[part], (old, parts[part][:400])
+    parts[part] = parts[part].replace(old, new)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, body in parts.items():
+            out.writestr(name, body)
+
+
+@pytest.mark.parametrize("edit", ["before", "after"])
+def test_a_mark_whose_note_a_person_edited_is_cleared_keeping_their_words(tmp_path, edit):
+    from sheetsync.engine import sync_once
+    from sheetsync.layout_load import load_layout
+    from sheetsync.store import Store
+    path = tmp_path / "c.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "C"
+    for row in (["ID", "Paid"], ["A1", "yes"], ["A2", "maybe"]):
+        wb.active.append(row)
+    wb.save(path)
+    (tmp_path / "c.yaml").write_text("table: c\nsource: {kind: xlsx, path: c.xlsx, sheet: C}\nkey: id\n"
+                                     "columns:\n  id: {header: ID}\n  paid: {header: Paid, type: boolean}\n")
+    loaded, store = load_layout(tmp_path / "c.yaml"), Store(tmp_path / "sheetsync.db")
+    sync_once(loaded, store=store)
+    assert fill_of(openpyxl.load_workbook(path)["C"]["B3"]) == "FFC7CE"
+    # the person writes in the note (before sheetsync's words, or after them) and fixes the cell
+    body = zipfile.ZipFile(path).read("xl/comments1.xml")
+    start = re.compile(rb"<t[ >][^>]*>|<t>").search(body, body.index(b'ref="B3"')).end()
+    ours = body[start:body.index(b"</t>", start)]
+    assert ours.startswith(b"sheetsync: ")
+    mine = b"Asked Li, she paid. " + ours if edit == "before" else ours + b"\nAsked Li."
+    _edit_xml(path, "xl/comments1.xml", b">" + ours + b"<", b">" + mine + b"<")
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
+    start = sheet.index(b'<c r="B3"')
+    cell = sheet[start:sheet.index(b"</c>", start) + 4]
+    _edit_xml(path, "xl/worksheets/sheet1.xml", cell, b'<c r="B3" t="b"><v>0</v></c>')
+    res = sync_once(loaded, store=store)
+    ws = openpyxl.load_workbook(path)["C"]
+    assert fill_of(ws["B3"]) is None and ws["B3"].value is False and res.patches_deferred == 0
+    assert ws["B3"].comment.text == ("Asked Li, she paid." if edit == "before" else "Asked Li.")
+    assert ("A2", "paid") not in store.marks("c")
+
+
+def test_openpyxl_path_writes_typed_values_and_never_over_a_formula(tmp_path):
+    """The fallback path (workbooks the direct patch cannot handle) follows the same rules."""
+    import datetime as dt
+    path = orders_book(tmp_path / "orders.xlsx")
+    conn = XlsxConnector(path, sheet="Orders", allow_feature_loss=True)
+    patches = [Patch(3, 3, "corrected", write=True, value="2024-01-07", value_type="date"),
+               Patch(3, 2, "corrected", write=True, value="10000.00", value_type="number"),
+               Patch(2, 8, "invalid", write=True, value=5, fill="FFC7CE", note="sheetsync: computed")]
+    applied = conn._apply_openpyxl(path.read_bytes(), patches, [], None)
+    assert len(applied.applied) == 3
+    ws = openpyxl.load_workbook(path)["Orders"]
+    assert ws["C3"].value == dt.datetime(2024, 1, 7) and ws["C3"].is_date
+    assert ws["B3"].value == 10000 and ws["B3"].number_format == "#,##0.00"
+    assert ws["H2"].value == "=B2*2" and fill_of(ws["H2"]) == "FFC7CE"

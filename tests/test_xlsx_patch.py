@@ -221,17 +221,42 @@ def test_shapes_images_and_cached_results_no_longer_block_a_write(tmp_path):
     assert openpyxl.load_workbook(src).active["A2"].value == "ok"
 
 
-def test_overwriting_a_formula_drops_calc_chain_and_asks_for_recalc(tmp_path):
+def test_a_formula_cell_is_never_overwritten_and_calc_chain_is_kept(tmp_path):
     src = rich_book(tmp_path / "src.xlsx")
-    data = src.read_bytes()
     with zipfile.ZipFile(src, "a") as zf:
         zf.writestr("xl/calcChain.xml", b'<calcChain xmlns="http://schemas.openxmlformats.org/'
                                         b'spreadsheetml/2006/main"><c r="E2" i="1"/></calcChain>')
-    result = patch_xlsx(src.read_bytes(), None, [Patch(2, 5, "corrected", write=True, value=1)], None)
+    patches = [Patch(2, 5, "invalid", write=True, value=1, fill="FFC7CE"),
+               Patch(3, 4, "corrected", write=True, value=999)]
+    result = patch_xlsx(src.read_bytes(), None, patches, None)
     zf = zipfile.ZipFile(io.BytesIO(result.data))
-    assert "xl/calcChain.xml" not in zf.namelist()
-    assert b'fullCalcOnLoad="1"' in zf.read("xl/workbook.xml")
-    assert len(data) > 0 and b"<f>D2*2</f>" not in zf.read("xl/worksheets/sheet1.xml")
+    sheet = zf.read("xl/worksheets/sheet1.xml")
+    assert b"<f>D2*2</f>" in sheet and "xl/calcChain.xml" in zf.namelist()
+    assert b'fullCalcOnLoad="1"' in zf.read("xl/workbook.xml")  # D3 feeds E3's formula
+    ws = openpyxl.load_workbook(io.BytesIO(result.data))["Customers"]
+    assert ws["E2"].value == "=D2*2" and fill_code(ws["E2"].fill) == "FFC7CE"
+    assert ws["D3"].value == 999
+
+
+def test_no_recalc_asked_of_a_workbook_without_formulas(tmp_path):
+    """fullCalcOnLoad makes Excel ask to save on every close: only where formulas need it."""
+    path = tmp_path / "plain.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["a", "b"])
+    wb.active.append([1, 2])
+    wb.save(path)
+    body = zipfile.ZipFile(path).read("xl/workbook.xml").replace(b' fullCalcOnLoad="1"', b"")
+    data = _replace_part(path.read_bytes(), "xl/workbook.xml", body)
+    result = patch_xlsx(data, None, [Patch(2, 1, "corrected", write=True, value=5)], None)
+    assert b"fullCalcOnLoad" not in zipfile.ZipFile(io.BytesIO(result.data)).read("xl/workbook.xml")
+
+
+def _replace_part(data: bytes, name: str, body: bytes) -> bytes:
+    zin, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in zin.infolist():
+            dst.writestr(info, body if info.filename == name else zin.read(info.filename))
+    return out.getvalue()
 
 
 def test_cells_and_rows_inserted_in_order(tmp_path):
@@ -253,8 +278,8 @@ def test_report_tab_rewritten_in_place_and_shared_formula_master_falls_back(tmp_
     assert wb.sheetnames == ["Customers", "Other", "sheetsync"]
     assert wb["sheetsync"]["A1"].value == "only" and wb["sheetsync"].max_row == 1
     body = b'<c r="A1"><f t="shared" ref="A1:A2" si="0">1+1</f><v>2</v></c>'
-    with pytest.raises(Unsupported):
-        patch_xlsx(_with_cell(src, body), None, [Patch(1, 1, "corrected", write=True, value="x")], None)
+    out = patch_xlsx(_with_cell(src, body), None, [Patch(1, 1, "corrected", write=True, value="x")], None).data
+    assert body in zipfile.ZipFile(io.BytesIO(out)).read("xl/worksheets/sheet1.xml")  # never written over
 
 
 def _with_cell(src: Path, cell: bytes) -> bytes:
@@ -269,3 +294,39 @@ def _with_cell(src: Path, cell: bytes) -> bytes:
                 body = body[:start] + cell + body[body.index(b"</c>", start) + 4:]
             dst.writestr(info, body)
     return out.getvalue()
+
+
+def test_date_formats_are_recognised_builtin_custom_and_chinese():
+    from sheetsync.connectors.xlsx_sheetxml import Styles, is_date_code
+    body = ('<styleSheet xmlns="x"><numFmts count="2"><numFmt formatCode="yyyy&quot;年&quot;m&quot;月&quot;d&quot;日&quot;"'
+            ' numFmtId="176"/><numFmt numFmtId="177" formatCode="#,##0.00_);[Red]\\(#,##0.00\\)"/></numFmts>'
+            '<fills count="1"><fill/></fills><cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="176"/>'
+            '<xf numFmtId="177" fontId="3"/><xf numFmtId="57"/></cellXfs></styleSheet>').encode()
+    styles = Styles(body)
+    assert [styles.is_date(i) for i in range(4)] == [False, True, False, True]  # 57: a CJK built-in date
+    assert styles.with_num_fmt(2, 14) == 4 and b'numFmtId="14"' in styles.new_xfs[0] and b'fontId="3"' in styles.new_xfs[0]
+    assert not any(map(is_date_code, ["General", "0.00", '"Day "0', "[$-804]#,##0", "0.00E+00", "@"]))
+    assert all(map(is_date_code, ["yyyy-mm-dd", "[$-409]mmm d, yyyy;@", "[h]:mm:ss", "h:mm AM/PM"]))
+
+
+def test_dates_are_serials_in_the_workbooks_date_system():
+    import datetime as dt
+    from sheetsync.connectors.xlsx_sheetxml import serial
+    assert serial(dt.date(2024, 1, 7)) == 45298 and serial(dt.date(2012, 1, 2), date1904=True) == 39448
+    assert serial(dt.datetime(2024, 1, 7, 13, 30)) == 45298 + 13.5 / 24
+
+
+def test_a_date_in_a_column_without_dates_gets_the_locales_short_date(tmp_path):
+    import datetime as dt
+    path = tmp_path / "d.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["Day", "At"])
+    wb.active.append(["2024/1/7", "7 Jan 2024 13:30"])
+    wb.save(path)
+    patches = [Patch(2, 1, "corrected", write=True, value="2024-01-07", value_type="date"),
+               Patch(2, 2, "corrected", write=True, value="2024-01-07 13:30:00", value_type="datetime")]
+    out = tmp_path / "out.xlsx"
+    out.write_bytes(patch_xlsx(path.read_bytes(), None, patches, None).data)
+    ws = openpyxl.load_workbook(out).active
+    assert ws["A2"].value == dt.datetime(2024, 1, 7) and ws["A2"].number_format == "mm-dd-yy"  # built-in 14
+    assert ws["B2"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["B2"].is_date

@@ -39,6 +39,7 @@ class Capabilities:
     notes: bool = True
     report_tab: bool = True
     remote: bool = False
+    typed: bool = True  # cells hold numbers, dates, booleans (a Patch's value_type is honoured)
 
 
 @runtime_checkable
@@ -120,6 +121,24 @@ def strip_note(existing: str | None) -> str | None:
     if sep and rest.startswith(NOTE_PREFIX):
         return human or None
     return existing
+
+
+def remove_note(existing: str | None, ours: str | None = None) -> str | None:
+    """The note left when sheetsync's mark goes: `ours` (the note text sheetsync wrote) is cut
+    out wherever it stands, so text a person added before or after it stays; a note a person
+    rewrote so that sheetsync's text is no longer in it is theirs now and kept whole. Without
+    `ours` (a mark of an older version), sheetsync's recognisable part is removed."""
+    if not existing:
+        return None
+    if ours:
+        ours = ours if ours.startswith(NOTE_PREFIX) else NOTE_PREFIX + ours
+        if ours in existing:
+            before, _, after = existing.partition(ours)
+            before = before.removesuffix(_NOTE_SEPARATOR)
+            after = after.removeprefix(_NOTE_SEPARATOR) if not before.strip() else after
+            left = (before.rstrip() + ("\n" if before.strip() and after.strip() else "") + after.strip()).strip()
+            return left or None
+    return strip_note(existing) if is_our_note(existing) else existing
 
 
 def is_our_note(text: str | None) -> bool:

@@ -114,7 +114,7 @@ def _sniff(sample: str) -> str:
 class CsvConnector(LocalFile):
     """One local CSV file; the report goes to `NAME.sheetsync.csv` beside it."""
 
-    capabilities = Capabilities(fills=False, notes=False, report_tab=False)
+    capabilities = Capabilities(fills=False, notes=False, report_tab=False, typed=False)
 
     def __init__(self, path: Path | str, header_row: int = 1, encoding: str | None = None,
                  delimiter: str | None = None) -> None:

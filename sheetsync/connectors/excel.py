@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import MissingExtra, SourceBusy, SourceError
-from ..model import Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text
-from . import Capabilities, is_our_note, merge_note, strip_note, values_snapshot
+from ..model import Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text, typed_value
+from . import Capabilities, is_our_note, merge_note, remove_note, values_snapshot
 
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
@@ -28,6 +28,28 @@ def _hex(color: Any) -> str | None:
     if isinstance(color, str):
         return color.lstrip("#").upper()
     return "".join(f"{int(c):02X}" for c in color[:3])
+
+
+def _has_formula(cell: Any) -> bool:
+    """Excel's own answer (Range.HasFormula); a text cell showing "=..." is not a formula."""
+    try:
+        return bool(cell.api.HasFormula)
+    except AttributeError:  # macOS' appscript API names it has_formula
+        try:
+            return bool(cell.api.has_formula.get())
+        except AttributeError:
+            return False
+
+
+def _formula_cells(used: Any, grid: list) -> frozenset[tuple[int, int]]:
+    """Cells a formula computes, from one read of the used range's formulas: a formula differs
+    from the value it shows; text that merely starts with "=" is its own formula text."""
+    formulas = used.options(ndim=2).formula if grid else []
+    if isinstance(formulas, str):  # a one-cell range: Excel answers with the text itself
+        formulas = [[formulas]]
+    return frozenset((used.row + i, used.column + j)
+                     for i, row in enumerate(formulas or []) for j, text in enumerate(row)
+                     if isinstance(text, str) and text.startswith("=") and text != grid[i][j])
 
 
 class ExcelConnector:
@@ -96,7 +118,7 @@ class ExcelConnector:
                                                    for r in rows]]).encode()).hexdigest()
         return SheetData(sheet=sheet.name, header=tuple(header), rows=tuple(rows),
                          fingerprint=f"sha1:{digest}", header_row=self.header_row,
-                         source=f"excel:{self.path}", marks=marks)
+                         source=f"excel:{self.path}", marks=marks, formulas=_formula_cells(used, grid))
 
     @staticmethod
     def _marks(sheet: Any, top: int, left: int, height: int, width: int) -> dict[tuple[int, int], str]:
@@ -137,13 +159,17 @@ class ExcelConnector:
         return Applied(applied=tuple(applied), deferred=tuple(deferred), prior_fills=prior)
 
     def _patch(self, cell: Any, p: Patch, note: str | None) -> None:
-        if p.write:
-            if isinstance(p.value, str):
+        if p.write and not _has_formula(cell):  # a formula is never overwritten
+            value = typed_value(p.value, p.value_type)
+            if isinstance(value, str):
                 cell.number_format = "@"  # text format: "=..." stays text, "007" keeps its zeros
-            cell.value = p.value
+            cell.value = value  # xlwings writes a date as a date (Excel keeps the cell's date format)
         if p.clear:
-            cell.color = _rgb(p.restore_fill) if p.restore_fill else None
-            self._set_note(cell, strip_note(note))
+            if p.fill is None or _hex(cell.color) == p.fill.upper():  # a colour a person chose stays
+                cell.color = _rgb(p.restore_fill) if p.restore_fill else None
+            if note != (left := remove_note(note, p.note)):
+                self._set_note(cell, left)
+            return
         if p.fill:
             cell.color = _rgb(p.fill)
         if p.note:

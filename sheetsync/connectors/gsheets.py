@@ -2,7 +2,8 @@
 
 Reads values *unformatted*: numbers as numbers, text as text, and cells whose number format
 is a date/time as datetime.date/datetime/time (from Google's serial numbers), so rules see the
-same Python types as from xlsx. Writes text as stringValue, so a leading "=" stays text.
+same Python types as from xlsx. Writes text as stringValue, so a leading "=" stays text; numbers
+as numberValue, dates as a serial numberValue with a DATE/DATE_TIME format; never over a formula.
 """
 from __future__ import annotations
 
@@ -25,14 +26,15 @@ from gspread.exceptions import APIError
 
 from ..errors import SourceError, SourceUnavailable
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
-                     column_letter)
-from . import Capabilities, is_our_note, merge_note, strip_note, values_snapshot
+                     column_letter, typed_value)
+from . import Capabilities, is_our_note, merge_note, remove_note, values_snapshot
 from .gsheets_auth import make_session
 from .retry import DEFAULT_TIMEOUT, AmbiguousWrite, call_with_retry, describe, status_of
 
 SHEETS = "https://sheets.googleapis.com/v4/spreadsheets/"
 DRIVE = "https://www.googleapis.com/drive/v3/files/"
-CELL_FIELDS = "effectiveValue,formattedValue,note,userEnteredFormat.backgroundColor,effectiveFormat.numberFormat"
+CELL_FIELDS = ("userEnteredValue.formulaValue,effectiveValue,formattedValue,note,userEnteredFormat.backgroundColor,"
+               "effectiveFormat.numberFormat")
 GRID_FIELDS = (f"sheets(properties(sheetId,title,index,gridProperties(rowCount,columnCount)),"
                f"data(startRow,startColumn,rowData(values({CELL_FIELDS}))))")
 DRIVE_FIELDS = "modifiedTime,version,lastModifyingUser(displayName,emailAddress)"
@@ -42,11 +44,31 @@ EPOCH = _dt.datetime(1899, 12, 30)
 
 @dataclass(frozen=True)
 class CellState:
-    """What a cell holds now: canonical text of its value, its note and its fill ("RRGGBB")."""
+    """What a cell holds now: canonical text of its value, its note, its fill ("RRGGBB"), whether
+    a formula computes it, and its number format's type (DATE, NUMBER, ...)."""
 
     text: str = ""
     note: str | None = None
     fill: str | None = None
+    formula: bool = False
+    number_type: str | None = None
+
+
+#: the number format a date written into a cell without one gets (Google's own ISO patterns)
+DATE_FORMATS = {"DATE": {"type": "DATE", "pattern": "yyyy-mm-dd"},
+                "DATE_TIME": {"type": "DATE_TIME", "pattern": "yyyy-mm-dd hh:mm:ss"}}
+
+
+def _is_formula(data: dict[str, Any]) -> bool:
+    return "formulaValue" in (data.get("userEnteredValue") or {})
+
+
+def _serial(value: _dt.date) -> int | float:
+    """Sheets' serial day number (day 0 is 1899-12-30) of a date or date-time."""
+    moment = value if isinstance(value, _dt.datetime) else _dt.datetime.combine(value, _dt.time())
+    delta = moment.replace(tzinfo=None) - EPOCH
+    days = delta.days + delta.seconds / 86400
+    return int(days) if float(days).is_integer() else days
 
 
 def _hex(color: dict[str, float] | None) -> str | None:
@@ -151,6 +173,7 @@ class GSheetsConnector:
         self._drive: dict[str, Any] | None = None
         self._sheet_id: int | None = None
         self._tabs: dict[str, int] = {}
+        self._formulas: frozenset[tuple[int, int]] = frozenset()
 
     # --- HTTP ----------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -235,7 +258,8 @@ class GSheetsConnector:
         fingerprint = f"drive:{drive['version']}" if drive.get("version") else data[3]
         return SheetData(sheet=self.sheet or "", header=data[0], rows=data[1],
                          fingerprint=fingerprint, header_row=self.header_row,
-                         source=f"gsheets:{self.spreadsheet_id}", marks=data[2], meta=meta)
+                         source=f"gsheets:{self.spreadsheet_id}", marks=data[2], meta=meta,
+                         formulas=self._formulas)
 
     def _sheet_data(self, cells: dict[tuple[int, int], dict[str, Any]]) -> tuple[Any, ...]:
         width = max((c for r, c in cells if r == self.header_row), default=0)
@@ -247,6 +271,7 @@ class GSheetsConnector:
         for (r, c), data in cells.items():
             if is_our_note(data.get("note")):
                 marks[(r, c)] = data["note"]
+        self._formulas = frozenset(rc for rc, data in cells.items() if _is_formula(data))
         last = max((r for r, _ in cells), default=0)
         for r in range(self.header_row + 1, last + 1):
             values = tuple(cell_value(cells.get((r, c), {})) for c in range(1, len(header) + 1))
@@ -300,19 +325,28 @@ class GSheetsConnector:
 
     def _target(self, patches: Sequence[Patch], state: dict[tuple[int, int], CellState]
                 ) -> dict[tuple[int, int], dict[str, Any]]:
-        """(row, col) -> what the cell must hold after the write: value/fill/note keys as set."""
+        """(row, col) -> what the cell must hold after the write: value/fill/note/format keys as set.
+        A formula cell keeps its formula (only its mark changes); a clear leaves a fill a person
+        chose since and cuts only sheetsync's words out of the note."""
         targets: dict[tuple[int, int], dict[str, Any]] = {}
         for p in patches:
             t = targets.setdefault((p.row, p.col), {})
-            note = state.get((p.row, p.col), CellState()).note
-            if p.write:
-                t["value"] = p.value
+            now = state.get((p.row, p.col), CellState())
+            if p.write and not now.formula:
+                t["value"] = value = typed_value(p.value, p.value_type)
+                if isinstance(value, _dt.date):  # a date-only format would hide (and drop on read) a time
+                    kind = "DATE_TIME" if isinstance(value, _dt.datetime) else "DATE"
+                    if now.number_type not in (kind, "DATE_TIME"):
+                        t["format"] = DATE_FORMATS[kind]
             if p.clear:
-                t["fill"], t["note"] = p.restore_fill, strip_note(note)
+                if p.fill is None or (now.fill or "").upper() == p.fill.upper():
+                    t["fill"] = p.restore_fill
+                t["note"] = remove_note(now.note, p.note)
+                continue
             if p.fill:
                 t["fill"] = p.fill
             if p.note:
-                t["note"] = merge_note(note, p.note)
+                t["note"] = merge_note(now.note, p.note)
         return targets
 
     def _cell_request(self, row: int, col: int, target: dict[str, Any]) -> dict[str, Any]:
@@ -325,12 +359,17 @@ class GSheetsConnector:
                 data["userEnteredValue"] = {"boolValue": value}
             elif isinstance(value, (int, float)):
                 data["userEnteredValue"] = {"numberValue": value}
+            elif isinstance(value, _dt.date):
+                data["userEnteredValue"] = {"numberValue": _serial(value)}
             elif value is not None:
                 data["userEnteredValue"] = {"stringValue": str(value)}
+        if "format" in target:
+            fields.append("userEnteredFormat.numberFormat")
+            data.setdefault("userEnteredFormat", {})["numberFormat"] = target["format"]
         if "fill" in target:
             fields.append("userEnteredFormat.backgroundColor")
             if target["fill"]:
-                data["userEnteredFormat"] = {"backgroundColor": _color(target["fill"])}
+                data.setdefault("userEnteredFormat", {})["backgroundColor"] = _color(target["fill"])
         if "note" in target:
             fields.append("note")
             data["note"] = target["note"] or ""
@@ -418,7 +457,8 @@ class GSheetsConnector:
         props = sheet.get("properties", {})
         self._sheet_id, self.sheet = props.get("sheetId", 0), props.get("title", self.sheet)
         return {rc: CellState(canonical_text(cell_value(d)), d.get("note"),
-                              _hex(d.get("userEnteredFormat", {}).get("backgroundColor")))
+                              _hex(d.get("userEnteredFormat", {}).get("backgroundColor")), _is_formula(d),
+                              d.get("effectiveFormat", {}).get("numberFormat", {}).get("type"))
                 for rc, d in _grid_cells(sheet).items()}
 
     @staticmethod

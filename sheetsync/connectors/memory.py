@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 from ..errors import SourceBusy, SourceChanged, SourceError, SourceUnavailable
-from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text
-from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
+from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, typed_value
+from . import Capabilities, is_our_note, merge_note, remove_note, still_applies
 from .xlsx import default_mark_colours, rows_from_grid
 
 Cell = tuple[int, int]
@@ -41,6 +41,7 @@ class MemoryBook:
     reads: int = 0
     applies: int = 0
     our_fills: dict[Cell, str] = field(default_factory=dict)
+    formulas: set[Cell] = field(default_factory=set)  # cells a formula computes (their value is its result)
 
     _registry: ClassVar[dict[str, "MemoryBook"]] = {}
 
@@ -123,7 +124,7 @@ class MemoryConnector:
         return SheetData(sheet=book.sheet, header=header, rows=rows, fingerprint=f"v{book.version}",
                          header_row=book.header_row, source=self._where,
                          marks={k: v for k, v in book.notes.items() if is_our_note(v)},
-                         meta={"kind": "memory"})
+                         meta={"kind": "memory"}, formulas=frozenset(book.formulas))
 
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
               expected: str | None = None) -> Applied:
@@ -179,15 +180,15 @@ class MemoryConnector:
 
     def _apply_one(self, patch: Patch, prior: dict[Cell, str | None]) -> None:
         book, cell = self.book, (patch.row, patch.col)
-        if patch.write:
-            book.set(patch.row, patch.col, patch.value)
+        if patch.write and cell not in book.formulas:  # a formula is never overwritten
+            book.set(patch.row, patch.col, typed_value(patch.value, patch.value_type))
         old_note = book.notes.get(cell)
         if patch.clear:
             if _fill_is_ours(book, cell, patch):
                 _put(book.fills, cell, patch.restore_fill)
             book.our_fills.pop(cell, None)
-            if is_our_note(old_note):
-                _put(book.notes, cell, strip_note(old_note))
+            if old_note != (left := remove_note(old_note, patch.note)):
+                _put(book.notes, cell, left)
             return
         if patch.fill:
             if not is_our_note(old_note):

@@ -17,11 +17,12 @@ from typing import Any, Callable, Sequence
 
 from ..errors import SourceError
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
-                     column_letter)
-from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
+                     column_letter, typed_value)
+from . import Capabilities, is_our_note, merge_note, remove_note, still_applies
 from .xlsx_patch import Unsupported, patch_xlsx
-from .xlsx_guard import (LocalFile, atomic_write, error_cells, fingerprint, guard_features, open_zip,
-                         read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part)
+from .xlsx_guard import (LocalFile, atomic_write, fingerprint, guard_features, open_zip,
+                         read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part,
+                         special_cells, date1904)
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,13 @@ def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_
     return header, tuple(map(tuple.__new__, repeat(SheetRow), zip(numbers, values)))
 
 
-def _error_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[str, CellError]]:
-    """The sheet's part in the zip (None when it has none; the notes read it too) and its error
-    cells (#REF!, #N/A) and uncalculated formulas by reference, which calamine reads as empty."""
+def _special_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[str, CellError], frozenset]:
+    """The sheet's part in the zip (None when it has none; the notes read it too), its error
+    cells (#REF!, #N/A) and uncalculated formulas by reference, which calamine reads as empty,
+    and its formula cells."""
     try:
         part = sheet_part(zf, sheet)
-        return part, (error_cells(zf, part) if part else {})
+        return (part, *special_cells(zf, part)) if part else (None, {}, frozenset())
     except Exception as exc:
         raise SourceError(f"the sheet cannot be read safely ({type(exc).__name__})", where=where,
                           hint="open it in Excel and save it again as .xlsx") from None
@@ -178,21 +180,22 @@ class XlsxConnector(LocalFile):
         # the error scan inflates the sheet's XML while calamine parses it: both let go of the
         # GIL, so on two cores the scan (~0.1 s at 100k rows) costs nothing
         with ThreadPoolExecutor(1) as pool:
-            scan = pool.submit(_error_cells, zf, name, self._where(name))
+            scan = pool.submit(_special_cells, zf, name, self._where(name))
             grid = self._calamine_sheet(book, name)
-            part, errors = scan.result()
+            part, errors, formulas = scan.result()
         _put_errors(grid, errors)
         header, rows = rows_from_grid(grid, self.header_row, self.totals_row, self._where(name))
         return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),
                          header_row=self.header_row, source=str(self.path),
-                         marks=self._marks(zf, name, part), meta={"kind": "xlsx"})
+                         marks=self._marks(zf, name, part), formulas=formulas,
+                         meta={"kind": "xlsx", "date1904": date1904(zf)})
 
     def _calamine_grid(self, data: bytes) -> tuple[str, list[list[CellValue]]]:
-        """The sheet's grid as read() sees it: error cells and uncalculated formulas included
-        (their marks are checked against that text, not against calamine's empty cell)."""
+        """The grid as read() sees it, error cells and uncalculated formulas included (else a
+        patch that marks one finds the cell "changed" and waits forever)."""
         book, name = self._calamine_book(data)
         grid = self._calamine_sheet(book, name)
-        _put_errors(grid, _error_cells(open_zip(data, self._where()), name, self._where(name))[1])
+        _put_errors(grid, _special_cells(open_zip(data, self._where()), name, self._where(name))[1])
         return name, grid
 
     def _calamine_book(self, data: bytes) -> tuple[Any, str]:
@@ -332,8 +335,8 @@ def _writable(ws: Any, patch: Patch) -> bool:
 def _apply_patch(ws: Any, patch: Patch) -> Any:
     """Apply one patch to its cell; returns the prior fill when a new mark was set."""
     cell = ws.cell(row=patch.row, column=patch.col)
-    if patch.write:
-        _set_value(cell, patch.value)
+    if patch.write and cell.data_type != "f":  # a formula is never overwritten
+        _set_value(cell, typed_value(patch.value, patch.value_type))
     if patch.clear:
         _clear_mark(cell, patch)
         return _NOT_MARKED
@@ -349,7 +352,8 @@ def _apply_patch(ws: Any, patch: Patch) -> Any:
 
 
 def _set_value(cell: Any, value: Any) -> None:
-    """Text stays text (a leading `=` is not a formula); numbers and booleans keep their type."""
+    """Text stays text (a leading `=` is not a formula); numbers and booleans keep their type; a
+    date gets a date format only if the cell has none (openpyxl's rule), in the book's date system."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     if isinstance(value, str):
         cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
@@ -373,8 +377,8 @@ def _clear_mark(cell: Any, patch: Patch) -> None:
     ours = {patch.fill.upper()} if patch.fill else default_mark_colours()
     if current is not None and current.upper() in ours:
         cell.fill = make_fill(patch.restore_fill)
-    if cell.comment is not None and is_our_note(cell.comment.text):
-        _set_note(cell, strip_note(cell.comment.text), cell.comment)
+    if cell.comment is not None and cell.comment.text != (left := remove_note(cell.comment.text, patch.note)):
+        _set_note(cell, left, cell.comment)
 
 
 def _write_report(book: Any, ws: Any, report: ReportTab, where: str) -> None:

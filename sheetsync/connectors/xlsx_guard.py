@@ -134,43 +134,92 @@ _TYPE = re.compile(rb'\bt="([a-zA-Z]+)"')
 # a formula cell: its formula (None: a shared formula's follower), then its cached result if any
 _FORMULA_CELL = re.compile(rb"<c\b([^>]*)>\s*(?:<f\b[^>]*/>|<f\b[^>]*>([^<]*)</f>)\s*"
                            rb"(?:<v>([^<]*)</v>|(<v\s*/>))?\s*</c>")
-#: bytes that only a sheet with an error cell or a formula without its result holds
-_SCAN_MARKS = (b't="e"', b"</f></c>", b"<v></v>", b"<v/>", b"/></c>")
 
 
 def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, CellError]:
     """"A1" -> CellError of every error cell (t="e") and every formula saved without its result,
-    which calamine both reads as empty. A byte scan that costs nothing when the sheet has none."""
-    if not _has_error_cell(zf, part):
-        return {}
+    which calamine both reads as empty."""
+    return special_cells(zf, part)[0]
+
+
+_FORMULA = re.compile(rb"<(?:x:)?f[\s>/]")
+#: every sheet with a formula holds a closing </f> (a shared formula's children point at a master
+#: cell that spells it out; the Open XML SDK writes </x:f>); few marks keep the streamed scan cheap
+FORMULA_MARKS = (b"</f>", b"</x:f>")
+
+
+def special_cells(zf: zipfile.ZipFile, part: str) -> tuple[dict[str, CellError], frozenset[tuple[int, int]]]:
+    """The error cells and uncalculated formulas ("A1" -> CellError) and the formula cells
+    ((row, col)) of a sheet part, in one streamed pass that finds none in the usual sheet; only
+    then is the XML searched."""
+    found = _has_marks(zf, part, (b't="e"', *FORMULA_MARKS))
+    if not found:
+        return {}, frozenset()
     xml = zf.read(part)
-    out: dict[str, CellError] = {}
-    for attrs, body in _ERROR_CELL.findall(xml):
-        ref, value = _REF.search(attrs), _VALUE.search(body)
-        if ref:
-            out[ref.group(1).decode()] = CellError(value.group(1).decode("utf-8", "replace") if value else "#ERROR!")
+    errors: dict[str, CellError] = {}
+    if b't="e"' in found:
+        for attrs, body in _ERROR_CELL.findall(xml):
+            ref, value = _REF.search(attrs), _VALUE.search(body)
+            if ref:
+                errors[ref.group(1).decode()] = CellError(value.group(1).decode("utf-8", "replace") if value else "#ERROR!")
+    formulas = set()
+    if found & set(FORMULA_MARKS):
+        for m in _FORMULA.finditer(xml):  # from each <f> back to its cell's start tag
+            ref = _REF.search(xml, xml.rfind(b"<c", 0, m.start()), m.start())
+            if ref:
+                formulas.add(_cell_of(ref.group(1).decode()))
+        errors.update((ref, f) for ref, f in _uncalculated(xml) if ref not in errors)
+    return errors, frozenset(formulas)
+
+
+def _uncalculated(xml: bytes):
+    """(ref, UncalculatedFormula) of each formula saved without its result: no <v> means never
+    calculated; an empty <v> is a result only for a text formula (t="str")."""
     for m in _FORMULA_CELL.finditer(xml):
         ref, kind = _REF.search(m.group(1)), _TYPE.search(m.group(1))
         empty = m.group(4) is not None or m.group(3) == b""
-        # no <v>: never calculated; an empty <v>: calculated only as a text formula's "" result
         if ref and (m.group(3) is None and m.group(4) is None or empty and (not kind or kind.group(1) != b"str")):
             text = unescape(m.group(2).decode("utf-8", "replace"), {"&quot;": '"', "&apos;": "'"}) if m.group(2) else "…"
-            out.setdefault(ref.group(1).decode(), UncalculatedFormula("=" + text))
-    return out
+            yield ref.group(1).decode(), UncalculatedFormula("=" + text)
+
+
+def date1904(zf: zipfile.ZipFile) -> bool:
+    """Is the workbook in Mac Excel's 1904 date system (`<workbookPr date1904="1"/>`)? Calamine
+    reads date-formatted cells right either way; a bare serial in a date column needs to know."""
+    try:
+        head = zf.read("xl/workbook.xml")
+    except KeyError:
+        return False
+    return DATE1904.search(head) is not None
+
+
+DATE1904 = re.compile(rb'<(?:[\w.-]+:)?workbookPr\b[^>]*?\bdate1904="(?:1|true)"')
+
+
+def _cell_of(ref: str) -> tuple[int, int]:
+    letters = ref.rstrip("0123456789")
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    return int(ref[len(letters):]), col
 
 
 def _has_error_cell(zf: zipfile.ZipFile, part: str, chunk: int = 1 << 20) -> bool:
-    """Whether the part may hold an error cell or an uncalculated formula (see _SCAN_MARKS), read
-    a megabyte at a time: a 100k-row sheet's XML inflates to ~50 MB, which this never holds at
-    once (the usual answer is no)."""
-    keep, tail = max(map(len, _SCAN_MARKS)) - 1, b""
+    return bool(_has_marks(zf, part, (b't="e"',), chunk))
+
+
+def _has_marks(zf: zipfile.ZipFile, part: str, marks: tuple[bytes, ...], chunk: int = 1 << 20) -> set[bytes]:
+    """Which of `marks` the part holds anywhere, read a megabyte at a time: a 100k-row sheet's
+    XML inflates to tens of MB, which this never holds at once (the usual answer is none)."""
+    longest, tail, found = max(map(len, marks)), b"", set()
     with zf.open(part) as stream:
         while block := stream.read(chunk):
-            joined = tail + block  # a mark may start in one block and end in the next
-            if any(mark in joined for mark in _SCAN_MARKS):
-                return True
-            tail = joined[-keep:]
-    return False
+            seam = tail + block[:longest - 1]  # a mark may start in one block and end in the next
+            found.update(m for m in marks if m not in found and (m in block or m in seam))
+            if len(found) == len(marks):
+                break
+            tail = (tail + block)[-(longest - 1):] if len(block) < longest else block[-(longest - 1):]
+    return found
 
 
 def sheet_comments_part(zf: zipfile.ZipFile, target: str | None) -> str | None:

@@ -7,6 +7,7 @@ in xlsx_notes.
 """
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ from typing import Any, Sequence
 from defusedxml import ElementTree as DET
 
 from ..errors import SourceError
-from ..model import Patch, ReportTab, column_letter
-from . import is_our_note, merge_note, strip_note
+from ..model import Patch, ReportTab, column_letter, typed_value
+from . import is_our_note, merge_note, remove_note
+from .xlsx_guard import DATE1904, FORMULA_MARKS
 from .xlsx_notes import Notes
 from .xlsx_package import (MAIN_NS, REL_NS, P, Package, Unsupported, esc, insert_before_close, local,
                            root_tag, set_attr)
-from .xlsx_sheetxml import Sheet, Styles, value_cell
+from .xlsx_sheetxml import DEFAULT_DATE, DEFAULT_DATETIME, Sheet, Styles, serial, value_cell
 
 __all__ = ["PatchResult", "Unsupported", "patch_xlsx"]
 
@@ -97,6 +99,22 @@ def _report_cols(report: ReportTab) -> str:
     return f"<cols>{cols}</cols>" if cols else ""
 
 
+def has_formulas(pkg: Package, book: str) -> bool:
+    """Does any worksheet hold a formula? Only then is a recalculation on open worth asking for:
+    a workbook without formulas would make Excel ask to save on every close."""
+    if any(k.endswith("/calcChain") for _, k, _ in pkg.rels(book)):
+        return True
+    for _, path in sheet_paths(pkg, book):
+        if path and pkg.has(path) and any(m in pkg.read(path) for m in FORMULA_MARKS):
+            return True
+    return False
+
+
+def date1904(pkg: Package, book: str) -> bool:
+    """Mac Excel's 1904 date system (`<workbookPr date1904="1"/>`): serials count from 1904."""
+    return DATE1904.search(pkg.read(book)) is not None
+
+
 def force_recalc(pkg: Package, book: str, drop_chain: bool) -> None:
     """Values changed under formulas: ask Excel to recalculate on open (as openpyxl's files do);
     a removed formula also drops calcChain.xml, which Excel rebuilds."""
@@ -151,32 +169,33 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
         raise Unsupported("a workbook without styles.xml")
     styles, notes = Styles(pkg.read(styles_path)), Notes(pkg, path)
     merged = ws.merged()
+    system1904 = date1904(pkg, book)
     applied, deferred, prior = [], [], {}
     for patch in patches:
         if any(r1 <= patch.row <= r2 and c1 <= patch.col <= c2 and (patch.row, patch.col) != (r1, c1)
                for r1, c1, r2, c2 in merged):
             deferred.append(patch)
             continue
-        before = _apply_one(ws, styles, notes, patch)
+        before = _apply_one(ws, styles, notes, patch, system1904)
         if before is not _NOT_MARKED:
             prior[(patch.row, patch.col)] = before
         applied.append(patch)
     if applied:
         pkg.write(path, ws.render(notes.render(ws)))
         pkg.write(styles_path, styles.render())
-        if any(p.write for p in applied):
+        if ws.values_written and (ws.formula_removed or has_formulas(pkg, book)):
             force_recalc(pkg, book, ws.formula_removed)
     if report is not None:
         write_report(pkg, book, report)
     return PatchResult(pkg.render(), tuple(applied), tuple(deferred), prior)
 
 
-def _apply_one(ws: Sheet, styles: Styles, notes: Notes, patch: Patch) -> Any:
+def _apply_one(ws: Sheet, styles: Styles, notes: Notes, patch: Patch, system1904: bool) -> Any:
     """One patch, with the same meaning as xlsx._apply_patch; returns the prior fill of a new mark."""
     from .xlsx import default_mark_colours
     ref = f"{column_letter(patch.col)}{patch.row}"
-    if patch.write:
-        ws.set(patch.row, patch.col, value=patch.value)
+    if patch.write and not ws.cell(patch.row, patch.col).formula:  # a formula is never overwritten
+        _write_value(ws, styles, patch, system1904)
     cell = ws.cell(patch.row, patch.col)
     old_note = notes.get(ref)
     if patch.clear:
@@ -184,8 +203,8 @@ def _apply_one(ws: Sheet, styles: Styles, notes: Notes, patch: Patch) -> Any:
         ours = {patch.fill.upper()} if patch.fill else default_mark_colours()
         if current is not None and current.upper() in ours:
             ws.set(patch.row, patch.col, style=styles.with_fill(cell.style, _norm(patch.restore_fill)))
-        if is_our_note(old_note):
-            notes.set(ref, strip_note(old_note))
+        if old_note != (left := remove_note(old_note, patch.note)):
+            notes.set(ref, left)
         return _NOT_MARKED
     prior: Any = _NOT_MARKED
     if patch.fill:
@@ -195,6 +214,32 @@ def _apply_one(ws: Sheet, styles: Styles, notes: Notes, patch: Patch) -> Any:
     if patch.note:
         notes.set(ref, merge_note(old_note, patch.note))
     return prior
+
+
+def _write_value(ws: Sheet, styles: Styles, patch: Patch, system1904: bool) -> None:
+    """The value as the column's type: a number stays a number cell in its number format; a
+    date becomes a serial in the workbook's date system, shown with the cell's date format, else
+    the column's (a dated cell nearby), else the locale's short date."""
+    value = typed_value(patch.value, patch.value_type)
+    if not isinstance(value, dt.date):
+        ws.set(patch.row, patch.col, value=value)
+        return
+    style = ws.cell(patch.row, patch.col).style
+    if not styles.is_date(style):
+        fmt = _column_date_format(ws, styles, patch.row, patch.col)
+        style = styles.with_num_fmt(style, fmt or (DEFAULT_DATETIME if isinstance(value, dt.datetime)
+                                                   else DEFAULT_DATE))
+    ws.set(patch.row, patch.col, value=serial(value, system1904), style=style)
+
+
+def _column_date_format(ws: Sheet, styles: Styles, row: int, col: int, reach: int = 20) -> int | None:
+    """The number format of the nearest dated cell in the same column (the column's format)."""
+    for step in range(1, reach + 1):
+        for r in (row - step, row + step):
+            xf = ws.peek_style(r, col)
+            if xf is not None and styles.is_date(xf):
+                return styles.num_fmt(xf)
+    return None
 
 
 def _norm(code: str | None) -> str | None:

@@ -1,12 +1,15 @@
 """Byte-level rewriting of one worksheet part and of styles.xml for the direct xlsx patch: cell
-values, row splicing, and cell styles cloned with a new fill (existing styles are never changed).
+values, row splicing, and cell styles cloned with a new fill or date format (existing styles are
+never changed).
 """
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
+from xml.sax.saxutils import unescape
 
 from ..model import WriteValue, column_letter
 from .xlsx_package import P, Unsupported, col_number, esc, fragment, get_attr, local, root_tag, set_attr
@@ -33,6 +36,32 @@ def value_cell(prefix: bytes, ref: str, style: int, value: WriteValue) -> bytes:
             + b"</" + t + b"></" + prefix + b"is></" + prefix + b"c>")
 
 
+def serial(value: dt.date, date1904: bool = False) -> int | float:
+    """Excel's serial day number of a date or date-time, in the workbook's own date system
+    (Mac Excel's 1904 system counts from 1904-01-01)."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+    delta = moment.replace(tzinfo=None) - (_EPOCH_1904 if date1904 else _EPOCH_1900)
+    days = delta.days + (delta.seconds + delta.microseconds / 1e6) / 86400
+    return int(days) if float(days).is_integer() else days
+
+
+_EPOCH_1900 = dt.datetime(1899, 12, 30)  # day 0 with Excel's 1900 leap-year bug folded in
+_EPOCH_1904 = dt.datetime(1904, 1, 1)
+_ENTITIES = {"&quot;": '"', "&apos;": "'"}
+
+#: built-in number formats that show a date or a time (ECMA-376 18.8.30; 27-36 and 50-58 are
+#: the East Asian date formats Chinese and Japanese Excel use)
+DATE_BUILTINS = frozenset([*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)])
+DEFAULT_DATE, DEFAULT_DATETIME = 14, 22  # the locale's short date; date and h:mm
+
+
+def is_date_code(code: str) -> bool:
+    """Does a number format code show a date or time? Quoted text, [colour]/[$-locale] parts and
+    escaped characters do not count; d, m, y, h or s outside them do."""
+    bare = re.sub(r'"[^"]*"|\\.|\[(?![hms]+\])[^\]]*\]|_.|\*.', "", code.split(";")[0])
+    return re.search(r"[dmyhsDMYHS]|[eE](?![+-])", bare.replace("General", "")) is not None
+
+
 # ---------------------------------------------------------------- styles
 
 class Styles:
@@ -46,6 +75,11 @@ class Styles:
         self.new_fills: list[bytes] = []
         self.new_xfs: list[bytes] = []
         self._codes: dict[int, str | None] = {}
+        self.formats: dict[int, str] = {}  # custom number formats: id -> format code
+        for tag in re.findall(rb"<" + P + rb"numFmt\s[^>]*>", body):
+            fmt_id, code = get_attr(tag, b"numFmtId"), get_attr(tag, b"formatCode")
+            if fmt_id is not None and fmt_id.isdigit() and code is not None:
+                self.formats[int(fmt_id)] = unescape(code.decode("utf-8", "replace"), _ENTITIES)
 
     def _block(self, block: bytes, item: bytes) -> tuple[list[bytes], re.Match[bytes]]:
         m = re.search(rb"<(" + P + block + rb")\b[^>]*>(.*?)</\1>", self.body, re.S)
@@ -66,13 +100,34 @@ class Styles:
 
     def with_fill(self, xf: int, code: str | None) -> int:
         """The index of a cell style like `xf` but with fill `code` (reused if one exists)."""
-        xfs = self.xfs + self.new_xfs
         if self.fill_code(xf) == code:
             return xf
-        fill_id = self._fill_id(code)
+        return self._variant(xf, {b"fillId": b"%d" % self._fill_id(code), b"applyFill": b"1"})
+
+    def num_fmt(self, xf: int) -> int:
+        xfs = self.xfs + self.new_xfs
+        return int(get_attr(re.match(rb"<[^>]*>", xfs[xf] if 0 <= xf < len(xfs) else xfs[0]).group(0),
+                            b"numFmtId") or 0)
+
+    def is_date(self, xf: int) -> bool:
+        """Does cell style `xf` show its number as a date or time?"""
+        fmt = self.num_fmt(xf)
+        return fmt in DATE_BUILTINS or (fmt in self.formats and is_date_code(self.formats[fmt]))
+
+    def with_num_fmt(self, xf: int, fmt: int) -> int:
+        """The index of a cell style like `xf` (fill, font, borders kept) with number format `fmt`."""
+        if self.num_fmt(xf) == fmt:
+            return xf
+        return self._variant(xf, {b"numFmtId": b"%d" % fmt, b"applyNumberFormat": b"1"})
+
+    def _variant(self, xf: int, attrs: dict[bytes, bytes]) -> int:
+        """A clone of cell style `xf` with `attrs` set, appended (or an equal one reused)."""
+        xfs = self.xfs + self.new_xfs
         start = re.match(rb"<[^>]*>", xfs[xf] if 0 <= xf < len(xfs) else xfs[0])
         assert start is not None
-        tag = set_attr(set_attr(start.group(0), b"fillId", b"%d" % fill_id), b"applyFill", b"1")
+        tag = start.group(0)
+        for name, value in attrs.items():
+            tag = set_attr(tag, name, value)
         clone = tag + (xfs[xf] if 0 <= xf < len(xfs) else xfs[0])[start.end():]
         if clone in xfs:
             return xfs.index(clone)
@@ -185,6 +240,7 @@ class Sheet:
         self._rows: dict[int, tuple[int, int, bytes, list[tuple[int, bytes]], bytes]] = {}
         self._index: dict[int, tuple[int, int]] | None = None
         self.formula_removed = False
+        self.values_written = 0
 
     def index(self) -> dict[int, tuple[int, int]]:
         """Row number -> (start, end) byte span of its <row> element."""
@@ -224,6 +280,16 @@ class Sheet:
                 self._rows[row] = (*span, tag, cells, rest if rest.strip() else b"")
         return self._rows[row]
 
+    def peek_style(self, row: int, col: int) -> int | None:
+        """The style of a cell that exists, looked up without touching it (for the column's date
+        format); None when the row or cell is not there."""
+        if row < 1 or (row not in self._rows and row not in self.index()):
+            return None
+        if (row, col) in self.cells:
+            return self.cells[(row, col)].style
+        xml = next((x for c, x in self._row(row)[3] if c == col), None)
+        return None if xml is None else int(get_attr(xml[:xml.index(b">") + 1], b"s") or 0)
+
     def cell(self, row: int, col: int) -> Cell:
         if (row, col) not in self.cells:
             xml = next((x for c, x in self._row(row)[3] if c == col), None)
@@ -241,6 +307,7 @@ class Sheet:
             cell.style = style
         ref = f"{column_letter(col)}{row}"
         if value is not _KEEP:
+            self.values_written += 1
             if cell.formula:
                 m = re.search(rb"<" + P + rb"f\b[^>]*>", cell.xml or b"")
                 if m and get_attr(m.group(0), b"t") == b"shared" and get_attr(m.group(0), b"ref"):

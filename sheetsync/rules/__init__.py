@@ -72,8 +72,9 @@ class _Plan:
 class RowChecker:
     """Normalise and validate rows of one layout; made once a run, so its memo of cells is too."""
 
-    def __init__(self, layout: "Layout") -> None:
+    def __init__(self, layout: "Layout", date1904: bool = False) -> None:
         self.layout = layout
+        self.date1904 = date1904  # the workbook counts serial days from 1904 (Mac Excel)
         self.fields: tuple[str, ...] = tuple(layout.columns)
         self._plans = {f: self._plan(f, c) for f, c in layout.columns.items()}
         self._required_if = {f: r for f, c in layout.columns.items()
@@ -92,8 +93,9 @@ class RowChecker:
                                  column.format or layout.phone_format)
         rules = tuple(r for cls in COLUMN_RULES if (r := cls.from_column(column, layout)))
         plain = all(name in DEFAULT_NORMALISERS for name, _ in chain)
-        return _Plan(Ctx(field, column, layout), chain, TYPES[column.type](column, layout),
-                     Required.from_column(column, layout), rules, plain)
+        type_rule = TYPES[column.type](column, layout)
+        type_rule.date1904 = self.date1904
+        return _Plan(Ctx(field, column, layout), chain, type_rule, Required.from_column(column, layout), rules, plain)
 
     def normalise(self, field: str, raw: CellValue) -> CellResult:
         """One cell, no cross-field checks (memoised as every cell of a run is: see column)."""
@@ -218,12 +220,16 @@ class RowChecker:
             rule = plan.type_rule
             return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
         value_text = value if value.__class__ is str else canonical_text(value)
+        as_typed = False
         if value_text != text:
+            as_typed = not changed and plan.type_rule.same(raw, value)  # 880 for "880.00": kept as typed
             changed.append(plan.type_rule.name)
         if plan.constraints:
             problems = [p for r in plan.constraints if (p := r.check(value, plan.ctx))]
             if problems:
                 return _invalid(field, raw, *problems)
+        if as_typed:
+            return CellResult(field, raw, value, "ok")
         if value_text == (raw if raw.__class__ is str else canonical_text(raw)):
             # the usual cell of a first sync's ids, phones and emails: tuple.__new__ skips the
             # NamedTuple's Python-level __new__
@@ -284,9 +290,10 @@ def _fail(cell: CellResult, problem: Problem) -> CellResult:
     return CellResult(cell.field, cell.raw, None, "invalid", cell.problems + (problem,), cell.rule)
 
 
-def compile_rules(layout: "Layout") -> RowChecker:
-    """The RowChecker for a layout (compiles types, normalisers, constraints and checks once)."""
-    return RowChecker(layout)
+def compile_rules(layout: "Layout", date1904: bool = False) -> RowChecker:
+    """The RowChecker for a layout (compiles types, normalisers, constraints and checks once).
+    `date1904`: the sheet is a Mac Excel workbook whose serial day numbers count from 1904."""
+    return RowChecker(layout, date1904)
 
 
 def unique_violations(field: str, values: Mapping[str, object],

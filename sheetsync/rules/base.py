@@ -55,6 +55,7 @@ class TypeRule(Rule):
     """A column type: convert(raw, text) gives the canonical value or raises Invalid."""
 
     name: ClassVar[str]
+    date1904: bool = False  # a bare serial day number counts from 1904-01-01 (Mac Excel's system)
 
     def __init__(self, column: "Column", layout: "Layout") -> None:
         self.column = column
@@ -62,6 +63,11 @@ class TypeRule(Rule):
 
     def convert(self, raw: CellValue, text: str) -> WriteValue:
         raise NotImplementedError
+
+    def same(self, raw: CellValue, value: WriteValue) -> bool:
+        """Does the cell already hold `value`, only written differently (880 for "880.00")?
+        Then it is left as the person typed it: no correction, no write."""
+        return False
 
     def check(self, value: WriteValue, ctx: Ctx) -> Problem | None:
         text = canonical_text(value)

@@ -90,6 +90,17 @@ class DecimalType(TypeRule):
             number = number.quantize(Decimal(1).scaleb(-self.column.decimals), ROUND_HALF_UP)
         return format(number, "f")
 
+    def same(self, raw: CellValue, value: WriteValue) -> bool:
+        """880 and "880" are "880.00": the same amount, kept as typed (a number cell stays a
+        number, a CSV keeps its text); only a rounding that changes the amount is a correction."""
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) or not isinstance(value, str):
+            return False
+        source = repr(float(raw)) if isinstance(raw, float) else str(raw).strip()
+        try:
+            return bool(_NUM.fullmatch(source)) and Decimal(source.replace(",", "")) == Decimal(value)
+        except InvalidOperation:
+            return False
+
 
 class BooleanType(TypeRule):
     name, code, title = "boolean", "type.boolean", "Yes/no"
@@ -110,14 +121,26 @@ class BooleanType(TypeRule):
         raise Invalid()
 
 
+#: days from 1899-12-30 to 1904-01-01: a 1904-system serial plus this is the same day's 1900 serial
+DAYS_1904 = 1462
+
+
+def _dated(raw: CellValue, date1904: bool) -> CellValue:
+    """A bare serial number in the 1900 system (what the date parser counts in)."""
+    if date1904 and _is_number(raw):
+        return float(raw) + DAYS_1904  # type: ignore[arg-type]
+    return raw
+
+
 class DateType(TypeRule):
     name, code, title = "date", "type.date", "Date"
 
     def convert(self, raw: CellValue, text: str) -> WriteValue:
+        raw = _dated(raw, self.date1904)
         value = raw if isinstance(raw, (dt.date, int, float)) and not isinstance(raw, bool) else text
         out = date_text(value, day_first=self.column.day_first, formats=self.column.input_formats)
         if out is None and isinstance(value, str) and _NUM.fullmatch(value):
-            out = date_text(float(value))  # a serial typed as text, only in a date column
+            out = date_text(float(value) + (DAYS_1904 if self.date1904 else 0))  # a serial typed as text
         if out is None:
             raise Invalid()
         return out
@@ -127,6 +150,7 @@ class DatetimeType(TypeRule):
     name, code, title = "datetime", "type.datetime", "Date and time"
 
     def convert(self, raw: CellValue, text: str) -> WriteValue:
+        raw = _dated(raw, self.date1904)
         value = raw if isinstance(raw, (dt.date, int, float)) and not isinstance(raw, bool) else text
         out = datetime_text(value, day_first=self.column.day_first,
                             formats=self.column.input_formats)

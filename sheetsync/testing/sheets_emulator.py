@@ -119,6 +119,12 @@ class SheetsEmulator:
             found = self._sheet(spreadsheet_id, sheet).cells.get((row - 1, col - 1))
             return dict(found.uev) if found and found.uev else None
 
+    def number_format(self, spreadsheet_id: str, sheet: str, row: int, col: int) -> dict[str, Any] | None:
+        """The cell's userEnteredFormat.numberFormat, e.g. {"type": "DATE", "pattern": "yyyy-mm-dd"}."""
+        with self.lock:
+            found = self._sheet(spreadsheet_id, sheet).cells.get((row - 1, col - 1))
+            return dict(found.fmt["numberFormat"]) if found and "numberFormat" in found.fmt else None
+
     def note(self, spreadsheet_id: str, sheet: str, row: int, col: int) -> str | None:
         with self.lock:
             found = self._sheet(spreadsheet_id, sheet).cells.get((row - 1, col - 1))
@@ -140,15 +146,22 @@ class SheetsEmulator:
 
     def set_cell(self, spreadsheet_id: str, sheet: str, row: int, col: int, value: Any = None, *,
                  note: str | None = None, fill: str | None = None, user: str = "person@example.com",
-                 keep: bool = False) -> None:
-        """Edit a cell as a person would; `keep=True` leaves the value and only sets note/fill."""
+                 keep: bool = False, formula: str | None = None,
+                 number_format: dict[str, str] | None = None) -> None:
+        """Edit a cell as a person would; `keep=True` leaves the value and only sets note/fill.
+        `formula` ("=1+2") enters a formula, `number_format` ({"type": "DATE", "pattern": ...})
+        the cell's number format, as the Sheets UI would."""
         with self.lock:
             book = self.books[spreadsheet_id]
             target = self._sheet(spreadsheet_id, sheet)
             target.rows, target.cols = max(target.rows, row), max(target.cols, col)
             found = target.cell(row - 1, col - 1)
-            if not keep:
-                found.uev, number_format = entered(value, "RAW")
+            if formula is not None:
+                found.uev = {"formulaValue": formula}
+            elif not keep:
+                found.uev, _ = entered(value, "RAW")
+            if number_format is not None:
+                found.fmt["numberFormat"] = dict(number_format)
             if note is not None:
                 found.note = note or None
             if fill is not None:
