@@ -184,3 +184,56 @@ def test_check_rows_finds_the_one_bad_cell_among_clean_ones_of_any_type() -> Non
     assert [r.problems == () for r in compile_rules(LAYOUT).check_rows(rows, cols)] == [True, True]
     rows = [("C00004", "D", "d@x.cn"), ("C0000X", "E", "e@x.cn")]
     assert [flat(r) for r in compile_rules(LAYOUT).check_rows(rows, cols)] == [[], [("customer_id", "pattern")]]
+
+
+def _text_layout(**remark: Any) -> Layout:
+    return Layout.model_validate({
+        "table": "t", "source": {"kind": "memory", "name": "m"}, "key": "id",
+        "columns": {"id": {"pattern": r"^C\d{3}$"}, "remark": remark,
+                    "tier": {"one_of": ["VIP", "Gold"]}, "qty": {"type": "integer"}}})
+
+
+def test_free_text_keeps_chinese_punctuation_width_folding_stays_for_typed_fields() -> None:
+    rc = compile_rules(_text_layout())
+    for typed in ["退款，负数（客户要求）", "张三：ＶＩＰ客户！", "备注：“尽快”；见１号文件"]:
+        cell = rc.normalise("remark", typed)
+        assert (cell.value, cell.outcome) == (typed, "ok")
+    # the other defaults still apply to free text: hidden characters, spaces
+    cell = rc.normalise("remark", " 退款，\u200b负数  （客户要求） ")
+    assert (cell.value, cell.outcome, cell.rule) == ("退款，负数 （客户要求）", "corrected",
+                                                     "strip_invisible, trim, collapse_spaces")
+    # width folding stays where it means something
+    assert rc.normalise("id", "Ｃ００１").value == "C001"          # an id pattern
+    assert rc.normalise("tier", "ＶＩＰ").value == "VIP"            # matched against allowed values
+    assert rc.normalise("qty", "１，２００").value == 1200            # a number
+    # an admin asks for it on a text column
+    rc = compile_rules(_text_layout(normalise=["nfkc", "trim"]))
+    cell = rc.normalise("remark", "退款，负数（客户要求）")
+    assert (cell.value, cell.outcome, cell.rule) == ("退款,负数(客户要求)", "corrected", "nfkc")
+
+
+def test_a_workbook_with_chinese_punctuation_is_left_as_typed(tmp_path) -> None:
+    """The whole run on a real .xlsx: the text cell is neither rewritten nor marked, the store
+    holds it as typed, and a full-width phone in the same row is still folded."""
+    import openpyxl
+
+    from sheetsync.engine import sync_once
+    book = tmp_path / "c.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["编号", "备注", "电话"])
+    wb.active.append(["C001", "退款，负数（客户要求）", "１３８００１３８０００"])
+    wb.save(book)
+    layout = tmp_path / "c.yaml"
+    layout.write_text("table: t\nsource: {kind: xlsx, path: c.xlsx}\nstore: s.db\nkey: id\ncolumns:\n"
+                      "  id: {header: 编号}\n  remark: {header: 备注}\n  phone: {header: 电话, type: phone}\n",
+                      encoding="utf-8")
+    for _ in range(2):
+        result = sync_once(layout)
+    assert result.corrected == 0
+    ws = openpyxl.load_workbook(book)["Sheet"]
+    assert ws["B2"].value == "退款，负数（客户要求）" and ws["B2"].comment is None
+    assert ws["B2"].fill.fill_type is None
+    assert ws["C2"].value == "+86 138 0013 8000"
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute('SELECT "remark" FROM "t"').fetchone() == ("退款，负数（客户要求）",)

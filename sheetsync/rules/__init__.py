@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequen
 from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
 from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
-from .normalise import DEFAULT_NORMALISERS, apply_chain, cell_to_text, is_clean, normaliser_chain
+from .normalise import (DEFAULT_NORMALISERS, TEXT_DEFAULTS, apply_chain, cell_to_text, is_clean,
+                        normaliser_chain)
 from .types import TYPES
 
 if TYPE_CHECKING:
@@ -88,10 +89,12 @@ class RowChecker:
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
+        # width folding only where it means something: typed fields and id patterns, not free text
+        fold = column.type != "string" or column.pattern is not None or bool(column.one_of)
         chain = normaliser_chain(column.normalise, column.region or layout.region,
-                                 column.format or layout.phone_format)
+                                 column.format or layout.phone_format, fold_width=fold)
         rules = tuple(r for cls in COLUMN_RULES if (r := cls.from_column(column, layout)))
-        plain = all(name in DEFAULT_NORMALISERS for name, _ in chain)
+        plain = all(name in DEFAULT_NORMALISERS or name in TEXT_DEFAULTS for name, _ in chain)
         return _Plan(Ctx(field, column, layout), chain, TYPES[column.type](column, layout),
                      Required.from_column(column, layout), rules, plain)
 

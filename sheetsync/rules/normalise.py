@@ -1,4 +1,4 @@
-"""Pure normalisers: raw cell -> text, invisible characters, NFKC, spaces, case, phone numbers.
+"""Pure normalisers: raw cell -> text, invisible characters, NFC/NFKC, spaces, case, phone numbers.
 
 Every function is pure and cheap on clean ASCII (the common case), because the first sync of a
 large sheet runs them on every cell. Dates live in rules/dates.py.
@@ -48,10 +48,21 @@ def strip_invisible(text: str) -> str:
 
 
 def nfkc(text: str) -> str:
-    """Full-width digits and letters to ASCII (１２３ -> 123), compatibility forms folded."""
+    """Full-width digits and letters to ASCII (１２３ -> 123), compatibility forms folded.
+
+    For fields where width means nothing (numbers, phones, ids): it also turns Chinese
+    punctuation into ASCII (，-> ,), so plain text columns get `nfc` by default instead."""
     if text.isascii() or unicodedata.is_normalized("NFKC", text):
         return text
     return unicodedata.normalize("NFKC", text)
+
+
+def nfc(text: str) -> str:
+    """Canonical composition only (e + combining accent -> é): what a person sees stays the same,
+    so Chinese punctuation and full-width forms are kept as typed."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
 
 
 def trim(text: str) -> str:
@@ -130,20 +141,24 @@ def _fast_cn_mobile(text: str, fmt: str) -> str | None:
 #: name -> text normaliser; "phone" and "date" here use the defaults (the layout's region and
 #: phone format are applied by the phone type instead)
 NORMALISERS: dict[str, Callable[[str], str]] = {
-    "strip_invisible": strip_invisible, "nfkc": nfkc, "trim": trim,
+    "strip_invisible": strip_invisible, "nfkc": nfkc, "nfc": nfc, "trim": trim,
     "collapse_spaces": collapse_spaces, "lower": lower, "upper": upper, "title": title,
     "phone": phone, "date": date,
 }
 
-#: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all
+#: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all.
+#: Width folding (nfkc) is the default only where width means nothing: `text_defaults` below.
 DEFAULT_NORMALISERS: tuple[str, ...] = ("strip_invisible", "nfkc", "trim", "collapse_spaces")
+#: the defaults of a free-text column: `退款，负数（客户要求）` is correct Chinese and stays as typed
+TEXT_DEFAULTS: tuple[str, ...] = ("strip_invisible", "nfc", "trim", "collapse_spaces")
 
 
-def normaliser_chain(names: list[str] | None, region: str = "CN",
-                     fmt: str = "international") -> tuple[tuple[str, Callable[[str], str]], ...]:
-    """The (name, function) steps a column's text goes through, in order."""
+def normaliser_chain(names: list[str] | None, region: str = "CN", fmt: str = "international",
+                     fold_width: bool = True) -> tuple[tuple[str, Callable[[str], str]], ...]:
+    """The (name, function) steps a column's text goes through, in order. `fold_width=False`
+    (free text) makes the defaults keep full-width forms; a column's own list is used as given."""
     if names is None:
-        names = list(DEFAULT_NORMALISERS)
+        names = list(DEFAULT_NORMALISERS if fold_width else TEXT_DEFAULTS)
     if "none" in names:
         return ()
     steps = []
