@@ -78,6 +78,10 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "corrected": ("Corrected", "已更正",
                   "changed from `{old}` to `{new}` by sheetsync (rule: {rule})",
                   "sheetsync 已将 `{old}` 改为 `{new}`（规则：{rule}）"),
+    "corrected_hidden": ("Hidden characters removed", "已删除看不见的字符",
+                         "removed {count} hidden character(s) (invisible spaces or marks); "
+                         "the text you see is unchanged",
+                         "sheetsync 已删除 {count} 个看不见的字符（隐藏的空格或控制符），看到的文字没有变化"),
     "duplicate": ("Possible duplicate", "可能重复",
                   "possible duplicate of row {other_row} ({other_key}): {reason}",
                   "可能与第 {other_row} 行（{other_key}）重复：{reason}"),

@@ -47,6 +47,25 @@ def strip_invisible(text: str) -> str:
     return text if text.isascii() else text.translate(_TRANSLATE)
 
 
+def hidden_removed(old: str, new: str) -> int:
+    """How many hidden characters (zero-width, bidi, soft hyphens, odd spaces, edge spaces) were
+    removed or made plain spaces, when that is all that changed `old` into `new`; else 0. A note
+    then says so instead of "changed from `Bob Smith` to `Bob Smith`", which looks like nothing."""
+    if old == new or old.isascii() and old.strip() != new:
+        return 0
+    kept = old.translate(_INVISIBLE)
+    spaced = kept.translate(_SPACES)
+    count = len(old) - len(kept) + sum(a != b for a, b in zip(kept, spaced))
+    if spaced == new:
+        return count
+    inner = spaced.strip()
+    if inner != new:
+        return 0
+    start = len(spaced) - len(spaced.lstrip())
+    edges = [*range(start), *range(start + len(inner), len(spaced))]
+    return count + sum(1 for i in edges if kept[i] == spaced[i])  # plain edge spaces trimmed
+
+
 def nfkc(text: str) -> str:
     """Full-width digits and letters to ASCII (１２３ -> 123), compatibility forms folded.
 
