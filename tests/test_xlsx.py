@@ -340,3 +340,33 @@ def test_error_cell_scan_finds_the_mark_across_read_blocks(tmp_path):
         at = xml.index(b't="e"')
         for chunk in (1, 2, 3, 4, 5, 7, at, at + 1, at + 2, len(xml)):
             assert _has_error_cell(zf, "s.xml", chunk) and not _has_error_cell(zf, "clean.xml", chunk), chunk
+
+
+@pytest.mark.parametrize("kind", ["strict", "ods_named_xlsx", "xlsb_named_xlsx"])
+def test_a_workbook_sheetsync_cannot_write_is_refused_before_the_store_commits(tmp_path, kind):
+    """Strict Open XML, .ods and .xlsb content: calamine reads them, the write-back cannot. The run
+    stops at the read with a clear message, nothing in the store, the file untouched."""
+    import sqlite3
+
+    from book_parts import ods_book, simple_book, rewrite_parts, strict_book
+    from sheetsync.engine import sync_once
+    book = tmp_path / "c.xlsx"
+    rows = [["ID", "Name"], ["C001", " Bob "]]
+    if kind == "strict":
+        strict_book(book, rows)
+    elif kind == "ods_named_xlsx":
+        ods_book(book, rows)
+    else:  # the binary workbook's parts are not XML: its zip layout is what gives it away
+        simple_book(book, rows)
+        rewrite_parts(book, lambda n, b: None if n == "xl/workbook.xml" else b, {"xl/workbook.bin": b"\x83\x01\x00"})
+    before = book.read_bytes()
+    layout = tmp_path / "c.yaml"
+    layout.write_text("table: t\nsource: {kind: xlsx, path: c.xlsx, sheet: Customers}\nstore: s.db\nkey: id\n"
+                      "columns:\n  id: {header: ID}\n  name: {header: Name}\n", encoding="utf-8")
+    with pytest.raises(SourceError) as info:
+        sync_once(layout)
+    assert "cannot write corrections back" in info.value.message and "save it as" in info.value.hint
+    assert book.read_bytes() == before
+    db = sqlite3.connect(tmp_path / "s.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "t" not in tables or db.execute('SELECT COUNT(*) FROM "t"').fetchone() == (0,)

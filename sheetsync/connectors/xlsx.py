@@ -21,7 +21,8 @@ from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData,
 from . import Capabilities, is_our_note, merge_note, still_applies, strip_note
 from .xlsx_patch import Unsupported, patch_xlsx
 from .xlsx_guard import (LocalFile, atomic_write, error_cells, fingerprint, guard_features, open_zip,
-                         read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part)
+                         read_bytes, read_comments, refuse_if_open, refuse_unwritable, sheet_comments_part,
+                         sheet_part)
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class XlsxConnector(LocalFile):
     def read(self) -> SheetData:
         data = read_bytes(self.path)
         zf = open_zip(data, self._where())
+        refuse_unwritable(zf, self._where())  # before any row is read, so before any commit
         book, name = self._calamine_book(data)
         # the error scan inflates the sheet's XML while calamine parses it: both let go of the
         # GIL, so on two cores the scan (~0.1 s at 100k rows) costs nothing
