@@ -149,7 +149,7 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
     styles_path = next((t for _, k, t in pkg.rels(book) if k.endswith("/styles")), None)
     if styles_path is None:
         raise Unsupported("a workbook without styles.xml")
-    styles, notes = Styles(pkg.read(styles_path)), Notes(pkg, path)
+    styles, notes = Styles(pkg.read(styles_path)), Notes(pkg, path, ws)
     merged = ws.merged()
     applied, deferred, prior = [], [], {}
     for patch in patches:
