@@ -4,6 +4,7 @@ zip's parts, so every test file that needs one builds the same thing."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -80,3 +81,63 @@ def ods_book(path: Path, rows: list[list[str]], title: str = "Customers") -> Pat
         z.writestr("META-INF/manifest.xml", manifest)
     path.write_bytes(out.getvalue())
     return path
+
+
+# 1x1 transparent PNG: a header logo
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+VML_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/vmlDrawing"
+HF_VML = (b'<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
+          b'xmlns:x="urn:schemas-microsoft-com:office:excel"><o:shapelayout v:ext="edit">'
+          b'<o:idmap v:ext="edit" data="1"/></o:shapelayout><v:shapetype id="_x0000_t75" '
+          b'coordsize="21600,21600" o:spt="75" o:preferrelative="t" path="m@4@5l@4@11@9@11@9@5xe" '
+          b'filled="f" stroked="f"><v:stroke joinstyle="miter"/><o:lock v:ext="edit" aspectratio="t"/>'
+          b'</v:shapetype><v:shape id="CH" o:spid="_x0000_s1025" type="#_x0000_t75" '
+          b'style="position:absolute;margin-left:0;margin-top:0;width:60pt;height:20pt;z-index:1">'
+          b'<v:imagedata o:relid="rId1" o:title="logo"/><o:lock v:ext="edit" rotation="t"/></v:shape></xml>')
+_REL_XML = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
+            b'"http://schemas.openxmlformats.org/package/2006/relationships">%s</Relationships>')
+
+
+def add_header_picture(path: Path, sheet: str = "xl/worksheets/sheet1.xml") -> None:
+    """Give the sheet a print-header logo as Excel stores it: `&G` in the header, a
+    `<legacyDrawingHF>` whose VML (same relationship type as the notes' VML, listed first in the
+    sheet's rels) shows xl/media/headerlogo.png."""
+    folder, base = sheet.rsplit("/", 1)
+    rels = f"{folder}/_rels/{base}.rels"
+    hf_rel = (f'<Relationship Id="rIdHF1" Type="{VML_REL}" Target="../drawings/vmlDrawingHF1.vml"/>').encode()
+    names = set(zipfile.ZipFile(io.BytesIO(path.read_bytes())).namelist())
+    image_rel = (b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                 b'relationships/image" Target="../media/headerlogo.png"/>')
+    extra = {"xl/drawings/vmlDrawingHF1.vml": HF_VML, "xl/media/headerlogo.png": PNG,
+             "xl/drawings/_rels/vmlDrawingHF1.vml.rels": _REL_XML % image_rel}
+    if rels not in names:
+        extra[rels] = _REL_XML % hf_rel
+
+    def edit(name: str, body: bytes) -> bytes:
+        if name == rels:  # first in the list, as Excel often writes it
+            at = body.index(b">", body.index(b"<Relationships")) + 1
+            return body[:at] + hf_rel + body[at:]
+        if name == sheet:
+            return _with_hf_elements(body)
+        if name == "[Content_Types].xml":
+            for ext, ctype in ((b"vml", b"application/vnd.openxmlformats-officedocument.vmlDrawing"),
+                               (b"png", b"image/png")):
+                if b'Extension="' + ext + b'"' not in body:
+                    at = body.index(b">", body.index(b"<Types")) + 1
+                    body = body[:at] + b'<Default Extension="' + ext + b'" ContentType="' + ctype + b'"/>' + body[at:]
+        return body
+    rewrite_parts(path, edit, extra)
+
+
+def _with_hf_elements(body: bytes) -> bytes:
+    """headerFooter and legacyDrawingHF in CT_Worksheet's order (pageMargins, pageSetup,
+    headerFooter, ..., legacyDrawing, legacyDrawingHF, picture, ..., tableParts, extLst)."""
+    if b"<headerFooter" not in body:
+        m = re.search(rb"<pageSetup\b[^>]*/>|<pageMargins\b[^>]*/>", body)
+        at = m.end() if m else body.index(b"</sheetData>") + len(b"</sheetData>")
+        body = body[:at] + b"<headerFooter><oddHeader>&amp;C&amp;G</oddHeader></headerFooter>" + body[at:]
+    m = re.search(rb"<(?:picture|oleObjects|controls|webPublishItems|tableParts|extLst)\b|</worksheet>", body)
+    assert m is not None
+    return (body[:m.start()] + b'<legacyDrawingHF xmlns:r="http://schemas.openxmlformats.org/'
+            b'officeDocument/2006/relationships" r:id="rIdHF1"/>' + body[m.start():])

@@ -370,3 +370,21 @@ def test_a_workbook_sheetsync_cannot_write_is_refused_before_the_store_commits(t
     db = sqlite3.connect(tmp_path / "s.db")
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "t" not in tables or db.execute('SELECT COUNT(*) FROM "t"').fetchone() == (0,)
+
+
+def test_loss_check_knows_openpyxl_drops_header_and_background_pictures(tmp_path):
+    """Whether Pillow is installed or not: openpyxl's round trip really drops both (checked here),
+    so the fallback must refuse them."""
+    from book_parts import PNG, add_header_picture, rewrite_parts, simple_book
+    book = simple_book(tmp_path / "b.xlsx", [["ID"], ["C1"]])
+    add_header_picture(book)
+    rewrite_parts(book, lambda n, b: b.replace(b"</worksheet>", b'<picture r:id="rIdHF1" xmlns:r="http://schemas.'
+                                               b'openxmlformats.org/officeDocument/2006/relationships"/></worksheet>')
+                  if n == "xl/worksheets/sheet1.xml" else b)
+    lost = lost_features(open_zip(book.read_bytes(), "b"))
+    assert {"pictures in the print header or footer", "sheet background pictures"} <= set(lost)
+    openpyxl.load_workbook(book).save(tmp_path / "round.xlsx")
+    sheet = zipfile.ZipFile(tmp_path / "round.xlsx").read("xl/worksheets/sheet1.xml")
+    assert b"legacyDrawingHF" not in sheet and b"<picture" not in sheet
+    plain = simple_book(tmp_path / "p.xlsx", [["ID"], ["C1"]])
+    assert lost_features(open_zip(plain.read_bytes(), "p")) == []

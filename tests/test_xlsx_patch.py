@@ -269,3 +269,53 @@ def _with_cell(src: Path, cell: bytes) -> bytes:
                 body = body[:start] + cell + body[body.index(b"</c>", start) + 4:]
             dst.writestr(info, body)
     return out.getvalue()
+
+
+def _hf_book(path: Path, person_note: bool) -> Path:
+    from book_parts import add_header_picture
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    ws.append(["ID", "Name"])
+    ws.append(["C001", "Bob"])
+    if person_note:
+        ws["A2"].comment = Comment("call him after 6pm", "Li")
+    wb.save(path)
+    add_header_picture(path)
+    return path
+
+
+def _note_cells(vml: bytes) -> set[tuple[int, int]]:
+    """(row, column), 0-based as VML keeps them, of every note shape in a VML part."""
+    import re
+    return {(int(r), int(c)) for r, c in re.findall(
+        rb"<(?:\w+:)?Row>(\d+)</(?:\w+:)?Row>\s*<(?:\w+:)?Column>(\d+)</", vml)}
+
+
+@pytest.mark.parametrize("person_note", [False, True])
+def test_a_sheet_with_a_print_header_picture_gets_its_notes_and_keeps_the_picture(tmp_path, person_note):
+    """The header picture's VML is listed first among the sheet's vmlDrawing relationships. The
+    new note goes into the notes' VML (the one <legacyDrawing> names, created when missing), the
+    picture's VML, image and <legacyDrawingHF> stay byte for byte, and openpyxl reads the note."""
+    import re
+    path = _hf_book(tmp_path / "hf.xlsx", person_note)
+    before = zipfile.ZipFile(path)
+    hf_vml, logo = before.read("xl/drawings/vmlDrawingHF1.vml"), before.read("xl/media/headerlogo.png")
+    patch = Patch(row=2, col=2, kind="invalid", fill="FFC7CE", note="sheetsync: Name is odd")
+    applied = XlsxConnector(path).apply([patch])
+    assert applied.applied == (patch,)
+    z = zipfile.ZipFile(path)
+    assert z.read("xl/drawings/vmlDrawingHF1.vml") == hf_vml and z.read("xl/media/headerlogo.png") == logo
+    sheet = z.read("xl/worksheets/sheet1.xml")
+    assert re.search(rb'<legacyDrawingHF [^>]*r:id="rIdHF1"', sheet)
+    rid = re.search(rb'<legacyDrawing [^>]*r:id="([^"]+)"', sheet).group(1).decode()
+    assert sheet.index(b"<legacyDrawing ") < sheet.index(b"<legacyDrawingHF")  # CT_Worksheet's order
+    rels = z.read("xl/worksheets/_rels/sheet1.xml.rels").decode()
+    target = re.search(rf'Id="{rid}"[^>]*Target="/?([^"]+)"|Target="/?([^"]+)"[^>]*Id="{rid}"', rels)
+    notes_vml = z.read((target.group(1) or target.group(2)).replace("../", "xl/"))
+    assert _note_cells(notes_vml) == ({(1, 0), (1, 1)} if person_note else {(1, 1)})
+    if not person_note:  # a new notes VML takes a shape-id block the header's VML does not use
+        assert b'data="2"' in notes_vml and b"_x0000_s2049" in notes_vml
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert ws["B2"].comment.text == "sheetsync: Name is odd" and fill_code(ws["B2"].fill) == "FFC7CE"
+    assert (ws["A2"].comment.text if ws["A2"].comment else None) == ("call him after 6pm" if person_note else None)

@@ -120,6 +120,10 @@ def lost_features(zf: zipfile.ZipFile) -> list[str]:
         lost.append("sparklines")
     if any(b"x14:dataBar" in body or b"x14:conditionalFormatting" in body for _, body in sheet_parts):
         lost.append("Excel 2010 data bars / conditional formats")
+    if any(b"legacyDrawingHF" in body for _, body in sheet_parts):  # with or without Pillow
+        lost.append("pictures in the print header or footer")
+    if any(re.search(rb"<(?:\w+:)?picture\b", body) for _, body in sheet_parts):
+        lost.append("sheet background pictures")
     if any(re.search(rb"<(?:xdr:)?(?:sp|cxnSp)[\s>]", zf.read(n)) for n in drawings):
         lost.append("shapes and text boxes")
     checks: Iterable[tuple[bool, str]] = (
@@ -129,6 +133,7 @@ def lost_features(zf: zipfile.ZipFile) -> list[str]:
         (has("xl/pivotTables/") or has("xl/pivotCache/"), "pivot tables"),
         (has("xl/slicers/") or has("xl/slicerCaches/") or has("xl/timelines/"), "slicers"),
         (has("xl/embeddings/"), "embedded objects"),
+        (has("xl/richData/"), "pictures placed in cells"),
     )
     lost.extend(label for present, label in checks if present)
     return lost
