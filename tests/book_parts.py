@@ -141,3 +141,41 @@ def _with_hf_elements(body: bytes) -> bytes:
     assert m is not None
     return (body[:m.start()] + b'<legacyDrawingHF xmlns:r="http://schemas.openxmlformats.org/'
             b'officeDocument/2006/relationships" r:id="rIdHF1"/>' + body[m.start():])
+
+
+TC_REL = "http://schemas.microsoft.com/office/2017/10/relationships/threadedComment"
+PERSON_REL = "http://schemas.microsoft.com/office/2017/10/relationships/person"
+
+
+def add_threaded_comment(path: Path, sheet: str = "xl/worksheets/sheet2.xml", ref: str = "A1") -> None:
+    """A threaded comment (Excel 365's "Comments", with replies) on one sheet, stored as Excel
+    stores it: the threadedComments part, the workbook's persons list, both linked by rels."""
+    folder, base = sheet.rsplit("/", 1)
+    rels = f"{folder}/_rels/{base}.rels"
+    tc = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<ThreadedComments xmlns='
+          b'"http://schemas.microsoft.com/office/spreadsheetml/2018/threadedcomments"><threadedComment ref="'
+          + ref.encode() + b'" dT="2024-03-05T09:30:00.00" personId="{6D3D5B1C-0000-4000-8000-000000000001}" '
+          b'id="{6D3D5B1C-0000-4000-8000-0000000000AA}"><text>Is this still right?</text></threadedComment>'
+          b'</ThreadedComments>')
+    persons = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<personList xmlns='
+               b'"http://schemas.microsoft.com/office/spreadsheetml/2018/threadedcomments"><person displayName='
+               b'"Li Na" id="{6D3D5B1C-0000-4000-8000-000000000001}" userId="li@example.cn" providerId="None"/>'
+               b'</personList>')
+    names = set(zipfile.ZipFile(io.BytesIO(path.read_bytes())).namelist())
+    tc_rel = f'<Relationship Id="rIdTC1" Type="{TC_REL}" Target="../threadedComments/threadedComment1.xml"/>'.encode()
+    extra = {"xl/threadedComments/threadedComment1.xml": tc, "xl/persons/person.xml": persons}
+    if rels not in names:
+        extra[rels] = _REL_XML % tc_rel
+
+    def edit(name: str, body: bytes) -> bytes:
+        if name == rels:
+            return body.replace(b"</Relationships>", tc_rel + b"</Relationships>")
+        if name == "xl/_rels/workbook.xml.rels":
+            return body.replace(b"</Relationships>", f'<Relationship Id="rIdP1" Type="{PERSON_REL}" '
+                                f'Target="persons/person.xml"/></Relationships>'.encode())
+        if name == "[Content_Types].xml":
+            return body.replace(b"</Types>", b'<Override PartName="/xl/threadedComments/threadedComment1.xml" '
+                                b'ContentType="application/vnd.ms-excel.threadedcomments+xml"/><Override PartName='
+                                b'"/xl/persons/person.xml" ContentType="application/vnd.ms-excel.person+xml"/></Types>')
+        return body
+    rewrite_parts(path, edit, extra)

@@ -319,3 +319,35 @@ def test_a_sheet_with_a_print_header_picture_gets_its_notes_and_keeps_the_pictur
     ws = openpyxl.load_workbook(path)["Customers"]
     assert ws["B2"].comment.text == "sheetsync: Name is odd" and fill_code(ws["B2"].fill) == "FFC7CE"
     assert (ws["A2"].comment.text if ws["A2"].comment else None) == ("call him after 6pm" if person_note else None)
+
+
+def test_a_threaded_comment_on_another_sheet_does_not_block_the_direct_patch(tmp_path):
+    """A discussion thread on the "Other" tab: the synced sheet is patched directly and the thread,
+    its persons list and the other sheet stay byte for byte. A thread on the synced sheet itself
+    still goes to openpyxl's path, whose loss check refuses it."""
+    from book_parts import add_threaded_comment
+    from sheetsync.errors import FeatureLossError
+    def book(name: str, sheet_part: str, ref: str) -> Path:
+        wb = openpyxl.Workbook()
+        wb.active.title = "Customers"
+        wb.active.append(["ID", "Name"])
+        wb.active.append(["C001", "Bob"])
+        wb.create_sheet("Other")["A1"] = "talk"
+        wb.save(tmp_path / name)
+        add_threaded_comment(tmp_path / name, sheet_part, ref)
+        return tmp_path / name
+
+    path = book("tc.xlsx", "xl/worksheets/sheet2.xml", "A1")
+    before = {n: zipfile.ZipFile(path).read(n) for n in ("xl/threadedComments/threadedComment1.xml",
+                                                          "xl/persons/person.xml", "xl/worksheets/sheet2.xml",
+                                                          "xl/worksheets/_rels/sheet2.xml.rels")}
+    patch = Patch(row=2, col=2, kind="corrected", write=True, value="Bob Smith", fill="C6EFCE",
+                  note="sheetsync: changed")
+    assert XlsxConnector(path, sheet="Customers").apply([patch]).applied == (patch,)
+    z = zipfile.ZipFile(path)
+    assert {n: z.read(n) for n in before} == before
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert ws["B2"].value == "Bob Smith" and ws["B2"].comment.text == "sheetsync: changed"
+    same_sheet = book("tc1.xlsx", "xl/worksheets/sheet1.xml", "B2")
+    with pytest.raises(FeatureLossError, match="threaded comments"):
+        XlsxConnector(same_sheet, sheet="Customers").apply([Patch(row=2, col=1, kind="invalid", fill="FFC7CE")])

@@ -133,8 +133,6 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
                where: str = "") -> PatchResult:
     """Apply patches (already checked against the read) and the report tab to workbook bytes."""
     pkg = Package(data)
-    if any(n.startswith("xl/threadedComments/") for n in pkg.names):
-        raise Unsupported("threaded comments")  # openpyxl's path (and its loss guard) decides
     book = workbook_part(pkg)
     sheets = sheet_paths(pkg, book)
     name = sheet or (sheets[0][0] if sheets else "")
@@ -142,6 +140,10 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
     if path is None or not pkg.has(path):
         raise SourceError(f"no sheet named {name!r}", where=where,
                           hint="sheets in this workbook: " + ", ".join(n for n, _ in sheets))
+    if any(k.endswith("/threadedComment") for _, k, _ in pkg.rels(path)):
+        # notes on this sheet would need the threads kept in step: openpyxl's path (and its loss
+        # guard) decides. Threads on other sheets are copied as they are, like every other part.
+        raise Unsupported("threaded comments on the synced sheet")
     if report is not None and report.name == name:
         raise SourceError("the report tab has the same name as the synced sheet", where=where,
                           hint="set a different `report_tab` name in the layout")
