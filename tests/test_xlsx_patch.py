@@ -351,3 +351,41 @@ def test_a_threaded_comment_on_another_sheet_does_not_block_the_direct_patch(tmp
     same_sheet = book("tc1.xlsx", "xl/worksheets/sheet1.xml", "B2")
     with pytest.raises(FeatureLossError, match="threaded comments"):
         XlsxConnector(same_sheet, sheet="Customers").apply([Patch(row=2, col=1, kind="invalid", fill="FFC7CE")])
+
+
+RICH_NOTE = (b'<text><r><rPr><b/><sz val="9"/><color indexed="81"/><rFont val="Tahoma"/><family val="2"/></rPr>'
+             b'<t>Li Na:</t></r><r><rPr><sz val="9"/><color indexed="81"/><rFont val="Tahoma"/><family val="2"/>'
+             b'</rPr><t xml:space="preserve">\ncall after 6pm &amp; ask for Wang</t></r></text>')
+
+
+def test_a_persons_rich_text_note_comes_back_byte_for_byte_when_the_mark_clears(tmp_path):
+    """A note with a bold author line, as Excel writes one: marking the cell adds sheetsync's text as
+    a run of its own after the person's runs, and clearing the mark leaves the comments part exactly
+    as it was before sheetsync touched it."""
+    from book_parts import rewrite_parts
+    path = tmp_path / "rich.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["ID", "Name"])
+    wb.active.append(["C001", "Bob"])
+    wb.active["B2"].comment = Comment("placeholder", "Li Na")
+    wb.save(path)
+    rewrite_parts(path, lambda n, b: b.replace(b"<text><t>placeholder</t></text>", RICH_NOTE)
+                  if n == "xl/comments/comment1.xml" else b)
+    original = zipfile.ZipFile(path).read("xl/comments/comment1.xml")
+    assert RICH_NOTE in original
+
+    mark = Patch(row=2, col=2, kind="invalid", fill="FFC7CE", note="sheetsync: Name looks odd")
+    XlsxConnector(path).apply([mark])
+    marked = zipfile.ZipFile(path).read("xl/comments/comment1.xml")
+    assert RICH_NOTE[:-len(b"</text>")] in marked  # the person's runs, untouched
+    note = openpyxl.load_workbook(path).active["B2"].comment.text
+    assert note == "Li Na:\ncall after 6pm & ask for Wang\n---\nsheetsync: Name looks odd"
+
+    again = Patch(row=2, col=2, kind="invalid", fill="FFC7CE", note="sheetsync: Name is still odd")
+    XlsxConnector(path).apply([again])  # a new message replaces sheetsync's run, not the person's
+    assert openpyxl.load_workbook(path).active["B2"].comment.text.endswith("---\nsheetsync: Name is still odd")
+
+    XlsxConnector(path).apply([Patch(row=2, col=2, kind="clear", clear=True, fill="FFC7CE")])
+    assert zipfile.ZipFile(path).read("xl/comments/comment1.xml") == original
+    ws = openpyxl.load_workbook(path).active
+    assert ws["B2"].comment.text == "Li Na:\ncall after 6pm & ask for Wang" and fill_code(ws["B2"].fill) is None

@@ -28,7 +28,7 @@ EXTRAS: dict[str, str] = {"gsheets": "gsheets", "excel": "excel"}
 
 #: every note sheetsync writes starts with this, so its own notes can be told from a person's
 NOTE_PREFIX = "sheetsync: "
-_NOTE_SEPARATOR = "\n---\n"
+NOTE_SEPARATOR = "\n---\n"
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def merge_note(existing: str | None, ours: str) -> str:
     """Put sheetsync's note on a cell without destroying a person's own note text."""
     human = strip_note(existing)
     ours = ours if ours.startswith(NOTE_PREFIX) else NOTE_PREFIX + ours
-    return f"{human}{_NOTE_SEPARATOR}{ours}" if human else ours
+    return f"{human}{NOTE_SEPARATOR}{ours}" if human else ours
 
 
 def strip_note(existing: str | None) -> str | None:
@@ -116,14 +116,14 @@ def strip_note(existing: str | None) -> str | None:
         return None
     if existing.startswith(NOTE_PREFIX):
         return None
-    human, sep, rest = existing.partition(_NOTE_SEPARATOR)
+    human, sep, rest = existing.partition(NOTE_SEPARATOR)
     if sep and rest.startswith(NOTE_PREFIX):
         return human or None
     return existing
 
 
 def is_our_note(text: str | None) -> bool:
-    return bool(text) and (text.startswith(NOTE_PREFIX) or (_NOTE_SEPARATOR + NOTE_PREFIX) in text)
+    return bool(text) and (text.startswith(NOTE_PREFIX) or (NOTE_SEPARATOR + NOTE_PREFIX) in text)
 
 
 def from_source(source: Any, base_dir: Path) -> Connector:

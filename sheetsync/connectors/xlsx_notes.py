@@ -7,6 +7,7 @@ import re
 
 from defusedxml import ElementTree as DET
 
+from . import NOTE_PREFIX, NOTE_SEPARATOR, strip_note
 from .xlsx_guard import read_comments
 from .xlsx_package import (MAIN_NS, REL_NS, P, Package, Unsupported, col_number, esc, get_attr,
                            insert_before_close, local, root_tag)
@@ -117,7 +118,8 @@ class Notes:
             if ref not in pending:
                 return m.group(0)
             text = pending.pop(ref)
-            return element(ref, text) if text else b""
+            kept = _persons_runs_kept(m.group(0), self.texts.get(ref), text, p) if text else None
+            return kept if kept is not None else element(ref, text) if text else b""
 
         body = re.sub(rb"<(" + P + rb")comment\b[^>]*?(?:/>|>.*?</\1comment>)", replace, body, flags=re.S)
         new = b"".join(element(r, t) for r, t in pending.items() if t)
@@ -159,6 +161,28 @@ class Notes:
         if shapes:
             body = insert_before_close(body, b"xml", b"".join(shapes))
         self.pkg.write(self.vml, body)
+
+
+def _persons_runs_kept(comment: bytes, old: str | None, new: str, p: bytes) -> bytes | None:
+    """The comment element with the person's own note XML kept byte for byte (bold author line,
+    fonts) and sheetsync's part as one run of its own after it, or without that run when the mark
+    clears: so clearing restores their note exactly. None when the person's part changed (or there
+    is none): the note is then written as plain text."""
+    human = strip_note(new)
+    if not human or human != strip_note(old) or not re.search(rb"</" + P + rb"text>", comment):
+        return None
+    ours = new[len(human):]  # "\n---\nsheetsync: ..." or "" when the mark clears
+
+    def drop_ours(m: re.Match[bytes]) -> bytes:
+        texts = re.findall(rb"<" + P + rb"t\b[^>]*>([^<]*)<", m.group(0))
+        text = DET.fromstring(b"<t>" + b"".join(texts) + b"</t>").text or ""
+        return b"" if text.startswith(NOTE_SEPARATOR + NOTE_PREFIX) else m.group(0)
+
+    body = re.sub(rb"<(" + P + rb")r>.*?</\1r>", drop_ours, comment, flags=re.S)
+    if ours:
+        run = b"<" + p + b"r><" + p + b't xml:space="preserve">' + esc(ours) + b"</" + p + b"t></" + p + b"r>"
+        body = insert_before_close(body, b"text", run)
+    return body
 
 
 _LEGACY_DRAWING = re.compile(rb"<" + P + rb"legacyDrawing(?=[\s/>])[^>]*?\s[\w.-]+:id=\"([^\"]*)\"")
