@@ -218,9 +218,10 @@ def add_parts(path: Path, parts: dict[str, bytes]) -> None:
 
 
 def test_feature_loss_refused_unless_allowed(tmp_path):
+    from book_parts import add_threaded_comment
     path = make_book(tmp_path / "c.xlsx")
-    add_parts(path, {"xl/threadedComments/threadedComment1.xml": b"<ThreadedComments/>",
-                     "xl/drawings/drawing1.xml": b"<xdr:wsDr><xdr:sp><xdr:txBody/></xdr:sp></xdr:wsDr>",
+    add_threaded_comment(path, "xl/worksheets/sheet1.xml")  # on the synced sheet: openpyxl's path
+    add_parts(path, {"xl/drawings/drawing1.xml": b"<xdr:wsDr><xdr:sp><xdr:txBody/></xdr:sp></xdr:wsDr>",
                      "xl/media/image1.png": b"\x89PNG"})
     before = path.read_bytes()
     patch = Patch(4, 1, "corrected", write=True, value="x")

@@ -174,15 +174,21 @@ def _persons_runs_kept(comment: bytes, old: str | None, new: str, p: bytes) -> b
     ours = new[len(human):]  # "\n---\nsheetsync: ..." or "" when the mark clears
 
     def drop_ours(m: re.Match[bytes]) -> bytes:
-        texts = re.findall(rb"<" + P + rb"t\b[^>]*>([^<]*)<", m.group(0))
-        text = DET.fromstring(b"<t>" + b"".join(texts) + b"</t>").text or ""
-        return b"" if text.startswith(NOTE_SEPARATOR + NOTE_PREFIX) else m.group(0)
+        return b"" if _texts(m.group(0)).startswith(NOTE_SEPARATOR + NOTE_PREFIX) else m.group(0)
 
     body = re.sub(rb"<(" + P + rb")r>.*?</\1r>", drop_ours, comment, flags=re.S)
+    if _texts(body) != human:  # our text is not a run of its own (another program rewrote the note)
+        return None
     if ours:
         run = b"<" + p + b"r><" + p + b't xml:space="preserve">' + esc(ours) + b"</" + p + b"t></" + p + b"r>"
         body = insert_before_close(body, b"text", run)
     return body
+
+
+def _texts(xml: bytes) -> str:
+    """The text of every <t> in a slice of a comments part, entities resolved."""
+    texts = re.findall(rb"<" + P + rb"t\b[^>]*>([^<]*)<", xml)
+    return DET.fromstring(b"<t>" + b"".join(texts) + b"</t>").text or ""
 
 
 _LEGACY_DRAWING = re.compile(rb"<" + P + rb"legacyDrawing(?=[\s/>])[^>]*?\s[\w.-]+:id=\"([^\"]*)\"")
