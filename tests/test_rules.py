@@ -237,3 +237,55 @@ def test_a_workbook_with_chinese_punctuation_is_left_as_typed(tmp_path) -> None:
     import sqlite3
     db = sqlite3.connect(tmp_path / "s.db")
     assert db.execute('SELECT "remark" FROM "t"').fetchone() == ("退款，负数（客户要求）",)
+
+
+def _dates(values: list[str], **column: Any) -> list[tuple[Any, str, tuple[str, ...]]]:
+    layout = Layout.model_validate({"table": "t", "source": {"kind": "memory", "name": "m"},
+                                    "columns": {"day": {"type": "date", **column}}})
+    rc = compile_rules(layout, [(v,) for v in values], {"day": 0})
+    return [(c.value, c.outcome, tuple(p.code for p in c.problems)) for c in rc.column("day", values)]
+
+
+def test_a_date_column_reads_day_and_month_in_one_order_its_own_dates_show() -> None:
+    # 31/10 can only be day first: so 01/11 is 1 November, not 11 January
+    assert _dates(["31/10/2017", "01/11/2017"]) == [("2017-10-31", "corrected", ()),
+                                                    ("2017-11-01", "corrected", ())]
+    assert _dates(["12/25/2017", "01/11/2017"])[1] == ("2017-01-11", "corrected", ())
+    # no evidence, or both orders typed: a date that reads two ways is flagged, not guessed
+    assert _dates(["01/11/2017", "2017-03-05"]) == [(None, "invalid", ("date_ambiguous",)),
+                                                    ("2017-03-05", "ok", ())]
+    mixed = _dates(["31/10/2017", "12/25/2017", "01/11/2017", "05/05/2017"])
+    assert [m[1:] for m in mixed] == [("corrected", ()), ("corrected", ()), ("invalid", ("date_ambiguous",)),
+                                      ("corrected", ())]
+    # the layout decides when it says: then a date only the other order can read is flagged
+    assert _dates(["01/11/2017", "31/10/2017"], day_first=False) == [
+        ("2017-01-11", "corrected", ()), (None, "invalid", ("date_order",))]
+
+
+def test_an_ambiguous_date_in_a_workbook_is_marked_with_both_readings(tmp_path) -> None:
+    """End to end on a real .xlsx: dates typed as text, one workbook day-first, one with no
+    evidence. The store holds the day-first readings; the ambiguous cell carries a note naming
+    both readings (English and Chinese) and nothing is stored for it."""
+    import sqlite3
+
+    import openpyxl
+
+    from sheetsync.engine import sync_once
+    for name, dates, lang in [("a", ["31/10/2017", "01/11/2017"], "en"), ("b", ["03/04/2024", "2024-05-06"], "zh")]:
+        wb = openpyxl.Workbook()
+        wb.active.append(["ID", "Signed"])
+        for i, text in enumerate(dates, start=1):
+            wb.active.append([f"C{i:03d}", text])
+        wb.save(tmp_path / f"{name}.xlsx")
+        (tmp_path / f"{name}.yaml").write_text(
+            f"table: {name}\nsource: {{kind: xlsx, path: {name}.xlsx}}\nstore: s.db\nkey: id\nlanguage: {lang}\n"
+            "columns:\n  id: {header: ID}\n  signed: {header: Signed, type: date}\n", encoding="utf-8")
+        sync_once(tmp_path / f"{name}.yaml")
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute('SELECT "id", "signed" FROM "a" ORDER BY "id"').fetchall() == [
+        ("C001", "2017-10-31"), ("C002", "2017-11-01")]
+    assert db.execute('SELECT "id", "signed" FROM "b" ORDER BY "id"').fetchall() == [
+        ("C001", None), ("C002", "2024-05-06")]
+    ws = openpyxl.load_workbook(tmp_path / "b.xlsx").active
+    assert ws["B2"].value == "03/04/2024"
+    assert "2024-04-03（日在前）" in ws["B2"].comment.text and "2024-03-04（月在前）" in ws["B2"].comment.text

@@ -15,7 +15,8 @@ from .base import Ctx, Invalid, Rule, TypeRule
 from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
 from .normalise import (DEFAULT_NORMALISERS, TEXT_DEFAULTS, apply_chain, cell_to_text, is_clean,
                         normaliser_chain)
-from .types import TYPES
+from .dates import column_order
+from .types import TYPES, DatedType
 
 if TYPE_CHECKING:
     from ..layout import Column, Layout
@@ -73,10 +74,12 @@ class _Plan:
 class RowChecker:
     """Normalise and validate rows of one layout; made once a run, so its memo of cells is too."""
 
-    def __init__(self, layout: "Layout") -> None:
+    def __init__(self, layout: "Layout", rows: Sequence[Sequence[CellValue]] = (),
+                 cols: Mapping[str, int] | None = None) -> None:
         self.layout = layout
         self.fields: tuple[str, ...] = tuple(layout.columns)
         self._plans = {f: self._plan(f, c) for f, c in layout.columns.items()}
+        self._date_orders(rows, cols or {})
         self._required_if = {f: r for f, c in layout.columns.items()
                              if (r := RequiredIf.from_column(c, layout))}
         self._compares = tuple(Compare.from_check(c.compare) for c in layout.checks)
@@ -97,6 +100,15 @@ class RowChecker:
         plain = all(name in DEFAULT_NORMALISERS or name in TEXT_DEFAULTS for name, _ in chain)
         return _Plan(Ctx(field, column, layout), chain, TYPES[column.type](column, layout),
                      Required.from_column(column, layout), rules, plain)
+
+    def _date_orders(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> None:
+        """Each date column without a day_first setting reads `03/04/2024` in the order its own
+        dates show, over the whole sheet (not only the rows this run checks), so one column never
+        reads one date day first and the next month first."""
+        for field, plan in self._plans.items():
+            rule = plan.type_rule
+            if isinstance(rule, DatedType) and not rule.explicit and field in cols:
+                rule.order = column_order(set(column_of(rows, cols[field])))
 
     def normalise(self, field: str, raw: CellValue) -> CellResult:
         """One cell, no cross-field checks (memoised as every cell of a run is: see column)."""
@@ -218,7 +230,7 @@ class RowChecker:
             value = plan.type_rule.convert(raw, text)
         except Invalid as bad:
             rule = plan.type_rule
-            return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
+            return _invalid(field, raw, rule.problem(plan.ctx, bad.code, value=_shown(raw), **bad.params))
         value_text = value if value.__class__ is str else canonical_text(value)
         if value_text != text:
             changed.append(plan.type_rule.name)
@@ -286,9 +298,12 @@ def _fail(cell: CellResult, problem: Problem) -> CellResult:
     return CellResult(cell.field, cell.raw, None, "invalid", cell.problems + (problem,), cell.rule)
 
 
-def compile_rules(layout: "Layout") -> RowChecker:
-    """The RowChecker for a layout (compiles types, normalisers, constraints and checks once)."""
-    return RowChecker(layout)
+def compile_rules(layout: "Layout", rows: Sequence[Sequence[CellValue]] = (),
+                  cols: Mapping[str, int] | None = None) -> RowChecker:
+    """The RowChecker for a layout (compiles types, normalisers, constraints and checks once);
+    `rows` (value tuples, `cols`: field -> index) are the whole sheet, whose date columns show
+    their day/month order."""
+    return RowChecker(layout, rows, cols)
 
 
 def unique_violations(field: str, values: Mapping[str, object],
