@@ -239,9 +239,10 @@ def test_a_workbook_with_chinese_punctuation_is_left_as_typed(tmp_path) -> None:
     assert db.execute('SELECT "remark" FROM "t"').fetchone() == ("退款，负数（客户要求）",)
 
 
-def _dates(values: list[str], **column: Any) -> list[tuple[Any, str, tuple[str, ...]]]:
+def _dates(values: list[str], layout_day_first: bool | None = None,
+           **column: Any) -> list[tuple[Any, str, tuple[str, ...]]]:
     layout = Layout.model_validate({"table": "t", "source": {"kind": "memory", "name": "m"},
-                                    "columns": {"day": {"type": "date", **column}}})
+                                    "day_first": layout_day_first, "columns": {"day": {"type": "date", **column}}})
     rc = compile_rules(layout, [(v,) for v in values], {"day": 0})
     return [(c.value, c.outcome, tuple(p.code for p in c.problems)) for c in rc.column("day", values)]
 
@@ -260,6 +261,8 @@ def test_a_date_column_reads_day_and_month_in_one_order_its_own_dates_show() -> 
     # the layout decides when it says: then a date only the other order can read is flagged
     assert _dates(["01/11/2017", "31/10/2017"], day_first=False) == [
         ("2017-01-11", "corrected", ()), (None, "invalid", ("date_order",))]
+    assert _dates(["01/11/2017"], layout_day_first=True) == [("2017-11-01", "corrected", ())]
+    assert _dates(["01/11/2017"], layout_day_first=True, day_first=False)[0][0] == "2017-01-11"
 
 
 def test_an_ambiguous_date_in_a_workbook_is_marked_with_both_readings(tmp_path) -> None:
