@@ -131,3 +131,5 @@ def test_hidden_removed_counts_only_when_nothing_visible_changed() -> None:
     assert hidden_removed("bob", "Bob") == 0
     assert hidden_removed("Bob\u200b  Smith", "Bob Smith") == 0  # two spaces became one: visible
     assert hidden_removed("１３８", "138") == 0
+    assert hidden_removed("\u00a0张\u3000三\u200b ", "张\u3000三") == 3  # free text keeps U+3000
+    assert hidden_removed("a b", "ab") == 0 and hidden_removed("ab", "a b") == 0

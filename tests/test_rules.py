@@ -51,7 +51,7 @@ def test_messy_row_is_corrected_with_rule_names() -> None:
     got = {f: (c.value, c.outcome, c.rule) for f, c in result.cells.items() if c.outcome != "ok"}
     assert got == {
         "customer_id": ("C00042", "corrected", "strip_invisible, nfkc, trim, upper"),
-        "name": ("张 三", "corrected", "strip_invisible, trim"),
+        "name": ("张\u3000三", "corrected", "strip_invisible, trim"),  # the ideographic space is typed Chinese
         "phone": ("+86 138 0013 8000", "corrected", "phone"),
         "email": ("bob@acme.com", "corrected", "trim, email"),
         "signup_date": ("2024-03-05", "corrected", "date"),
@@ -195,7 +195,7 @@ def _text_layout(**remark: Any) -> Layout:
 
 def test_free_text_keeps_chinese_punctuation_width_folding_stays_for_typed_fields() -> None:
     rc = compile_rules(_text_layout())
-    for typed in ["退款，负数（客户要求）", "张三：ＶＩＰ客户！", "备注：“尽快”；见１号文件"]:
+    for typed in ["退款，负数（客户要求）", "张三：ＶＩＰ客户！", "备注：“尽快”；见１号文件", "王　五"]:
         cell = rc.normalise("remark", typed)
         assert (cell.value, cell.outcome) == (typed, "ok")
     # the other defaults still apply to free text: hidden characters, spaces
