@@ -389,3 +389,32 @@ def test_loss_check_knows_openpyxl_drops_header_and_background_pictures(tmp_path
     assert b"legacyDrawingHF" not in sheet and b"<picture" not in sheet
     plain = simple_book(tmp_path / "p.xlsx", [["ID"], ["C1"]])
     assert lost_features(open_zip(plain.read_bytes(), "p")) == []
+
+
+def test_loss_check_knows_connections_custom_xml_and_2010_drop_down_lists(tmp_path):
+    """More of what openpyxl drops (the round trip here shows it), named before a write."""
+    from book_parts import rewrite_parts, simple_book
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    book = simple_book(tmp_path / "b.xlsx", [["ID"], ["C1"]])
+    ext = (b'<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" xmlns:x14="http://schemas.microsoft.com/'
+           b'office/spreadsheetml/2009/9/main"><x14:dataValidations count="1" xmlns:xm="http://schemas.microsoft.'
+           b'com/office/excel/2006/main"><x14:dataValidation type="list"><x14:formula1><xm:f>Other!$A$1:$A$3'
+           b'</xm:f></x14:formula1><xm:sqref>A2</xm:sqref></x14:dataValidation></x14:dataValidations></ext></extLst>')
+
+    def edit(name: str, body: bytes) -> bytes:
+        if name == "xl/_rels/workbook.xml.rels":
+            return body.replace(b"</Relationships>", f'<Relationship Id="rIdC" Type="{rel}/connections" Target='
+                                f'"connections.xml"/><Relationship Id="rIdX" Type="{rel}/customXml" Target='
+                                f'"../customXml/item1.xml"/></Relationships>'.encode())
+        return body.replace(b"</worksheet>", ext + b"</worksheet>") if name == "xl/worksheets/sheet1.xml" else body
+    rewrite_parts(book, edit, {"xl/connections.xml": b'<connections xmlns="http://schemas.openxmlformats.org/'
+                               b'spreadsheetml/2006/main"><connection id="1" name="q" type="5"><dbPr connection='
+                               b'"Provider=x" command="SELECT 1"/></connection></connections>',
+                               "customXml/item1.xml": b"<root/>"})
+    lost = " | ".join(lost_features(open_zip(book.read_bytes(), "b")))
+    assert "data connections" in lost and "custom XML data" in lost and "another sheet" in lost
+    with pytest.warns(UserWarning):  # openpyxl says it drops the 2010 drop-down list
+        openpyxl.load_workbook(book).save(tmp_path / "round.xlsx")
+    z = zipfile.ZipFile(tmp_path / "round.xlsx")
+    assert not {"xl/connections.xml", "customXml/item1.xml"} & set(z.namelist())
+    assert b"dataValidation" not in z.read("xl/worksheets/sheet1.xml")

@@ -124,6 +124,8 @@ def lost_features(zf: zipfile.ZipFile) -> list[str]:
         lost.append("pictures in the print header or footer")
     if any(re.search(rb"<(?:\w+:)?picture\b", body) for _, body in sheet_parts):
         lost.append("sheet background pictures")
+    if any(b"x14:dataValidation" in body for _, body in sheet_parts):
+        lost.append("drop-down lists that take their values from another sheet (Excel 2010 form)")
     if any(re.search(rb"<(?:xdr:)?(?:sp|cxnSp)[\s>]", zf.read(n)) for n in drawings):
         lost.append("shapes and text boxes")
     checks: Iterable[tuple[bool, str]] = (
@@ -134,6 +136,10 @@ def lost_features(zf: zipfile.ZipFile) -> list[str]:
         (has("xl/slicers/") or has("xl/slicerCaches/") or has("xl/timelines/"), "slicers"),
         (has("xl/embeddings/"), "embedded objects"),
         (has("xl/richData/"), "pictures placed in cells"),
+        (has("xl/connections.xml") or has("xl/queryTables/"), "data connections and refreshable queries"),
+        (has("xl/model/"), "the Power Pivot data model"),
+        (has("customXml/"), "custom XML data (such as SharePoint document properties)"),
+        (has("xl/webextensions/"), "Office add-ins"),
     )
     lost.extend(label for present, label in checks if present)
     return lost
