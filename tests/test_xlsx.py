@@ -371,6 +371,9 @@ def test_a_workbook_sheetsync_cannot_write_is_refused_before_the_store_commits(t
     db = sqlite3.connect(tmp_path / "s.db")
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "t" not in tables or db.execute('SELECT COUNT(*) FROM "t"').fetchone() == (0,)
+    with pytest.raises(SourceError, match="cannot write corrections back"):  # an outbox replay, too
+        XlsxConnector(book, sheet="Customers").apply([Patch(2, 2, "corrected", write=True, value="Bob")])
+    assert book.read_bytes() == before
 
 
 def test_loss_check_knows_openpyxl_drops_header_and_background_pictures(tmp_path):

@@ -237,7 +237,9 @@ class XlsxConnector(LocalFile):
         if not patches and report is None:
             return Applied(applied=())
         data = self.bytes_to_patch(expected, self._where(self.sheet), "workbook")
-        open_zip(data, self._where())  # zip-bomb limits before anything inflates a part
+        # zip-bomb limits before anything inflates a part; an outbox queued for a workbook that
+        # turns out unwritable (xlsb, Strict) fails with the reason, not a parse error
+        refuse_unwritable(open_zip(data, self._where()), self._where())
         # Checked on calamine's view of these same bytes: the view `expected` texts came from,
         # and it lets an apply whose patches are all stale skip writing entirely.
         texts = _CellTexts(lambda: self._calamine_grid(data)[1])
