@@ -188,8 +188,8 @@ def test_check_rows_finds_the_one_bad_cell_among_clean_ones_of_any_type() -> Non
 
 def _text_layout(**remark: Any) -> Layout:
     return Layout.model_validate({
-        "table": "t", "source": {"kind": "memory", "name": "m"}, "key": "id",
-        "columns": {"id": {"pattern": r"^C\d{3}$"}, "remark": remark,
+        "table": "t", "source": {"kind": "memory", "name": "m"}, "key": "code",
+        "columns": {"id": {"pattern": r"^C\d{3}$"}, "remark": remark, "code": {}, "tax_no": {"unique": True},
                     "tier": {"one_of": ["VIP", "Gold"]}, "qty": {"type": "integer"}}})
 
 
@@ -204,6 +204,8 @@ def test_free_text_keeps_chinese_punctuation_width_folding_stays_for_typed_field
                                                      "strip_invisible, trim, collapse_spaces")
     # width folding stays where it means something
     assert rc.normalise("id", "Ｃ００１").value == "C001"          # an id pattern
+    assert rc.normalise("code", "Ｃ００１").value == "C001"        # the key
+    assert rc.normalise("tax_no", "９１１").value == "911"          # a unique column
     assert rc.normalise("tier", "ＶＩＰ").value == "VIP"            # matched against allowed values
     assert rc.normalise("qty", "１，２００").value == 1200            # a number
     # an admin asks for it on a text column

@@ -92,8 +92,10 @@ class RowChecker:
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
-        # width folding only where it means something: typed fields and id patterns, not free text
-        fold = column.type != "string" or column.pattern is not None or bool(column.one_of)
+        # width folding only where it means something: typed fields, ids (a pattern, the key, a
+        # unique column) and lists of allowed values; not free text, where ，and （ are correct Chinese
+        fold = (column.type != "string" or column.pattern is not None or bool(column.one_of)
+                or column.unique or field in layout.key_fields)
         chain = normaliser_chain(column.normalise, column.region or layout.region,
                                  column.format or layout.phone_format, fold_width=fold)
         rules = tuple(r for cls in COLUMN_RULES if (r := cls.from_column(column, layout)))
