@@ -294,3 +294,16 @@ def test_an_ambiguous_date_in_a_workbook_is_marked_with_both_readings(tmp_path) 
     ws = openpyxl.load_workbook(tmp_path / "b.xlsx").active
     assert ws["B2"].value == "03/04/2024"
     assert "2024-04-03（日在前）" in ws["B2"].comment.text and "2024-03-04（月在前）" in ws["B2"].comment.text
+
+
+def test_a_csv_with_chinese_punctuation_is_not_rewritten(tmp_path) -> None:
+    from sheetsync.engine import sync_once
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_bytes("编号,备注\r\nC001,退款，负数（客户要求）\r\nC002,王　五：已付款。\r\n".encode("utf-8"))
+    before = csv_path.read_bytes()
+    layout = tmp_path / "c.yaml"
+    layout.write_text("table: t\nsource: {kind: csv, path: c.csv}\nstore: s.db\nkey: id\ncolumns:\n"
+                      "  id: {header: 编号}\n  remark: {header: 备注}\n", encoding="utf-8")
+    result = sync_once(layout)
+    assert (result.inserted, result.corrected) == (2, 0)
+    assert csv_path.read_bytes() == before
