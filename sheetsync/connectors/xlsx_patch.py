@@ -140,10 +140,8 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
     if path is None or not pkg.has(path):
         raise SourceError(f"no sheet named {name!r}", where=where,
                           hint="sheets in this workbook: " + ", ".join(n for n, _ in sheets))
-    if any(k.endswith("/threadedComment") for _, k, _ in pkg.rels(path)):
-        # notes on this sheet would need the threads kept in step: openpyxl's path (and its loss
-        # guard) decides. Threads on other sheets are copied as they are, like every other part.
-        raise Unsupported("threaded comments on the synced sheet")
+    if any(k.endswith("/threadedComment") for _, k, _ in pkg.rels(path)):  # elsewhere: copied raw
+        raise Unsupported("threaded comments on the synced sheet")  # openpyxl's guarded path decides
     if report is not None and report.name == name:
         raise SourceError("the report tab has the same name as the synced sheet", where=where,
                           hint="set a different `report_tab` name in the layout")
