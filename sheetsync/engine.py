@@ -168,7 +168,8 @@ def _run(ctx: RunContext) -> None:
     exact_fields = {f for ks in ctx.layout.dedupe.exact for f in ks[:1]}
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")
-    checker = compile_rules(ctx.layout, date1904=bool(data.meta.get("date1904")))
+    checker = compile_rules(ctx.layout, [r.values for r in data.rows], cols,
+                            date1904=bool(data.meta.get("date1904")))
     sheet, todo, known = _identify(ctx, data, cols, checker, where)
     checked = _validate(ctx, sheet, todo, checker, cols, known)
     ctx.hook("dedupe")

@@ -26,7 +26,7 @@ _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 
 FieldType = Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime",
                     "enum", "email", "phone", "url"]
-Normaliser = Literal["trim", "collapse_spaces", "nfkc", "strip_invisible", "lower", "upper", "title",
+Normaliser = Literal["trim", "collapse_spaces", "nfkc", "nfc", "strip_invisible", "lower", "upper", "title",
                      "phone", "date", "none"]
 Colour = str  # "RRGGBB"
 
@@ -78,7 +78,8 @@ class Column(Strict):
     region: str | None = None            # type phone: default region, else the layout's
     format: Literal["E164", "international", "national"] | None = None  # type phone output
     input_formats: list[str] = []        # type date/datetime: extra strptime formats tried first
-    day_first: bool = False              # type date: 03/04/2024 is 3 April
+    day_first: bool | None = None        # date/datetime: 03/04/2024 is 3 April (true) or 4 March
+                                         # (false); unset: the layout's, else the column's own dates decide
     decimals: int | None = None          # type decimal: places kept
     true_values: list[str] = []          # type boolean: extra words for true/false
     false_values: list[str] = []
@@ -343,6 +344,7 @@ class Layout(Strict):
     language: Literal["en", "zh"] = "en"
     region: str = "CN"                   # default phone region
     phone_format: Literal["E164", "international", "national"] = "international"
+    day_first: bool | None = None        # default of every date column's day_first
     dedupe: Dedupe = Dedupe()
     conflict: Literal["store", "sheet", "flag"] = "flag"
     colours: Colours = Colours()

@@ -64,6 +64,7 @@ def semantic_issues(data: dict) -> list[tuple[Path_, str]]:
         ref(("access", "row_scope", "field"), scope.get("field"), "row_scope field")
     out.extend(_header_issues(columns))
     out.extend(_source_issues(data.get("source")))
+    out.extend(_report_tab_issues(data))
     out.extend(_archive_issues(data, columns))
     return out
 
@@ -115,17 +116,54 @@ def _header_issues(columns: dict) -> list[tuple[Path_, str]]:
     return out
 
 
+#: workbook files kind xlsx can read (calamine) but sheetsync cannot write back: refused up front,
+#: not after a run has committed its changes
+UNWRITABLE_SUFFIXES = {".xlsb": "an Excel binary workbook", ".xls": "an Excel 97-2003 workbook",
+                       ".ods": "an OpenDocument spreadsheet", ".fods": "an OpenDocument spreadsheet",
+                       ".numbers": "a Numbers spreadsheet"}
+#: what Excel refuses in a sheet name (the report tab is created by sheetsync)
+_TAB_CHARS = set("[]:*?/\\")
+
+
 def _source_issues(source: Any) -> list[tuple[Path_, str]]:
     if not isinstance(source, dict):
         return []
     kind = source.get("kind")
     if kind in ("xlsx", "csv", "excel") and not source.get("path"):
         return [(("source",), f"source.path is required for kind {kind}")]
+    suffix = str(source.get("path") or "").lower().rpartition(".")[2]
+    if kind == "xlsx" and "." + suffix in UNWRITABLE_SUFFIXES:
+        return [(("source", "path"), f"{source['path']} is {UNWRITABLE_SUFFIXES['.' + suffix]}: sheetsync "
+                 "can read it but not write corrections back; open it in Excel and save it as an "
+                 "Excel Workbook (.xlsx), then point source.path at the .xlsx file")]
     if kind == "gsheets" and not (source.get("spreadsheet_id") or source.get("url")):
         return [(("source",), "kind gsheets needs spreadsheet_id or url")]
     if kind == "memory" and not source.get("name"):
         return [(("source",), "kind memory needs name")]
     return []
+
+
+def _report_tab_issues(data: dict) -> list[tuple[Path_, str]]:
+    """Excel's rules for a sheet name, checked before a run creates the tab (not after it commits)."""
+    tab = data.get("report_tab")
+    if not isinstance(tab, str) or tab == "":  # "" and null both mean no report tab
+        return []
+    source = data.get("source")
+    sheet = source.get("sheet") if isinstance(source, dict) else None
+    bad = sorted(set(tab) & _TAB_CHARS)
+    if not tab.strip() or len(tab) > 31:
+        why = "must be 1-31 characters long"
+    elif bad:
+        why = "may not contain " + " ".join(bad) + " (Excel refuses [ ] : * ? / \\ in a sheet name)"
+    elif tab.startswith("'") or tab.endswith("'"):
+        why = "may not begin or end with an apostrophe"
+    elif tab.casefold() == "history":
+        why = "may not be History (Excel reserves that name)"
+    elif isinstance(sheet, str) and tab.casefold() == sheet.casefold():
+        why = "is the synced sheet itself; pick another name"
+    else:
+        return []
+    return [(("report_tab",), f"report tab {tab!r} {why}")]
 
 
 def _archive_issues(data: dict, columns: dict) -> list[tuple[Path_, str]]:

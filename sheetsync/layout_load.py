@@ -265,10 +265,32 @@ def check_paths(paths: list[Path]) -> list[Issue]:
     issues: list[Issue] = []
     for path in layout_files(paths):
         try:
-            load_layout(path)
+            loaded = load_layout(path)
         except LayoutError as exc:
             issues += exc.issues or [(str(path), 0, "", exc.message)]
+            continue
+        issues += _workbook_issues(path, loaded)
     return issues
+
+
+def _workbook_issues(path: Path, loaded: LoadedLayout) -> list[Issue]:
+    """An existing xlsx source that sheetsync could read but not write (.xlsb or Strict Open XML
+    content under any name): refused by `check`, as the run refuses it before reading rows."""
+    source = loaded.layout.source
+    file = loaded.resolve(source.path) if source.kind == "xlsx" and source.path else None
+    if file is None or not file.is_file():
+        return []
+    from .connectors.xlsx_guard import open_zip, unwritable_format
+    try:
+        kind = unwritable_format(open_zip(file.read_bytes(), str(file)))
+    except Exception:  # not a zip, unreadable: the run says so with its own message
+        return []
+    if not kind:
+        return []
+    _, lines = _read_yaml(path)
+    return [(str(path), _line(lines, ("source", "path")), "source.path",
+             f"{source.path} is {kind}: sheetsync can read it but not write corrections back; "
+             "open it in Excel and save it as an Excel Workbook (.xlsx)")]
 
 
 def format_issue(issue: Issue) -> str:

@@ -37,6 +37,14 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "type.datetime": ("Not a date and time", "不是日期时间",
                       "{field}: `{value}` is not a valid date and time (expected YYYY-MM-DD HH:MM:SS)",
                       "{field}：`{value}` 不是有效的日期时间（应为 YYYY-MM-DD HH:MM:SS）"),
+    "date_ambiguous": ("Ambiguous date", "日期有歧义",
+                       "{field}: `{value}` could be {day_first} (day first) or {month_first} (month first); "
+                       "please type it as YYYY-MM-DD",
+                       "{field}：`{value}` 可能是 {day_first}（日在前），也可能是 {month_first}（月在前），"
+                       "请写成 YYYY-MM-DD 格式"),
+    "date_order": ("Date in the other order", "日期顺序不符",
+                   "{field}: `{value}` is not a date in this column's order {order}; please type it as YYYY-MM-DD",
+                   "{field}：`{value}` 不符合本列的日期顺序 {order}，请写成 YYYY-MM-DD 格式"),
     "type.enum": ("Not an allowed value", "不是允许的值",
                   "{field}: `{value}` is not one of {expected}",
                   "{field}：`{value}` 不是允许的值（{expected}）"),
@@ -78,6 +86,10 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "corrected": ("Corrected", "已更正",
                   "changed from `{old}` to `{new}` by sheetsync (rule: {rule})",
                   "sheetsync 已将 `{old}` 改为 `{new}`（规则：{rule}）"),
+    "corrected_hidden": ("Hidden characters removed", "已删除看不见的字符",
+                         "removed {count} hidden character(s) (invisible spaces or marks); "
+                         "the text you see is unchanged",
+                         "sheetsync 已删除 {count} 个看不见的字符（隐藏的空格或控制符），看到的文字没有变化"),
     "duplicate": ("Possible duplicate", "可能重复",
                   "possible duplicate of row {other_row} ({other_key}): {reason}",
                   "可能与第 {other_row} 行（{other_key}）重复：{reason}"),

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
 
 from .model import Problem, WriteValue, canonical_text
+from .rules.normalise import hidden_removed
 from .store import BaseRow
 
 Policy = Literal["store", "sheet", "flag"]
@@ -237,8 +238,12 @@ def _take_sheet(decision: RowDecision, name: str, cell: Any, store_text: str, fo
     if cell.outcome == "corrected":
         decision.counts["corrected"] += 1
         decision.writes[name] = cell.value
-        decision.mark(name, "corrected", {"old": canonical_text(cell.raw), "new": value_text,
-                                          "rule": cell.rule or "normalise"})
+        old = canonical_text(cell.raw)
+        params = {"old": old, "new": value_text, "rule": cell.rule or "normalise"}
+        hidden = hidden_removed(old, value_text) if isinstance(cell.raw, str) else 0
+        if hidden:  # "changed from `Bob Smith` to `Bob Smith`" would look like nothing changed
+            params.update(code="corrected_hidden", count=hidden)
+        decision.mark(name, "corrected", params)
     decision.base_sheet[name] = value_text
     decision.base_store[name] = value_text
 

@@ -226,3 +226,33 @@ archive:
     assert "older_than_days" in keys["archive.when[3].field"][1]
     bad_tab = issues_of(write(tmp_path, ARCHIVED + "  tab: 'old/closed'\n", "tab.yaml"))
     assert [(k, "1-31 characters" in m) for _, k, m in bad_tab] == [("archive.tab", True)]
+
+
+@pytest.mark.parametrize("tab, why", [
+    ("Customer problems and open questions", "1-31 characters"), ("问题:待办", "may not contain :"),
+    ("a/b", "may not contain /"), ("[x]", "may not contain [ ]"), ("history", "History"),
+    ("'quoted'", "apostrophe"), ("Sheet1", "the synced sheet"), ("  ", "1-31 characters")])
+def test_report_tab_name_is_checked_against_excels_rules(tmp_path: Path, tab: str, why: str) -> None:
+    text = GOOD.replace("  path: customers.xlsx\n", "  path: customers.xlsx\n  sheet: Sheet1\n")
+    path = write(tmp_path, text + f"report_tab: {json.dumps(tab, ensure_ascii=False)}\n")
+    (line, key, msg), = issues_of(path)
+    assert (line, key) == (text.count("\n") + 1, "report_tab") and why in msg and repr(tab) in msg
+    ok = write(tmp_path, text + "report_tab: 问题清单\n", "ok.yaml")
+    assert check_paths([ok]) == []
+
+
+@pytest.mark.parametrize("name", ["customers.xlsb", "customers.ods", "Customers.XLS"])
+def test_check_refuses_workbook_kinds_sheetsync_cannot_write(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, GOOD.replace("customers.xlsx", name))
+    (line, key, msg), = issues_of(path)
+    assert (line, key) == (4, "source.path") and name in msg and "save it as an Excel Workbook (.xlsx)" in msg
+
+
+def test_check_refuses_a_strict_open_xml_workbook_by_its_content(tmp_path: Path) -> None:
+    from book_parts import simple_book, strict_book
+    path = write(tmp_path, GOOD)
+    strict_book(tmp_path / "customers.xlsx", [["customer_id"], ["C00001"]])
+    (issue,) = check_paths([path])
+    assert issue[1:3] == (4, "source.path") and "Strict Open XML" in issue[3]
+    simple_book(tmp_path / "customers.xlsx", [["customer_id"], ["C00001"]])
+    assert check_paths([path]) == []

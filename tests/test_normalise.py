@@ -119,3 +119,17 @@ def test_fast_cn_mobile_path_agrees_with_phonenumbers() -> None:
             assert phonenumbers.is_valid_number(number), text
             assert fast == phonenumbers.format_number(number, n._FORMATS[fmt]), (text, fmt)
     assert fast_hits > 3000
+
+
+def test_hidden_removed_counts_only_when_nothing_visible_changed() -> None:
+    from sheetsync.rules.normalise import hidden_removed
+    assert hidden_removed("Bob\u200bSmith", "Bob Smith") == 0  # a space appeared: visible
+    assert hidden_removed("Bob\u200b Smith\u00a0", "Bob Smith") == 2
+    assert hidden_removed("Bob\u00a0Smith", "Bob Smith") == 1
+    assert hidden_removed("\ufeff张三\u200d", "张三") == 2
+    assert hidden_removed("Bob ", "Bob") == 1
+    assert hidden_removed("bob", "Bob") == 0
+    assert hidden_removed("Bob\u200b  Smith", "Bob Smith") == 0  # two spaces became one: visible
+    assert hidden_removed("１３８", "138") == 0
+    assert hidden_removed("\u00a0张\u3000三\u200b ", "张\u3000三") == 3  # free text keeps U+3000
+    assert hidden_removed("a b", "ab") == 0 and hidden_removed("ab", "a b") == 0

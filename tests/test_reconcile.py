@@ -135,3 +135,27 @@ def test_a_row_whose_key_was_typed_over_keeps_its_base_and_changes_nothing():
     assert d.base_sheet == BASE.sheet and d.base_store == BASE.store
     assert [(p.code, p.field, dict(p.params)) for p in d.problems] == [("key_taken", "id", {"key": "C2", "other_row": 3})]
     assert d.marks == {"id": ("invalid", {"code": "key_taken", "key": "C2", "other_row": 3})}
+
+
+def test_a_correction_that_only_removes_hidden_characters_says_so(tmp_path):
+    """On a real .xlsx: the note on `Bob<ZWSP> Smith<NBSP>` says two hidden characters were
+    removed (English, and Chinese for a zh layout), not "changed from `Bob Smith` to `Bob Smith`"."""
+    import openpyxl
+
+    from sheetsync.engine import sync_once
+    for lang, want in [("en", "removed 2 hidden character(s)"), ("zh", "已删除 2 个看不见的字符")]:
+        book = tmp_path / f"{lang}.xlsx"
+        wb = openpyxl.Workbook()
+        wb.active.append(["ID", "Name", "Email"])
+        wb.active.append(["C001", "Bob\u200b Smith\u00a0", "Bob@x.cn"])
+        wb.save(book)
+        layout = tmp_path / f"{lang}.yaml"
+        layout.write_text(f"table: t_{lang}\nsource: {{kind: xlsx, path: {lang}.xlsx}}\nstore: s.db\nkey: id\n"
+                          f"language: {lang}\ncolumns:\n  id: {{header: ID}}\n  name: {{header: Name}}\n"
+                          "  email: {header: Email, type: email}\n", encoding="utf-8")
+        sync_once(layout)
+        ws = openpyxl.load_workbook(book).active
+        assert ws["B2"].value == "Bob Smith"
+        note = ws["B2"].comment.text
+        assert want in note and "`Bob" not in note
+        assert "`Bob@x.cn`" in ws["C2"].comment.text  # a visible change keeps "changed from ... to ..."

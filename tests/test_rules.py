@@ -51,7 +51,7 @@ def test_messy_row_is_corrected_with_rule_names() -> None:
     got = {f: (c.value, c.outcome, c.rule) for f, c in result.cells.items() if c.outcome != "ok"}
     assert got == {
         "customer_id": ("C00042", "corrected", "strip_invisible, nfkc, trim, upper"),
-        "name": ("张 三", "corrected", "strip_invisible, trim"),
+        "name": ("张\u3000三", "corrected", "strip_invisible, trim"),  # the ideographic space is typed Chinese
         "phone": ("+86 138 0013 8000", "corrected", "phone"),
         "email": ("bob@acme.com", "corrected", "trim, email"),
         "signup_date": ("2024-03-05", "corrected", "date"),
@@ -184,3 +184,126 @@ def test_check_rows_finds_the_one_bad_cell_among_clean_ones_of_any_type() -> Non
     assert [r.problems == () for r in compile_rules(LAYOUT).check_rows(rows, cols)] == [True, True]
     rows = [("C00004", "D", "d@x.cn"), ("C0000X", "E", "e@x.cn")]
     assert [flat(r) for r in compile_rules(LAYOUT).check_rows(rows, cols)] == [[], [("customer_id", "pattern")]]
+
+
+def _text_layout(**remark: Any) -> Layout:
+    return Layout.model_validate({
+        "table": "t", "source": {"kind": "memory", "name": "m"}, "key": "code",
+        "columns": {"id": {"pattern": r"^C\d{3}$"}, "remark": remark, "code": {}, "tax_no": {"unique": True},
+                    "tier": {"one_of": ["VIP", "Gold"]}, "qty": {"type": "integer"}}})
+
+
+def test_free_text_keeps_chinese_punctuation_width_folding_stays_for_typed_fields() -> None:
+    rc = compile_rules(_text_layout())
+    for typed in ["退款，负数（客户要求）", "张三：ＶＩＰ客户！", "备注：“尽快”；见１号文件", "王　五"]:
+        cell = rc.normalise("remark", typed)
+        assert (cell.value, cell.outcome) == (typed, "ok")
+    # the other defaults still apply to free text: hidden characters, spaces
+    cell = rc.normalise("remark", " 退款，\u200b负数  （客户要求） ")
+    assert (cell.value, cell.outcome, cell.rule) == ("退款，负数 （客户要求）", "corrected",
+                                                     "strip_invisible, trim, collapse_spaces")
+    # width folding stays where it means something
+    assert rc.normalise("id", "Ｃ００１").value == "C001"          # an id pattern
+    assert rc.normalise("code", "Ｃ００１").value == "C001"        # the key
+    assert rc.normalise("tax_no", "９１１").value == "911"          # a unique column
+    assert rc.normalise("tier", "ＶＩＰ").value == "VIP"            # matched against allowed values
+    assert rc.normalise("qty", "１，２００").value == 1200            # a number
+    # an admin asks for it on a text column
+    rc = compile_rules(_text_layout(normalise=["nfkc", "trim"]))
+    cell = rc.normalise("remark", "退款，负数（客户要求）")
+    assert (cell.value, cell.outcome, cell.rule) == ("退款,负数(客户要求)", "corrected", "nfkc")
+
+
+def test_a_workbook_with_chinese_punctuation_is_left_as_typed(tmp_path) -> None:
+    """The whole run on a real .xlsx: the text cell is neither rewritten nor marked, the store
+    holds it as typed, and a full-width phone in the same row is still folded."""
+    import openpyxl
+
+    from sheetsync.engine import sync_once
+    book = tmp_path / "c.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["编号", "备注", "电话"])
+    wb.active.append(["C001", "退款，负数（客户要求）", "１３８００１３８０００"])
+    wb.save(book)
+    layout = tmp_path / "c.yaml"
+    layout.write_text("table: t\nsource: {kind: xlsx, path: c.xlsx}\nstore: s.db\nkey: id\ncolumns:\n"
+                      "  id: {header: 编号}\n  remark: {header: 备注}\n  phone: {header: 电话, type: phone}\n",
+                      encoding="utf-8")
+    for _ in range(2):
+        result = sync_once(layout)
+    assert result.corrected == 0
+    ws = openpyxl.load_workbook(book)["Sheet"]
+    assert ws["B2"].value == "退款，负数（客户要求）" and ws["B2"].comment is None
+    assert ws["B2"].fill.fill_type is None
+    assert ws["C2"].value == "+86 138 0013 8000"
+    import sqlite3
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute('SELECT "remark" FROM "t"').fetchone() == ("退款，负数（客户要求）",)
+
+
+def _dates(values: list[str], layout_day_first: bool | None = None,
+           **column: Any) -> list[tuple[Any, str, tuple[str, ...]]]:
+    layout = Layout.model_validate({"table": "t", "source": {"kind": "memory", "name": "m"},
+                                    "day_first": layout_day_first, "columns": {"day": {"type": "date", **column}}})
+    rc = compile_rules(layout, [(v,) for v in values], {"day": 0})
+    return [(c.value, c.outcome, tuple(p.code for p in c.problems)) for c in rc.column("day", values)]
+
+
+def test_a_date_column_reads_day_and_month_in_one_order_its_own_dates_show() -> None:
+    # 31/10 can only be day first: so 01/11 is 1 November, not 11 January
+    assert _dates(["31/10/2017", "01/11/2017"]) == [("2017-10-31", "corrected", ()),
+                                                    ("2017-11-01", "corrected", ())]
+    assert _dates(["12/25/2017", "01/11/2017"])[1] == ("2017-01-11", "corrected", ())
+    # no evidence, or both orders typed: a date that reads two ways is flagged, not guessed
+    assert _dates(["01/11/2017", "2017-03-05"]) == [(None, "invalid", ("date_ambiguous",)),
+                                                    ("2017-03-05", "ok", ())]
+    mixed = _dates(["31/10/2017", "12/25/2017", "01/11/2017", "05/05/2017"])
+    assert [m[1:] for m in mixed] == [("corrected", ()), ("corrected", ()), ("invalid", ("date_ambiguous",)),
+                                      ("corrected", ())]
+    # the layout decides when it says: then a date only the other order can read is flagged
+    assert _dates(["01/11/2017", "31/10/2017"], day_first=False) == [
+        ("2017-01-11", "corrected", ()), (None, "invalid", ("date_order",))]
+    assert _dates(["01/11/2017"], layout_day_first=True) == [("2017-11-01", "corrected", ())]
+    assert _dates(["01/11/2017"], layout_day_first=True, day_first=False)[0][0] == "2017-01-11"
+
+
+def test_an_ambiguous_date_in_a_workbook_is_marked_with_both_readings(tmp_path) -> None:
+    """End to end on a real .xlsx: dates typed as text, one workbook day-first, one with no
+    evidence. The store holds the day-first readings; the ambiguous cell carries a note naming
+    both readings (English and Chinese) and nothing is stored for it."""
+    import sqlite3
+
+    import openpyxl
+
+    from sheetsync.engine import sync_once
+    for name, dates, lang in [("a", ["31/10/2017", "01/11/2017"], "en"), ("b", ["03/04/2024", "2024-05-06"], "zh")]:
+        wb = openpyxl.Workbook()
+        wb.active.append(["ID", "Signed"])
+        for i, text in enumerate(dates, start=1):
+            wb.active.append([f"C{i:03d}", text])
+        wb.save(tmp_path / f"{name}.xlsx")
+        (tmp_path / f"{name}.yaml").write_text(
+            f"table: {name}\nsource: {{kind: xlsx, path: {name}.xlsx}}\nstore: s.db\nkey: id\nlanguage: {lang}\n"
+            "columns:\n  id: {header: ID}\n  signed: {header: Signed, type: date}\n", encoding="utf-8")
+        sync_once(tmp_path / f"{name}.yaml")
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute('SELECT "id", "signed" FROM "a" ORDER BY "id"').fetchall() == [
+        ("C001", "2017-10-31"), ("C002", "2017-11-01")]
+    assert db.execute('SELECT "id", "signed" FROM "b" ORDER BY "id"').fetchall() == [
+        ("C001", None), ("C002", "2024-05-06")]
+    ws = openpyxl.load_workbook(tmp_path / "b.xlsx").active
+    assert ws["B2"].value == "03/04/2024"
+    assert "2024-04-03（日在前）" in ws["B2"].comment.text and "2024-03-04（月在前）" in ws["B2"].comment.text
+
+
+def test_a_csv_with_chinese_punctuation_is_not_rewritten(tmp_path) -> None:
+    from sheetsync.engine import sync_once
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_bytes("编号,备注\r\nC001,退款，负数（客户要求）\r\nC002,王　五：已付款。\r\n".encode("utf-8"))
+    before = csv_path.read_bytes()
+    layout = tmp_path / "c.yaml"
+    layout.write_text("table: t\nsource: {kind: csv, path: c.csv}\nstore: s.db\nkey: id\ncolumns:\n"
+                      "  id: {header: 编号}\n  remark: {header: 备注}\n", encoding="utf-8")
+    result = sync_once(layout)
+    assert (result.inserted, result.corrected) == (2, 0)
+    assert csv_path.read_bytes() == before

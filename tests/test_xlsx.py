@@ -219,9 +219,10 @@ def add_parts(path: Path, parts: dict[str, bytes]) -> None:
 
 
 def test_feature_loss_refused_unless_allowed(tmp_path):
+    from book_parts import add_threaded_comment
     path = make_book(tmp_path / "c.xlsx")
-    add_parts(path, {"xl/threadedComments/threadedComment1.xml": b"<ThreadedComments/>",
-                     "xl/drawings/drawing1.xml": b"<xdr:wsDr><xdr:sp><xdr:txBody/></xdr:sp></xdr:wsDr>",
+    add_threaded_comment(path, "xl/worksheets/sheet1.xml")  # on the synced sheet: openpyxl's path
+    add_parts(path, {"xl/drawings/drawing1.xml": b"<xdr:wsDr><xdr:sp><xdr:txBody/></xdr:sp></xdr:wsDr>",
                      "xl/media/image1.png": b"\x89PNG"})
     before = path.read_bytes()
     patch = Patch(4, 1, "corrected", write=True, value="x")
@@ -565,3 +566,83 @@ def test_openpyxl_path_writes_typed_values_and_never_over_a_formula(tmp_path):
     assert ws["C3"].value == dt.datetime(2024, 1, 7) and ws["C3"].is_date
     assert ws["B3"].value == 10000 and ws["B3"].number_format == "#,##0.00"
     assert ws["H2"].value == "=B2*2" and fill_of(ws["H2"]) == "FFC7CE"
+
+
+@pytest.mark.parametrize("kind", ["strict", "ods_named_xlsx", "xlsb_named_xlsx"])
+def test_a_workbook_sheetsync_cannot_write_is_refused_before_the_store_commits(tmp_path, kind):
+    """Strict Open XML, .ods and .xlsb content: calamine reads them, the write-back cannot. The run
+    stops at the read with a clear message, nothing in the store, the file untouched."""
+    import sqlite3
+
+    from book_parts import ods_book, simple_book, rewrite_parts, strict_book
+    from sheetsync.engine import sync_once
+    book = tmp_path / "c.xlsx"
+    rows = [["ID", "Name"], ["C001", " Bob "]]
+    if kind == "strict":
+        strict_book(book, rows)
+    elif kind == "ods_named_xlsx":
+        ods_book(book, rows)
+    else:  # the binary workbook's parts are not XML: its zip layout is what gives it away
+        simple_book(book, rows)
+        rewrite_parts(book, lambda n, b: None if n == "xl/workbook.xml" else b, {"xl/workbook.bin": b"\x83\x01\x00"})
+    before = book.read_bytes()
+    layout = tmp_path / "c.yaml"
+    layout.write_text("table: t\nsource: {kind: xlsx, path: c.xlsx, sheet: Customers}\nstore: s.db\nkey: id\n"
+                      "columns:\n  id: {header: ID}\n  name: {header: Name}\n", encoding="utf-8")
+    with pytest.raises(SourceError) as info:
+        sync_once(layout)
+    assert "cannot write corrections back" in info.value.message and "save it as" in info.value.hint
+    assert book.read_bytes() == before
+    db = sqlite3.connect(tmp_path / "s.db")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "t" not in tables or db.execute('SELECT COUNT(*) FROM "t"').fetchone() == (0,)
+    with pytest.raises(SourceError, match="cannot write corrections back"):  # an outbox replay, too
+        XlsxConnector(book, sheet="Customers").apply([Patch(2, 2, "corrected", write=True, value="Bob")])
+    assert book.read_bytes() == before
+
+
+def test_loss_check_knows_openpyxl_drops_header_and_background_pictures(tmp_path):
+    """Whether Pillow is installed or not: openpyxl's round trip really drops both (checked here),
+    so the fallback must refuse them."""
+    from book_parts import PNG, add_header_picture, rewrite_parts, simple_book
+    book = simple_book(tmp_path / "b.xlsx", [["ID"], ["C1"]])
+    add_header_picture(book)
+    rewrite_parts(book, lambda n, b: b.replace(b"</worksheet>", b'<picture r:id="rIdHF1" xmlns:r="http://schemas.'
+                                               b'openxmlformats.org/officeDocument/2006/relationships"/></worksheet>')
+                  if n == "xl/worksheets/sheet1.xml" else b)
+    lost = lost_features(open_zip(book.read_bytes(), "b"))
+    assert {"pictures in the print header or footer", "sheet background pictures"} <= set(lost)
+    openpyxl.load_workbook(book).save(tmp_path / "round.xlsx")
+    sheet = zipfile.ZipFile(tmp_path / "round.xlsx").read("xl/worksheets/sheet1.xml")
+    assert b"legacyDrawingHF" not in sheet and b"<picture" not in sheet
+    plain = simple_book(tmp_path / "p.xlsx", [["ID"], ["C1"]])
+    assert lost_features(open_zip(plain.read_bytes(), "p")) == []
+
+
+def test_loss_check_knows_connections_custom_xml_and_2010_drop_down_lists(tmp_path):
+    """More of what openpyxl drops (the round trip here shows it), named before a write."""
+    from book_parts import rewrite_parts, simple_book
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    book = simple_book(tmp_path / "b.xlsx", [["ID"], ["C1"]])
+    ext = (b'<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" xmlns:x14="http://schemas.microsoft.com/'
+           b'office/spreadsheetml/2009/9/main"><x14:dataValidations count="1" xmlns:xm="http://schemas.microsoft.'
+           b'com/office/excel/2006/main"><x14:dataValidation type="list"><x14:formula1><xm:f>Other!$A$1:$A$3'
+           b'</xm:f></x14:formula1><xm:sqref>A2</xm:sqref></x14:dataValidation></x14:dataValidations></ext></extLst>')
+
+    def edit(name: str, body: bytes) -> bytes:
+        if name == "xl/_rels/workbook.xml.rels":
+            return body.replace(b"</Relationships>", f'<Relationship Id="rIdC" Type="{rel}/connections" Target='
+                                f'"connections.xml"/><Relationship Id="rIdX" Type="{rel}/customXml" Target='
+                                f'"../customXml/item1.xml"/></Relationships>'.encode())
+        return body.replace(b"</worksheet>", ext + b"</worksheet>") if name == "xl/worksheets/sheet1.xml" else body
+    rewrite_parts(book, edit, {"xl/connections.xml": b'<connections xmlns="http://schemas.openxmlformats.org/'
+                               b'spreadsheetml/2006/main"><connection id="1" name="q" type="5"><dbPr connection='
+                               b'"Provider=x" command="SELECT 1"/></connection></connections>',
+                               "customXml/item1.xml": b"<root/>"})
+    lost = " | ".join(lost_features(open_zip(book.read_bytes(), "b")))
+    assert "data connections" in lost and "custom XML data" in lost and "another sheet" in lost
+    with pytest.warns(UserWarning):  # openpyxl says it drops the 2010 drop-down list
+        openpyxl.load_workbook(book).save(tmp_path / "round.xlsx")
+    z = zipfile.ZipFile(tmp_path / "round.xlsx")
+    assert not {"xl/connections.xml", "customXml/item1.xml"} & set(z.namelist())
+    assert b"dataValidation" not in z.read("xl/worksheets/sheet1.xml")

@@ -330,3 +330,123 @@ def test_a_date_in_a_column_without_dates_gets_the_locales_short_date(tmp_path):
     ws = openpyxl.load_workbook(out).active
     assert ws["A2"].value == dt.datetime(2024, 1, 7) and ws["A2"].number_format == "mm-dd-yy"  # built-in 14
     assert ws["B2"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["B2"].is_date
+
+
+def _hf_book(path: Path, person_note: bool) -> Path:
+    from book_parts import add_header_picture
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    ws.append(["ID", "Name"])
+    ws.append(["C001", "Bob"])
+    if person_note:
+        ws["A2"].comment = Comment("call him after 6pm", "Li")
+    wb.save(path)
+    add_header_picture(path)
+    return path
+
+
+def _note_cells(vml: bytes) -> set[tuple[int, int]]:
+    """(row, column), 0-based as VML keeps them, of every note shape in a VML part."""
+    import re
+    return {(int(r), int(c)) for r, c in re.findall(
+        rb"<(?:\w+:)?Row>(\d+)</(?:\w+:)?Row>\s*<(?:\w+:)?Column>(\d+)</", vml)}
+
+
+@pytest.mark.parametrize("person_note", [False, True])
+def test_a_sheet_with_a_print_header_picture_gets_its_notes_and_keeps_the_picture(tmp_path, person_note):
+    """The header picture's VML is listed first among the sheet's vmlDrawing relationships. The
+    new note goes into the notes' VML (the one <legacyDrawing> names, created when missing), the
+    picture's VML, image and <legacyDrawingHF> stay byte for byte, and openpyxl reads the note."""
+    import re
+    path = _hf_book(tmp_path / "hf.xlsx", person_note)
+    before = zipfile.ZipFile(path)
+    hf_vml, logo = before.read("xl/drawings/vmlDrawingHF1.vml"), before.read("xl/media/headerlogo.png")
+    patch = Patch(row=2, col=2, kind="invalid", fill="FFC7CE", note="sheetsync: Name is odd")
+    applied = XlsxConnector(path).apply([patch])
+    assert applied.applied == (patch,)
+    z = zipfile.ZipFile(path)
+    assert z.read("xl/drawings/vmlDrawingHF1.vml") == hf_vml and z.read("xl/media/headerlogo.png") == logo
+    sheet = z.read("xl/worksheets/sheet1.xml")
+    assert re.search(rb'<legacyDrawingHF [^>]*r:id="rIdHF1"', sheet)
+    rid = re.search(rb'<legacyDrawing [^>]*r:id="([^"]+)"', sheet).group(1).decode()
+    assert sheet.index(b"<legacyDrawing ") < sheet.index(b"<legacyDrawingHF")  # CT_Worksheet's order
+    rels = z.read("xl/worksheets/_rels/sheet1.xml.rels").decode()
+    target = re.search(rf'Id="{rid}"[^>]*Target="/?([^"]+)"|Target="/?([^"]+)"[^>]*Id="{rid}"', rels)
+    notes_vml = z.read((target.group(1) or target.group(2)).replace("../", "xl/"))
+    assert _note_cells(notes_vml) == ({(1, 0), (1, 1)} if person_note else {(1, 1)})
+    if not person_note:  # a new notes VML takes a shape-id block the header's VML does not use
+        assert b'data="2"' in notes_vml and b"_x0000_s2049" in notes_vml
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert ws["B2"].comment.text == "sheetsync: Name is odd" and fill_code(ws["B2"].fill) == "FFC7CE"
+    assert (ws["A2"].comment.text if ws["A2"].comment else None) == ("call him after 6pm" if person_note else None)
+
+
+def test_a_threaded_comment_on_another_sheet_does_not_block_the_direct_patch(tmp_path):
+    """A discussion thread on the "Other" tab: the synced sheet is patched directly and the thread,
+    its persons list and the other sheet stay byte for byte. A thread on the synced sheet itself
+    still goes to openpyxl's path, whose loss check refuses it."""
+    from book_parts import add_threaded_comment
+    from sheetsync.errors import FeatureLossError
+    def book(name: str, sheet_part: str, ref: str) -> Path:
+        wb = openpyxl.Workbook()
+        wb.active.title = "Customers"
+        wb.active.append(["ID", "Name"])
+        wb.active.append(["C001", "Bob"])
+        wb.create_sheet("Other")["A1"] = "talk"
+        wb.save(tmp_path / name)
+        add_threaded_comment(tmp_path / name, sheet_part, ref)
+        return tmp_path / name
+
+    path = book("tc.xlsx", "xl/worksheets/sheet2.xml", "A1")
+    before = {n: zipfile.ZipFile(path).read(n) for n in ("xl/threadedComments/threadedComment1.xml",
+                                                          "xl/persons/person.xml", "xl/worksheets/sheet2.xml",
+                                                          "xl/worksheets/_rels/sheet2.xml.rels")}
+    patch = Patch(row=2, col=2, kind="corrected", write=True, value="Bob Smith", fill="C6EFCE",
+                  note="sheetsync: changed")
+    assert XlsxConnector(path, sheet="Customers").apply([patch]).applied == (patch,)
+    z = zipfile.ZipFile(path)
+    assert {n: z.read(n) for n in before} == before
+    ws = openpyxl.load_workbook(path)["Customers"]
+    assert ws["B2"].value == "Bob Smith" and ws["B2"].comment.text == "sheetsync: changed"
+    same_sheet = book("tc1.xlsx", "xl/worksheets/sheet1.xml", "B2")
+    with pytest.raises(FeatureLossError, match="threaded comments"):
+        XlsxConnector(same_sheet, sheet="Customers").apply([Patch(row=2, col=1, kind="invalid", fill="FFC7CE")])
+
+
+RICH_NOTE = (b'<text><r><rPr><b/><sz val="9"/><color indexed="81"/><rFont val="Tahoma"/><family val="2"/></rPr>'
+             b'<t>Li Na:</t></r><r><rPr><sz val="9"/><color indexed="81"/><rFont val="Tahoma"/><family val="2"/>'
+             b'</rPr><t xml:space="preserve">\ncall after 6pm &amp; ask for Wang</t></r></text>')
+
+
+def test_a_persons_rich_text_note_comes_back_byte_for_byte_when_the_mark_clears(tmp_path):
+    """A note with a bold author line, as Excel writes one: marking the cell adds sheetsync's text as
+    a run of its own after the person's runs, and clearing the mark leaves the comments part exactly
+    as it was before sheetsync touched it."""
+    from book_parts import rewrite_parts
+    path = tmp_path / "rich.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.append(["ID", "Name"])
+    wb.active.append(["C001", "Bob"])
+    wb.active["B2"].comment = Comment("placeholder", "Li Na")
+    wb.save(path)
+    rewrite_parts(path, lambda n, b: b.replace(b"<text><t>placeholder</t></text>", RICH_NOTE)
+                  if n == "xl/comments/comment1.xml" else b)
+    original = zipfile.ZipFile(path).read("xl/comments/comment1.xml")
+    assert RICH_NOTE in original
+
+    mark = Patch(row=2, col=2, kind="invalid", fill="FFC7CE", note="sheetsync: Name looks odd")
+    XlsxConnector(path).apply([mark])
+    marked = zipfile.ZipFile(path).read("xl/comments/comment1.xml")
+    assert RICH_NOTE[:-len(b"</text>")] in marked  # the person's runs, untouched
+    note = openpyxl.load_workbook(path).active["B2"].comment.text
+    assert note == "Li Na:\ncall after 6pm & ask for Wang\n---\nsheetsync: Name looks odd"
+
+    again = Patch(row=2, col=2, kind="invalid", fill="FFC7CE", note="sheetsync: Name is still odd")
+    XlsxConnector(path).apply([again])  # a new message replaces sheetsync's run, not the person's
+    assert openpyxl.load_workbook(path).active["B2"].comment.text.endswith("---\nsheetsync: Name is still odd")
+
+    XlsxConnector(path).apply([Patch(row=2, col=2, kind="clear", clear=True, fill="FFC7CE")])
+    assert zipfile.ZipFile(path).read("xl/comments/comment1.xml") == original
+    ws = openpyxl.load_workbook(path).active
+    assert ws["B2"].comment.text == "Li Na:\ncall after 6pm & ask for Wang" and fill_code(ws["B2"].fill) is None

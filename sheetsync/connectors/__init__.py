@@ -28,7 +28,7 @@ EXTRAS: dict[str, str] = {"gsheets": "gsheets", "excel": "excel"}
 
 #: every note sheetsync writes starts with this, so its own notes can be told from a person's
 NOTE_PREFIX = "sheetsync: "
-_NOTE_SEPARATOR = "\n---\n"
+NOTE_SEPARATOR = "\n---\n"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def merge_note(existing: str | None, ours: str) -> str:
     """Put sheetsync's note on a cell without destroying a person's own note text."""
     human = strip_note(existing)
     ours = ours if ours.startswith(NOTE_PREFIX) else NOTE_PREFIX + ours
-    return f"{human}{_NOTE_SEPARATOR}{ours}" if human else ours
+    return f"{human}{NOTE_SEPARATOR}{ours}" if human else ours
 
 
 def strip_note(existing: str | None) -> str | None:
@@ -117,7 +117,7 @@ def strip_note(existing: str | None) -> str | None:
         return None
     if existing.startswith(NOTE_PREFIX):
         return None
-    human, sep, rest = existing.partition(_NOTE_SEPARATOR)
+    human, sep, rest = existing.partition(NOTE_SEPARATOR)
     if sep and rest.startswith(NOTE_PREFIX):
         return human or None
     return existing
@@ -134,15 +134,15 @@ def remove_note(existing: str | None, ours: str | None = None) -> str | None:
         ours = ours if ours.startswith(NOTE_PREFIX) else NOTE_PREFIX + ours
         if ours in existing:
             before, _, after = existing.partition(ours)
-            before = before.removesuffix(_NOTE_SEPARATOR)
-            after = after.removeprefix(_NOTE_SEPARATOR) if not before.strip() else after
+            before = before.removesuffix(NOTE_SEPARATOR)
+            after = after.removeprefix(NOTE_SEPARATOR) if not before.strip() else after
             left = (before.rstrip() + ("\n" if before.strip() and after.strip() else "") + after.strip()).strip()
             return left or None
     return strip_note(existing) if is_our_note(existing) else existing
 
 
 def is_our_note(text: str | None) -> bool:
-    return bool(text) and (text.startswith(NOTE_PREFIX) or (_NOTE_SEPARATOR + NOTE_PREFIX) in text)
+    return bool(text) and (text.startswith(NOTE_PREFIX) or (NOTE_SEPARATOR + NOTE_PREFIX) in text)
 
 
 def from_source(source: Any, base_dir: Path) -> Connector:

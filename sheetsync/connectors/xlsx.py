@@ -20,9 +20,9 @@ from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData,
                      column_letter, typed_value)
 from . import Capabilities, is_our_note, merge_note, remove_note, still_applies
 from .xlsx_patch import Unsupported, patch_xlsx
-from .xlsx_guard import (LocalFile, atomic_write, fingerprint, guard_features, open_zip,
-                         read_bytes, read_comments, refuse_if_open, sheet_comments_part, sheet_part,
-                         special_cells, date1904)
+from .xlsx_guard import (LocalFile, atomic_write, date1904, fingerprint, guard_features, open_zip,
+                         read_bytes, read_comments, refuse_if_open, refuse_unwritable, sheet_comments_part,
+                         sheet_part, special_cells)
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ class XlsxConnector(LocalFile):
     def read(self) -> SheetData:
         data = read_bytes(self.path)
         zf = open_zip(data, self._where())
+        refuse_unwritable(zf, self._where())  # before any row is read, so before any commit
         book, name = self._calamine_book(data)
         # the error scan inflates the sheet's XML while calamine parses it: both let go of the
         # GIL, so on two cores the scan (~0.1 s at 100k rows) costs nothing
@@ -242,7 +243,9 @@ class XlsxConnector(LocalFile):
         if not patches and report is None:
             return Applied(applied=())
         data = self.bytes_to_patch(expected, self._where(self.sheet), "workbook")
-        open_zip(data, self._where())  # zip-bomb limits before anything inflates a part
+        # zip-bomb limits before anything inflates a part; an outbox queued for a workbook that
+        # turns out unwritable (xlsb, Strict) fails with the reason, not a parse error
+        refuse_unwritable(open_zip(data, self._where()), self._where())
         # Checked on calamine's view of these same bytes: the view `expected` texts came from,
         # and it lets an apply whose patches are all stale skip writing entirely.
         texts = _CellTexts(lambda: self._calamine_grid(data)[1])

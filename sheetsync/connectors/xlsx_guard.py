@@ -68,6 +68,34 @@ def open_zip(data: bytes, where: str) -> zipfile.ZipFile:
     return zf
 
 
+_STRICT = b"purl.oclc.org/ooxml/"  # Strict Open XML's namespaces (Transitional's: schemas.openxmlformats.org)
+
+
+def unwritable_format(zf: zipfile.ZipFile) -> str | None:
+    """What kind of workbook this is when sheetsync can read it (calamine) but not write to it:
+    .xlsb, .ods, or Excel's "Strict Open XML" .xlsx; None for an ordinary .xlsx/.xlsm. Checked
+    before a run reads rows, so it never fails after the store has committed."""
+    names = set(zf.namelist())
+    if "xl/workbook.bin" in names:
+        return "an Excel binary workbook (.xlsb)"
+    if "mimetype" in names and zf.read("mimetype").startswith(b"application/vnd.oasis.opendocument"):
+        return "an OpenDocument spreadsheet (.ods)"
+    root = zf.read("_rels/.rels") if "_rels/.rels" in names else b""
+    book = zf.read("xl/workbook.xml")[:4096] if "xl/workbook.xml" in names else b""
+    if _STRICT in root or _STRICT in book:
+        return 'an Excel "Strict Open XML" workbook'
+    return None
+
+
+def refuse_unwritable(zf: zipfile.ZipFile, where: str) -> None:
+    kind = unwritable_format(zf)
+    if kind:
+        raise SourceError(f"the workbook is {kind}: sheetsync can read it but cannot write "
+                          "corrections back into it", where=where,
+                          hint="open it in Excel and save it as an Excel Workbook (.xlsx), then sync "
+                               "that file; nothing was changed")
+
+
 def lost_features(zf: zipfile.ZipFile) -> list[str]:
     """What openpyxl would drop on save, in words a person understands; empty when nothing."""
     names = zf.namelist()
@@ -85,6 +113,12 @@ def lost_features(zf: zipfile.ZipFile) -> list[str]:
         lost.append("sparklines")
     if any(b"x14:dataBar" in body or b"x14:conditionalFormatting" in body for _, body in sheet_parts):
         lost.append("Excel 2010 data bars / conditional formats")
+    if any(b"legacyDrawingHF" in body for _, body in sheet_parts):  # with or without Pillow
+        lost.append("pictures in the print header or footer")
+    if any(re.search(rb"<(?:\w+:)?picture\b", body) for _, body in sheet_parts):
+        lost.append("sheet background pictures")
+    if any(b"x14:dataValidation" in body for _, body in sheet_parts):
+        lost.append("drop-down lists that take their values from another sheet (Excel 2010 form)")
     if any(re.search(rb"<(?:xdr:)?(?:sp|cxnSp)[\s>]", zf.read(n)) for n in drawings):
         lost.append("shapes and text boxes")
     checks: Iterable[tuple[bool, str]] = (
@@ -94,6 +128,11 @@ def lost_features(zf: zipfile.ZipFile) -> list[str]:
         (has("xl/pivotTables/") or has("xl/pivotCache/"), "pivot tables"),
         (has("xl/slicers/") or has("xl/slicerCaches/") or has("xl/timelines/"), "slicers"),
         (has("xl/embeddings/"), "embedded objects"),
+        (has("xl/richData/"), "pictures placed in cells"),
+        (has("xl/connections.xml") or has("xl/queryTables/"), "data connections and refreshable queries"),
+        (has("xl/model/"), "the Power Pivot data model"),
+        (has("customXml/"), "custom XML data (such as SharePoint document properties)"),
+        (has("xl/webextensions/"), "Office add-ins"),
     )
     lost.extend(label for present, label in checks if present)
     return lost

@@ -151,8 +151,6 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
                where: str = "") -> PatchResult:
     """Apply patches (already checked against the read) and the report tab to workbook bytes."""
     pkg = Package(data)
-    if any(n.startswith("xl/threadedComments/") for n in pkg.names):
-        raise Unsupported("threaded comments")  # openpyxl's path (and its loss guard) decides
     book = workbook_part(pkg)
     sheets = sheet_paths(pkg, book)
     name = sheet or (sheets[0][0] if sheets else "")
@@ -160,6 +158,8 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
     if path is None or not pkg.has(path):
         raise SourceError(f"no sheet named {name!r}", where=where,
                           hint="sheets in this workbook: " + ", ".join(n for n, _ in sheets))
+    if any(k.endswith("/threadedComment") for _, k, _ in pkg.rels(path)):  # elsewhere: copied raw
+        raise Unsupported("threaded comments on the synced sheet")  # openpyxl's guarded path decides
     if report is not None and report.name == name:
         raise SourceError("the report tab has the same name as the synced sheet", where=where,
                           hint="set a different `report_tab` name in the layout")
@@ -167,7 +167,7 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
     styles_path = next((t for _, k, t in pkg.rels(book) if k.endswith("/styles")), None)
     if styles_path is None:
         raise Unsupported("a workbook without styles.xml")
-    styles, notes = Styles(pkg.read(styles_path)), Notes(pkg, path)
+    styles, notes = Styles(pkg.read(styles_path)), Notes(pkg, path, ws)
     merged = ws.merged()
     system1904 = date1904(pkg, book)
     applied, deferred, prior = [], [], {}

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequen
 from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
 from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
-from .normalise import DEFAULT_NORMALISERS, apply_chain, cell_to_text, is_clean, normaliser_chain
-from .types import TYPES
+from .normalise import (DEFAULT_NORMALISERS, TEXT_DEFAULTS, apply_chain, cell_to_text, is_clean,
+                        normaliser_chain)
+from .dates import column_order
+from .types import TYPES, DatedType
 
 if TYPE_CHECKING:
     from ..layout import Column, Layout
@@ -72,11 +74,13 @@ class _Plan:
 class RowChecker:
     """Normalise and validate rows of one layout; made once a run, so its memo of cells is too."""
 
-    def __init__(self, layout: "Layout", date1904: bool = False) -> None:
+    def __init__(self, layout: "Layout", rows: Sequence[Sequence[CellValue]] = (),
+                 cols: Mapping[str, int] | None = None, date1904: bool = False) -> None:
         self.layout = layout
         self.date1904 = date1904  # the workbook counts serial days from 1904 (Mac Excel)
         self.fields: tuple[str, ...] = tuple(layout.columns)
         self._plans = {f: self._plan(f, c) for f, c in layout.columns.items()}
+        self._date_orders(rows, cols or {})
         self._required_if = {f: r for f, c in layout.columns.items()
                              if (r := RequiredIf.from_column(c, layout))}
         self._compares = tuple(Compare.from_check(c.compare) for c in layout.checks)
@@ -89,13 +93,26 @@ class RowChecker:
 
     def _plan(self, field: str, column: "Column") -> _Plan:
         layout = self.layout
+        # width folding only where it means something: typed fields, ids (a pattern, the key, a
+        # unique column) and lists of allowed values; not free text, where ，and （ are correct Chinese
+        fold = (column.type != "string" or column.pattern is not None or bool(column.one_of)
+                or column.unique or field in layout.key_fields)
         chain = normaliser_chain(column.normalise, column.region or layout.region,
-                                 column.format or layout.phone_format)
+                                 column.format or layout.phone_format, fold_width=fold)
         rules = tuple(r for cls in COLUMN_RULES if (r := cls.from_column(column, layout)))
-        plain = all(name in DEFAULT_NORMALISERS for name, _ in chain)
+        plain = all(name in DEFAULT_NORMALISERS or name in TEXT_DEFAULTS for name, _ in chain)
         type_rule = TYPES[column.type](column, layout)
         type_rule.date1904 = self.date1904
         return _Plan(Ctx(field, column, layout), chain, type_rule, Required.from_column(column, layout), rules, plain)
+
+    def _date_orders(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> None:
+        """Each date column without a day_first setting reads `03/04/2024` in the order its own
+        dates show, over the whole sheet (not only the rows this run checks), so one column never
+        reads one date day first and the next month first."""
+        for field, plan in self._plans.items():
+            rule = plan.type_rule
+            if isinstance(rule, DatedType) and not rule.explicit and field in cols:
+                rule.order = column_order(set(column_of(rows, cols[field])))
 
     def normalise(self, field: str, raw: CellValue) -> CellResult:
         """One cell, no cross-field checks (memoised as every cell of a run is: see column)."""
@@ -218,7 +235,7 @@ class RowChecker:
             value = plan.type_rule.convert(raw, text)
         except Invalid as bad:
             rule = plan.type_rule
-            return _invalid(field, raw, rule.problem(plan.ctx, value=_shown(raw), **bad.params))
+            return _invalid(field, raw, rule.problem(plan.ctx, bad.code, value=_shown(raw), **bad.params))
         value_text = value if value.__class__ is str else canonical_text(value)
         as_typed = False
         if value_text != text:
@@ -290,10 +307,13 @@ def _fail(cell: CellResult, problem: Problem) -> CellResult:
     return CellResult(cell.field, cell.raw, None, "invalid", cell.problems + (problem,), cell.rule)
 
 
-def compile_rules(layout: "Layout", date1904: bool = False) -> RowChecker:
-    """The RowChecker for a layout (compiles types, normalisers, constraints and checks once).
-    `date1904`: the sheet is a Mac Excel workbook whose serial day numbers count from 1904."""
-    return RowChecker(layout, date1904)
+def compile_rules(layout: "Layout", rows: Sequence[Sequence[CellValue]] = (),
+                  cols: Mapping[str, int] | None = None, date1904: bool = False) -> RowChecker:
+    """The RowChecker for a layout (compiles types, normalisers, constraints and checks once);
+    `rows` (value tuples, `cols`: field -> index) are the whole sheet, whose date columns show
+    their day/month order; `date1904`: the sheet is a Mac Excel workbook whose serial day numbers
+    count from 1904."""
+    return RowChecker(layout, rows, cols, date1904)
 
 
 def unique_violations(field: str, values: Mapping[str, object],

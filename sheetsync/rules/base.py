@@ -26,11 +26,12 @@ class Ctx:
 
 
 class Invalid(Exception):
-    """Raised by a type's convert(): the text cannot be read as that type. Carries params."""
+    """Raised by a type's convert(): the text cannot be read as that type. Carries params, and a
+    problem code of its own when the type's code would mislead (an ambiguous date is a date)."""
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, code: str | None = None, **params: Any) -> None:
         super().__init__(params)
-        self.params = params
+        self.code, self.params = code, params
 
 
 class Rule:
@@ -42,8 +43,8 @@ class Rule:
     def check(self, value: WriteValue, ctx: Ctx) -> Problem | None:
         raise NotImplementedError
 
-    def problem(self, ctx: Ctx, **params: Any) -> Problem:
-        return Problem(self.code, ctx.field, {"field": ctx.field, **params})
+    def problem(self, ctx: Ctx, code: str | None = None, **params: Any) -> Problem:
+        return Problem(code or self.code, ctx.field, {"field": ctx.field, **params})
 
     @classmethod
     def from_column(cls, column: "Column", layout: "Layout") -> "Rule | None":
@@ -74,5 +75,5 @@ class TypeRule(Rule):
         try:
             self.convert(value, text)
         except Invalid as bad:
-            return self.problem(ctx, value=text, **bad.params)
+            return self.problem(ctx, bad.code, value=text, **bad.params)
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from typing import Sequence
+from typing import Iterable, Sequence
 
 SERIAL_MIN, SERIAL_MAX = 20000, 80000
 _EPOCH = dt.datetime(1899, 12, 30)  # Excel's day 0 (its 1900 leap-year bug folded in)
@@ -93,6 +93,54 @@ def _parse_text(text: str, day_first: bool, formats: Sequence[str], serials: boo
             return dt.datetime(*parts)
         except ValueError:
             continue
+    return None
+
+
+def readings(text: str) -> tuple[str | None, str | None] | None:
+    """(day-first, month-first) ISO readings of a `DD/MM/YYYY`-or-`MM/DD/YYYY` text (None where
+    that order gives no real date); None for every other form, which has one reading only."""
+    text = text.strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).strip()
+    m = _AMBIG.fullmatch(text)
+    if m is None:
+        return None
+    a, b, year = m.group(1), m.group(2), m.group(3)
+    out = []
+    for parts in (_parts(year, b, a, ()), _parts(year, a, b, ())):
+        try:
+            out.append(dt.date(*parts[:3]).isoformat())
+        except ValueError:
+            out.append(None)
+    return out[0], out[1]
+
+
+def column_order(texts: Iterable[object]) -> bool | None:
+    """Day first (True) or month first (False), as a column's own dates show it: `31/10/2017`
+    can only be day first, `12/25/2017` only month first. None when its dates show neither, or
+    both (people typing both ways): its ambiguous dates are then flagged, not guessed."""
+    day = month = False
+    for text in texts:
+        got = readings(text) if isinstance(text, str) else None
+        if got and got[0] != got[1]:
+            day |= got[1] is None and got[0] is not None
+            month |= got[0] is None and got[1] is not None
+            if day and month:
+                return None
+    return True if day else False if month else None
+
+
+def order_problem(text: str, day_first: bool | None) -> tuple[str, dict[str, str]] | None:
+    """Why `text` cannot be read in the column's date order: ("date_ambiguous", both readings)
+    when the order is unknown and both are real dates; ("date_order", ...) when the text is only
+    a date in the other order. None when it reads one way only, or both ways alike."""
+    got = readings(text)
+    if not got or got[0] == got[1] or None in got and day_first is None:
+        return None
+    if day_first is None:
+        return "date_ambiguous", {"day_first": got[0] or "", "month_first": got[1] or ""}
+    if got[0 if day_first else 1] is None:
+        return "date_order", {"order": "DD/MM/YYYY" if day_first else "MM/DD/YYYY"}
     return None
 
 

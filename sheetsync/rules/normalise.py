@@ -1,4 +1,4 @@
-"""Pure normalisers: raw cell -> text, invisible characters, NFKC, spaces, case, phone numbers.
+"""Pure normalisers: raw cell -> text, invisible characters, NFC/NFKC, spaces, case, phone numbers.
 
 Every function is pure and cheap on clean ASCII (the common case), because the first sync of a
 large sheet runs them on every cell. Dates live in rules/dates.py.
@@ -21,6 +21,10 @@ _INVISIBLE = {c: None for c in [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 
 _SPACES = {c: " " for c in [0x00A0, 0x3000, 0x2007, 0x202F, 0x2002, 0x2003, 0x2009]}
 _TRANSLATE = {**_INVISIBLE, **_SPACES}
 _RUNS = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
+#: free text keeps the ideographic space (U+3000): it is Chinese typing (aligning 王　五 with
+#: three-character names), not a hidden character; making it a plain space is width folding
+_TEXT_TRANSLATE = {k: v for k, v in _TRANSLATE.items() if k != 0x3000}
+_TEXT_RUNS = re.compile(r"[^\S\n\u3000]{2,}|[^\S\n \u3000]")
 _PHONE_FLOAT = re.compile(r"\+?\d{5,}\.0+")
 #: Chinese mobiles are most of the data and phonenumbers costs ~20-150 us each: numbers of this
 #: shape that match phonenumbers' own CN mobile pattern are formatted directly (same output;
@@ -47,11 +51,51 @@ def strip_invisible(text: str) -> str:
     return text if text.isascii() else text.translate(_TRANSLATE)
 
 
+def hidden_removed(old: str, new: str) -> int:
+    """How many hidden characters (zero-width, bidi, soft hyphens, odd spaces made plain, spaces
+    at the ends) were removed when that is all that turned `old` into `new`; else 0. A note then
+    says so instead of "changed from `Bob Smith` to `Bob Smith`", which looks like nothing."""
+    if old == new or old.isascii() and old.strip() != new:
+        return 0
+    count, j = 0, 0
+    for ch in old:
+        if j < len(new) and ch == new[j]:
+            j += 1
+        elif ord(ch) in _SPACES and j < len(new) and new[j] == " ":
+            count, j = count + 1, j + 1
+        elif ord(ch) in _INVISIBLE or ch.isspace() and j in (0, len(new)):
+            count += 1
+        else:
+            return 0
+    return count if j == len(new) else 0
+
+
+def _strip_invisible_text(text: str) -> str:
+    """strip_invisible of a free-text column's defaults: U+3000 stays."""
+    return text if text.isascii() else text.translate(_TEXT_TRANSLATE)
+
+
+def _collapse_spaces_text(text: str) -> str:
+    """collapse_spaces of a free-text column's defaults: U+3000 stays."""
+    return _TEXT_RUNS.sub(" ", text) if ("  " in text or not text.isprintable()) else text
+
+
 def nfkc(text: str) -> str:
-    """Full-width digits and letters to ASCII (１２３ -> 123), compatibility forms folded."""
+    """Full-width digits and letters to ASCII (１２３ -> 123), compatibility forms folded.
+
+    For fields where width means nothing (numbers, phones, ids): it also turns Chinese
+    punctuation into ASCII (，-> ,), so plain text columns get `nfc` by default instead."""
     if text.isascii() or unicodedata.is_normalized("NFKC", text):
         return text
     return unicodedata.normalize("NFKC", text)
+
+
+def nfc(text: str) -> str:
+    """Canonical composition only (e + combining accent -> é): what a person sees stays the same,
+    so Chinese punctuation and full-width forms are kept as typed."""
+    if text.isascii() or unicodedata.is_normalized("NFC", text):
+        return text
+    return unicodedata.normalize("NFC", text)
 
 
 def trim(text: str) -> str:
@@ -130,25 +174,34 @@ def _fast_cn_mobile(text: str, fmt: str) -> str | None:
 #: name -> text normaliser; "phone" and "date" here use the defaults (the layout's region and
 #: phone format are applied by the phone type instead)
 NORMALISERS: dict[str, Callable[[str], str]] = {
-    "strip_invisible": strip_invisible, "nfkc": nfkc, "trim": trim,
+    "strip_invisible": strip_invisible, "nfkc": nfkc, "nfc": nfc, "trim": trim,
     "collapse_spaces": collapse_spaces, "lower": lower, "upper": upper, "title": title,
     "phone": phone, "date": date,
 }
 
-#: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all
+#: the free-text defaults' own strip_invisible and collapse_spaces (same names in notes)
+_TEXT_STEPS: dict[str, Callable[[str], str]] = {"strip_invisible": _strip_invisible_text,
+                                                "collapse_spaces": _collapse_spaces_text}
+
+#: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all.
+#: Width folding (nfkc) is the default only where width means nothing: `text_defaults` below.
 DEFAULT_NORMALISERS: tuple[str, ...] = ("strip_invisible", "nfkc", "trim", "collapse_spaces")
+#: the defaults of a free-text column: `退款，负数（客户要求）` is correct Chinese and stays as typed
+TEXT_DEFAULTS: tuple[str, ...] = ("strip_invisible", "nfc", "trim", "collapse_spaces")
 
 
-def normaliser_chain(names: list[str] | None, region: str = "CN",
-                     fmt: str = "international") -> tuple[tuple[str, Callable[[str], str]], ...]:
-    """The (name, function) steps a column's text goes through, in order."""
+def normaliser_chain(names: list[str] | None, region: str = "CN", fmt: str = "international",
+                     fold_width: bool = True) -> tuple[tuple[str, Callable[[str], str]], ...]:
+    """The (name, function) steps a column's text goes through, in order. `fold_width=False`
+    (free text) makes the defaults keep full-width forms; a column's own list is used as given."""
+    text_defaults = names is None and not fold_width
     if names is None:
-        names = list(DEFAULT_NORMALISERS)
+        names = list(DEFAULT_NORMALISERS if fold_width else TEXT_DEFAULTS)
     if "none" in names:
         return ()
     steps = []
     for name in names:
-        fn = NORMALISERS[name]
+        fn = _TEXT_STEPS.get(name, NORMALISERS[name]) if text_defaults else NORMALISERS[name]
         if name == "phone":
             fn = functools.partial(phone, region=region, fmt=fmt)
         steps.append((name, fn))

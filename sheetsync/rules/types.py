@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 
 from ..model import CellValue, WriteValue
 from .base import Invalid, TypeRule
-from .dates import date_text, datetime_text
+from .dates import date_text, datetime_text, order_problem
 from .normalise import format_phone
 
 if TYPE_CHECKING:
@@ -132,13 +132,31 @@ def _dated(raw: CellValue, date1904: bool) -> CellValue:
     return raw
 
 
-class DateType(TypeRule):
+class DatedType(TypeRule):
+    """What date and datetime share: the column's day/month order. Set in the layout (the
+    column's `day_first`, else the layout's), else decided by the RowChecker from the column's
+    own dates (`order`); without one, a date that reads two ways is flagged, never guessed."""
+
+    def __init__(self, column: "Column", layout: "Layout") -> None:
+        super().__init__(column, layout)
+        self.order: bool | None = column.day_first if column.day_first is not None else layout.day_first
+        self.explicit = self.order is not None or bool(column.input_formats)
+
+    def _checked_order(self, value: object) -> None:
+        if isinstance(value, str) and not self.column.input_formats:
+            problem = order_problem(value, self.order)
+            if problem is not None:
+                raise Invalid(problem[0], **problem[1])
+
+
+class DateType(DatedType):
     name, code, title = "date", "type.date", "Date"
 
     def convert(self, raw: CellValue, text: str) -> WriteValue:
         raw = _dated(raw, self.date1904)
         value = raw if isinstance(raw, (dt.date, int, float)) and not isinstance(raw, bool) else text
-        out = date_text(value, day_first=self.column.day_first, formats=self.column.input_formats)
+        self._checked_order(value)
+        out = date_text(value, day_first=bool(self.order), formats=self.column.input_formats)
         if out is None and isinstance(value, str) and _NUM.fullmatch(value):
             out = date_text(float(value) + (DAYS_1904 if self.date1904 else 0))  # a serial typed as text
         if out is None:
@@ -146,14 +164,14 @@ class DateType(TypeRule):
         return out
 
 
-class DatetimeType(TypeRule):
+class DatetimeType(DatedType):
     name, code, title = "datetime", "type.datetime", "Date and time"
 
     def convert(self, raw: CellValue, text: str) -> WriteValue:
         raw = _dated(raw, self.date1904)
         value = raw if isinstance(raw, (dt.date, int, float)) and not isinstance(raw, bool) else text
-        out = datetime_text(value, day_first=self.column.day_first,
-                            formats=self.column.input_formats)
+        self._checked_order(value)
+        out = datetime_text(value, day_first=bool(self.order), formats=self.column.input_formats)
         if out is None:
             raise Invalid()
         return out
