@@ -83,7 +83,7 @@ def test_change_in_one_table_adds_only_that_table(tmp_path: Path) -> None:
     after = sum(f.stat().st_size for f in (tmp_path / "bk" / "objects").rglob("*") if f.is_file())
     changed = {n for n in first.objects if first.objects[n] != second.objects[n]}
     assert changed == {"store/table/lookup"}
-    assert 0 < after - before < 200  # the small table's object, not the 2000-row customers
+    assert 0 < after - before < 300  # the small table's object (45 bytes of it its header), not the 2000-row customers
 
 
 def _objects_bytes(folder: Path) -> int:

@@ -13,7 +13,7 @@ import tarfile
 from pathlib import Path
 
 from sheetsync.backup.objects import (OBJECT_NAME, BackupCorrupt, BackupError,
-                                      Manifest, Repository)
+                                      Manifest, Repository, unframe)
 
 SUMS = "SHA256SUMS"
 _MEMBER = re.compile(r"^(SHA256SUMS|snapshots/\d{8}T\d{6}Z-[0-9a-f]{8}\.json|"
@@ -106,6 +106,7 @@ def import_(backup_dir: Path | str, tar_path: Path | str, key: bytes | None = No
         raw = members.get(f"objects/{name[:2]}/{name[2:]}") if OBJECT_NAME.match(name) else None
         if raw is None:
             raise BackupCorrupt(f"the export lacks object {name}", where=where, name=name)
+        unframe(name, raw, where=f"{where}:{name}")  # the exact bytes, even without the key
         if can_open and len(repo.unpack(name, raw, where=f"{where}:{name}")) != ref.size:
             raise BackupCorrupt(f"object {name} has the wrong size", where=where, name=name)
         objects[name] = raw
@@ -122,8 +123,19 @@ def _add_to_repo(repo: Repository, manifest: Manifest, objects: dict[str, bytes]
                               where=str(existing), hint="nothing was imported")
     for name, raw in sorted(objects.items()):
         path = repo.object_path(name)
-        if not path.exists():
-            repo.write_atomic(path, raw)
+        if not _sound(repo, manifest, name, path):
+            repo.write_atomic(path, raw)  # missing, or damaged: the export's checked copy heals it
     if not existing.exists():
         repo.save_manifest(manifest)
     return manifest
+
+
+def _sound(repo: Repository, manifest: Manifest, name: str, path: Path) -> bool:
+    """Whether the object already in the folder is whole (without the key: its exact bytes)."""
+    if repo.cipher is not None or not manifest.encrypted:
+        return not repo.problem(name, path)
+    try:
+        unframe(name, path.read_bytes())
+    except (OSError, BackupCorrupt):
+        return False
+    return True

@@ -3,11 +3,15 @@
 Layout: objects/ab/cdef... (zlib, optionally AES-GCM), snapshots/<id>.json, tmp/. Every file is
 written to tmp/, fsynced and renamed into place, mode 0600 in 0700 folders, so a crash leaves
 either the old state or the new one, and another user on the machine cannot read a backup.
+An object file carries its own length and sha256 (see `frame`): bytes appended, cut or flipped
+are found without the key, and `put` rewrites a damaged object instead of reusing it.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import zlib
@@ -20,10 +24,13 @@ from sheetsync.backup.crypto import ObjectCipher
 from sheetsync.errors import SheetsyncError
 from sheetsync.fileio import fsync_dir
 
+log = logging.getLogger("sheetsync.backup")
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 OBJECT_NAME = re.compile(r"^[0-9a-f]{64}$")
-MAGIC = b"SSO1"
+MAGIC = b"SSO1"    # format 1: MAGIC, kind, body (read only; nothing checks its exact bytes)
+MAGIC2 = b"SSO2"   # format 2: MAGIC2, kind, body length (8 bytes), sha256 of all that + name, body
 PLAIN, SEALED = b"P", b"E"
+_HEAD2 = 4 + 1 + 8 + 32
 MANIFEST_FORMAT = 1
 
 
@@ -111,18 +118,22 @@ class Repository:
 
     def write_atomic(self, path: Path, data: bytes) -> None:
         """temp file in tmp/, fsync, os.replace, fsync the folder: all or nothing."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.tmp_dir / f"{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o600)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise _write_error(exc, path) from None
         fsync_dir(path.parent)
 
     # -- objects -----------------------------------------------------------------------------
@@ -143,18 +154,41 @@ class Repository:
         return self.objects_dir / name[:2] / name[2:]
 
     def put(self, data: bytes) -> str:
-        """Store `data` once; an object already present is only touched (see prune's grace)."""
+        """Store `data` once. An object already present is reused (and touched, see prune's grace)
+        only after it is read back whole: a damaged one is written again, or the snapshot fails
+        here, so a new snapshot never leans on a broken object."""
         name = self.name_for(data)
         path = self.object_path(name)
-        try:
-            os.utime(path)
+        problem = self.problem(name, path)
+        if not problem:
+            try:
+                os.utime(path)
+            except OSError as exc:
+                raise _write_error(exc, path) from None
             return name
-        except FileNotFoundError:
-            pass
+        if problem != "missing":
+            log.warning("backup object %s is damaged (%s); writing it again", name, problem)
         packed = zlib.compress(data, 6)
-        body = SEALED + self.cipher.seal(name, packed) if self.cipher else PLAIN + packed
-        self.write_atomic(path, MAGIC + body)
+        body = self.cipher.seal(name, packed) if self.cipher else packed
+        try:
+            self.write_atomic(path, frame(name, SEALED if self.cipher else PLAIN, body))
+        except BackupError as exc:
+            if problem == "missing":
+                raise
+            raise BackupCorrupt(f"object {name} is damaged ({problem}) and could not be written "
+                                f"again: {exc.message}", where=str(path), name=name,
+                                hint=exc.hint) from None
         return name
+
+    def problem(self, name: str, path: Path) -> str:
+        """"" when the object file at `path` reads back as exactly `name`; else what is wrong."""
+        try:
+            self.unpack(name, path.read_bytes(), where=str(path))
+        except FileNotFoundError:
+            return "missing"
+        except (OSError, BackupError) as exc:  # a sealed file under a plain name is damage too
+            return getattr(exc, "message", None) or str(exc)
+        return ""
 
     def get(self, name: str) -> bytes:
         """The plaintext of object `name`, checked against its name; BackupCorrupt otherwise."""
@@ -163,23 +197,21 @@ class Repository:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise BackupCorrupt(f"object {name} is missing", where=str(path), name=name) from None
+        except OSError as exc:
+            raise BackupCorrupt(f"object {name} cannot be read: {exc.strerror or exc}",
+                                where=str(path), name=name) from None
         return self.unpack(name, raw, where=str(path))
 
     def unpack(self, name: str, raw: bytes, where: str = "") -> bytes:
-        """Decrypt, decompress and rehash one object file's bytes."""
-        if raw[:4] != MAGIC or raw[4:5] not in (PLAIN, SEALED):
-            raise BackupCorrupt(f"object {name} has no valid header", where=where, name=name)
-        body, sealed = raw[5:], raw[4:5] == SEALED
+        """Check the exact stored bytes, then decrypt, decompress and rehash one object file."""
+        sealed, body = unframe(name, raw, where)
         if sealed:
             if self.cipher is None:
                 raise BackupKeyError(f"object {name} is encrypted and no backup key was given",
                                      hint="set SHEETSYNC_BACKUP_KEY or pass the key file",
                                      where=where)
             body = self._open(name, body, where)
-        try:
-            data = zlib.decompress(body)
-        except zlib.error as exc:
-            raise BackupCorrupt(f"object {name} is damaged ({exc})", where=where, name=name) from None
+        data = _inflate(name, body, where)
         if self.name_for(data, sealed) != name:
             raise BackupCorrupt(f"object {name} does not match its checksum", where=where,
                                 name=name)
@@ -241,3 +273,59 @@ class Repository:
             raise BackupKeyError(f"snapshot {manifest.id} was encrypted with a different key",
                                  hint="use the key that was set when the snapshot was taken "
                                       f"(its key id is {manifest.key_id})")
+
+
+def frame(name: str, kind: bytes, body: bytes) -> bytes:
+    """Format 2: the body's length and a sha256 over the header, the object's name and the body,
+    so bytes appended, cut or flipped (or a file moved under another name) show without a key."""
+    head = MAGIC2 + kind + len(body).to_bytes(8, "big")
+    return head + _digest(name, head, body) + body
+
+
+def _digest(name: str, head: bytes, body: bytes) -> bytes:
+    h = hashlib.sha256(head)
+    h.update(name.encode("ascii"))
+    h.update(body)
+    return h.digest()
+
+
+def unframe(name: str, raw: bytes, where: str = "") -> tuple[bool, bytes]:
+    """(sealed, body) of an object file, its exact bytes checked (format 2) or its header (1)."""
+    kind = raw[4:5]
+    if raw[:4] not in (MAGIC, MAGIC2) or kind not in (PLAIN, SEALED):
+        raise BackupCorrupt(f"object {name} has no valid header", where=where, name=name)
+    if raw[:4] == MAGIC:
+        return kind == SEALED, raw[5:]
+    body = raw[_HEAD2:]
+    length = int.from_bytes(raw[5:13], "big")
+    if len(body) != length:
+        raise BackupCorrupt(f"object {name} is {len(raw)} bytes, not the {_HEAD2 + length} it was "
+                            "written with (cut short, or bytes added)", where=where, name=name)
+    if _digest(name, raw[:13], body) != raw[13:_HEAD2]:
+        raise BackupCorrupt(f"object {name}'s stored bytes do not match their checksum",
+                            where=where, name=name)
+    return kind == SEALED, body
+
+
+def _inflate(name: str, body: bytes, where: str) -> bytes:
+    """zlib, strictly: a stream cut short or followed by other bytes is damage, not data."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(body)
+    except zlib.error as exc:
+        raise BackupCorrupt(f"object {name} is damaged ({exc})", where=where, name=name) from None
+    if not inflater.eof or inflater.unused_data:
+        what = "cut short" if not inflater.eof else \
+            f"followed by {len(inflater.unused_data)} unexpected byte(s)"
+        raise BackupCorrupt(f"object {name} is damaged (its data is {what})", where=where,
+                            name=name)
+    return data
+
+
+def _write_error(exc: OSError, path: Path) -> BackupError:
+    """A clear BackupError for a file the backup could not write (full disk, read-only, rights)."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    hint = (f"free space on the disk of {path.parent} (or set backup.dir to another disk)" if full
+            else "check that the backup folder is on a writable disk and belongs to this user")
+    return BackupError(f"cannot write the backup file: {exc.strerror or exc}", where=str(path),
+                       hint=hint)
