@@ -1,10 +1,11 @@
 """`sheetsync snapshots ...` (list, show, diff, verify, label, export, import, restore, forget,
-prune) and `sheetsync archive LAYOUT`: the backup side of the CLI, added by cli.py in one call."""
+prune, keygen) and `sheetsync archive LAYOUT`: the backup side of the CLI, added by cli.py in one call."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -72,6 +73,11 @@ def _add_actions(sub: Any) -> None:
            ).add_argument("--layout", help="only this layout's snapshots, with its retention")
     p = action("prune", cmd_prune, "delete objects no snapshot needs")
     p.add_argument("--grace-minutes", type=float, default=15.0)
+    help_ = "make a new backup key for backup.encrypt (printed, or written to a new file)"
+    p = sub.add_parser("keygen", help=help_, description=help_)
+    p.set_defaults(func=cmd_keygen)
+    p.add_argument("--out", metavar="FILE", help="write the key to FILE (a new file, mode 0600) "
+                   "for backup.key_file or SHEETSYNC_BACKUP_KEY_FILE")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -234,6 +240,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
                           grace=timedelta(minutes=args.grace_minutes))
     print(f"deleted {len(report.deleted)} object(s), {report.bytes_freed} bytes; "
           f"{report.kept} kept; {report.temp_removed} leftover temp file(s) removed")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    if not args.out:
+        print(backup.generate_key())
+        print(f"set it as {backup.crypto.ENV_KEY}, or save it with `sheetsync snapshots keygen "
+              "--out FILE`; keep a copy away from the backups", file=sys.stderr)
+        return 0
+    target = backup.crypto.write_key_file(args.out)
+    print(f"wrote a new backup key to {target}; set `backup: {{encrypt: true, key_file: "
+          f"{target}}}` in the layout (a path relative to it) or {backup.crypto.ENV_KEY_FILE}; "
+          "keep a copy away from the backups: without it encrypted snapshots cannot be read")
     return 0
 
 

@@ -1,11 +1,13 @@
 """Layout checks the schema alone cannot see: keys that must name columns, unique header texts,
 source locations, archive rules. Run on the raw YAML data so they add to pydantic's errors.
+`backup_key_issues` also looks at this machine (the key), so only `sheetsync check` runs it.
 """
 from __future__ import annotations
 
 import difflib
 import unicodedata
-from typing import Any, Union
+from pathlib import Path
+from typing import Any, Mapping, Union
 
 from .layout import ARCHIVE_TIMESTAMPS
 
@@ -201,3 +203,25 @@ def _archive_issues(data: dict, columns: dict) -> list[tuple[Path_, str]]:
     return out
 
 
+
+
+def backup_key_issues(data: dict, folder: Path, env: Mapping[str, str]) -> list[tuple[Path_, str]]:
+    """`backup.encrypt: true` needs a key here: a readable `backup.key_file`, or
+    SHEETSYNC_BACKUP_KEY(_FILE). Without one every run would sync and then fail its backup."""
+    from .backup.crypto import ENV_KEY, ENV_KEY_FILE, load_key
+    from .errors import SheetsyncError
+
+    backup = data.get("backup") if isinstance(data.get("backup"), dict) else {}
+    key_file = backup.get("key_file")
+    if backup.get("encrypt") is not True and not isinstance(key_file, str):
+        return []
+    where: Path_ = ("backup", "key_file") if isinstance(key_file, str) else ("backup", "encrypt")
+    try:
+        key = load_key(env, folder / Path(key_file).expanduser() if isinstance(key_file, str) else None)
+    except SheetsyncError as exc:
+        return [(where, f"{exc.where}: {exc.message}; hint: {exc.hint}")]
+    if key is None and backup.get("encrypt") is True:
+        return [(where, f"set to true but no backup key is given: set {ENV_KEY} or "
+                 f"{ENV_KEY_FILE} where sheetsync runs, or backup.key_file; hint: make a key "
+                 "with `sheetsync snapshots keygen --out FILE`")]
+    return []

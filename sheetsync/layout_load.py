@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Union, get_args, get_origin
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import LayoutError
 from .layout import Alerts, AlertsFile, Layout, LoadedLayout
-from .layout_checks import Path_, _did_you_mean, semantic_issues
+from .layout_checks import Path_, _did_you_mean, backup_key_issues, semantic_issues
 
 Issue = tuple[str, int, str, str]  # (file, line, dotted.key, message)
 #: a layout expands to at most this many YAML nodes (aliases counted each time they are used)
@@ -270,6 +271,9 @@ def check_paths(paths: list[Path]) -> list[Issue]:
             issues += exc.issues or [(str(path), 0, "", exc.message)]
             continue
         issues += _workbook_issues(path, loaded)
+        data, lines = _read_yaml(path)
+        issues += [(str(path), _line(lines, at), _dotted(at), message)
+                   for at, message in backup_key_issues(data, path.resolve().parent, os.environ)]
     return issues
 
 

@@ -61,10 +61,12 @@ def state_marks(ctx: "RunContext") -> dict[str, str]:
 
 def source_unchanged(ctx: "RunContext") -> bool:
     """True when the source is exactly as sheetsync last left it and nothing else moved: same
-    fingerprint (a file hash, a Drive version), same layout, no store change, empty outbox."""
+    fingerprint (a file hash, a Drive version), same layout, no store change, empty outbox,
+    and no backup left to retry."""
     check = getattr(ctx.connector, "unchanged_since", None)
     last = ctx.store.get_meta(ctx.name, "fingerprint")
-    if check is None or not last or ctx.result.replayed or ctx.store.outbox(ctx.name):
+    if check is None or not last or ctx.result.replayed or ctx.store.outbox(ctx.name) \
+            or ctx.store.get_meta(ctx.name, BACKUP_FAILED):
         return False
     try:
         if any(ctx.store.get_meta(ctx.name, k) != v for k, v in state_marks(ctx).items()):
@@ -82,20 +84,36 @@ def remember_source_state(ctx: "RunContext", fingerprint: str | None) -> None:
             ctx.store.set_meta(ctx.name, k, v)
 
 
+BACKUP_FAILED = "backup_failed"  # meta: why the last snapshot failed; the next run takes one
+
+
 def snapshot(ctx: "RunContext", data: SheetData) -> None:
     """Step 10: a snapshot of the store and the sheet (as it reads after the write-back) when the
-    run changed something. A failed backup is reported in the run, not a failed sync: the data is
-    committed and the sheet patched by now. A run that finished one killed after its commit takes
-    the snapshot that one never took."""
+    run changed something, or when the last one failed. A failed backup fails the run (exit 4,
+    status and the `failed` alert say so) though the data is committed and the sheet patched:
+    a team must not believe it has backups it has not. The next run tries again. A run that
+    finished one killed after its commit takes the snapshot that one never took."""
     res = ctx.result
-    if not (res.inserted or res.updated or res.deleted or res.patches_applied or ctx.owed_snapshot):
+    pending = ctx.store.get_meta(ctx.name, BACKUP_FAILED)
+    if not (res.inserted or res.updated or res.deleted or res.patches_applied or ctx.owed_snapshot
+            or pending):
         return
-    try:
-        snapshot_after_run(ctx.loaded, store_path(ctx.loaded), replace(data, rows=as_written(data, ctx.landed)),
+    if ctx.store.path == ":memory:":
+        return  # no file to copy (a test's store)
+    try:  # the store this run wrote, which a caller may have passed in instead of the layout's
+        snapshot_after_run(ctx.loaded, Path(ctx.store.path), replace(data, rows=as_written(data, ctx.landed)),
                            res.run_id, changed=True)
     except SheetsyncError as exc:
-        res.message = (res.message + "; " if res.message else "") + f"backup failed: {exc.message}"
-        log.warning("backup failed for %s: %s", ctx.name, exc)
+        res.outcome = "failed"
+        res.message = ((res.message + "; " if res.message else "") + "backup failed (the data was "
+                       f"synced, but no snapshot was taken): {exc}")
+        log.error("backup failed for %s: %s", ctx.name, exc)
+        with ctx.store.transaction():
+            ctx.store.set_meta(ctx.name, BACKUP_FAILED, exc.message)
+        return
+    if pending:
+        with ctx.store.transaction():
+            ctx.store.set_meta(ctx.name, BACKUP_FAILED, None)
 
 
 def as_written(data: SheetData, landed: tuple) -> tuple[SheetRow, ...]:

@@ -18,13 +18,32 @@ from sheetsync.errors import MissingExtra, UsageError
 ENV_KEY = "SHEETSYNC_BACKUP_KEY"
 ENV_KEY_FILE = "SHEETSYNC_BACKUP_KEY_FILE"
 NONCE_BYTES = 12
-_KEY_HINT = ("give a urlsafe-base64 32-byte key (44 characters), e.g. from "
-             "`python -c 'from sheetsync.backup import generate_key; print(generate_key())'`")
+_KEY_HINT = ("give a urlsafe-base64 32-byte key (44 characters); make one with "
+             "`sheetsync snapshots keygen --out FILE`")
 
 
 def generate_key() -> str:
     """A new random key as text for SHEETSYNC_BACKUP_KEY or a key file (same shape as Fernet's)."""
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
+
+
+def write_key_file(path: Path | str) -> Path:
+    """A new key in a new file (mode 0600, fsynced). An existing file is never replaced: the
+    key in it may be all that opens older encrypted backups."""
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError("the key file already exists; it was not changed", where=str(target),
+                         hint="snapshots sealed with it need it: pick another file name") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create the key file: {exc.strerror}", where=str(target),
+                         hint="check the folder exists and is writable") from None
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(generate_key() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return target
 
 
 def decode_key(text: str, *, where: str = "") -> bytes:

@@ -44,8 +44,7 @@ def key_for(loaded: LoadedLayout, *, required: bool | None = None) -> bytes | No
         raise UsageError(f"layout {loaded.name!r} sets backup.encrypt but no backup key is given",
                          where=f"{loaded.path}: backup.encrypt",
                          hint=f"set {ENV_KEY} (or {ENV_KEY_FILE}) or backup.key_file; make a key "
-                              "with `python -c 'from sheetsync.backup import generate_key; "
-                              "print(generate_key())'`")
+                              "with `sheetsync snapshots keygen --out FILE`")
     return key
 
 
