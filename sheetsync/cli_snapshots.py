@@ -270,6 +270,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.replace:
         if loaded is None:
             raise UsageError(f"no layout {name!r} to restore into", hint="pass --layouts-dir DIR")
+        if _recovered(loaded, folder, args.id, key):
+            return 0
         counts = restore_records(loaded, folder, args.id, key)
         print(f"restored {loaded.layout.table} from {args.id}: {counts['changed']} record(s) "
               f"changed, {counts['deleted']} deleted (history action 'restore'); the next sync "
@@ -280,6 +282,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     write_sheet_copy(sheet, target, loaded)
     print(f"restored sheet {sheet.sheet!r} of {name} at {args.id} into {target}")
     return 0
+
+
+def _recovered(loaded: LoadedLayout, folder: Path, snap_id: str, key: bytes | None) -> bool:
+    """A missing or damaged store is rebuilt whole from the snapshot (the damaged file kept)."""
+    from .backup.recover import needs_recovery, recover_store
+    from .engine import store_path
+    db = store_path(loaded)
+    problem = needs_recovery(db)
+    if not problem:
+        return False
+    done = recover_store(folder, snap_id, db, key, problem)
+    kept = "".join(f"\n  the damaged file is kept as {p}" for p in done.set_aside)
+    print(f"the store {db} was {'missing' if problem == 'missing' else 'damaged (' + problem + ')'}; "
+          f"rebuilt it whole from snapshot {snap_id}{kept}\n  the next sync takes the edits made "
+          "in the sheet since the snapshot")
+    return True
 
 
 def _only_layout(manifest: backup.Manifest) -> str:

@@ -84,7 +84,10 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
     """
     loaded = layout if isinstance(layout, LoadedLayout) else load_layout(layout)
     own_store = store is None
-    store = store or open_store(loaded)
+    try:
+        store = store or open_store(loaded)
+    except SheetsyncError as exc:
+        raise run_support.damaged_store(loaded, exc) or exc from None
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(clock())) + "-" + uuid.uuid4().hex[:8]
     result = RunResult(layout=loaded.name, run_id=run_id)
     started = time.perf_counter()
@@ -118,10 +121,15 @@ def _leased_run(ctx: RunContext, started: float) -> None:
     except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
         result.outcome, result.message = "partial", str(exc)
     except SheetsyncError as exc:
+        exc = run_support.damaged_store(ctx.loaded, exc) or exc  # the newest snapshot named
         result.outcome, result.message = "failed", str(exc)
-        raise
+        raise exc from None
     except Exception as exc:
-        result.outcome, result.message = "failed", f"internal error: {exc!r}"
+        damaged = run_support.damaged_store(ctx.loaded, exc)
+        result.outcome = "failed"
+        result.message = str(damaged) if damaged else f"internal error: {exc!r}"
+        if damaged:
+            raise damaged from None
         raise
     except BaseException:  # Ctrl-C, SystemExit: the outbox finishes the work next time
         result.outcome, result.message = "partial", "interrupted"

@@ -83,6 +83,13 @@ class StoreError(SheetsyncError):
     exit_code = 4
 
 
+class StoreCorrupt(StoreError):
+    """The store file is damaged (not a database, a malformed page): not a bug, and not fixed by
+    running again; a person restores it from a snapshot (the hint says how)."""
+
+    exit_code = 2
+
+
 class MissingExtra(SheetsyncError):
     """An optional dependency is not installed; the hint names the pip extra."""
 

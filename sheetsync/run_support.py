@@ -20,6 +20,7 @@ from .model import SheetData, SheetRow
 from .layout import LoadedLayout
 from .lease import break_dead_lease  # noqa: F401 (re-exported: it was here first)
 from .store import Store, default_path
+from .store_damage import damage
 
 if TYPE_CHECKING:
     from .engine import RunContext
@@ -114,6 +115,33 @@ def snapshot(ctx: "RunContext", data: SheetData) -> None:
     if pending:
         with ctx.store.transaction():
             ctx.store.set_meta(ctx.name, BACKUP_FAILED, None)
+
+
+def damaged_store(loaded: LoadedLayout, exc: BaseException) -> SheetsyncError | None:
+    """A StoreCorrupt when `exc` means the store file is damaged, its hint naming the newest
+    snapshot to restore (the command to type), else None."""
+    found = damage(exc, store_path(loaded))
+    if found is None:
+        return None
+    newest = _newest_snapshot(loaded)
+    if newest:
+        found.hint = (f"stop sheetsync for this store, then run `sheetsync snapshots restore {newest} "
+                      f"--replace --layout {loaded.name}` (`sheetsync snapshots list` shows the "
+                      "others): it keeps the damaged file beside the store as NAME.damaged-TIME and "
+                      "rebuilds the store from the snapshot; the next sync takes the edits made in "
+                      "the sheet since")
+    return found
+
+
+def _newest_snapshot(loaded: LoadedLayout) -> str | None:
+    from .backup import list_snapshots
+    from .backup.runner import backup_dir_for
+    try:
+        mine = [m for m in list_snapshots(backup_dir_for(loaded, store_path(loaded)))
+                if loaded.name in m.layouts]
+    except SheetsyncError:
+        return None
+    return mine[-1].id if mine else None
 
 
 def as_written(data: SheetData, landed: tuple) -> tuple[SheetRow, ...]:

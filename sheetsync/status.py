@@ -16,6 +16,7 @@ from .engine import store_path
 from .errors import LayoutError, SheetsyncError
 from .layout import LoadedLayout, format_issue, load_layout
 from .store import Store
+from .run_support import damaged_store
 
 CONFLICT_CODES = ("conflict", "conflict_row")
 MIN_GRACE = 300.0
@@ -48,8 +49,11 @@ def layout_status(path: Path, *, now: float | None = None, grace: float | None =
     try:
         with Store(db) as store:
             _fill_from_store(state, store, loaded, now)
-    except SheetsyncError as exc:
-        return {**state, "exit_code": 4, "message": f"cannot read the store: {exc.message}"}
+    except Exception as exc:  # a damaged file shows up on any read, not only on opening it
+        error = damaged_store(loaded, exc) or exc
+        if not isinstance(error, SheetsyncError):
+            raise
+        return {**state, "exit_code": 4, "message": f"cannot read the store: {error}"}
     state["last_snapshot"] = last_snapshot(loaded, db)
     _judge(state, now, grace_for(interval) if grace is None else grace)
     return state

@@ -19,6 +19,7 @@ from .errors import StoreError, UsageError
 from .model import WriteValue
 from .store_archive import ArchiveStoreMixin
 from .store_dedupe import DedupeStoreMixin
+from .store_damage import damage
 from .store_sql import chunks, literal, quote  # noqa: F401 (quote: re-exported)
 from .store_state import BaseRow, Mark, SyncStateMixin, encode_texts  # noqa: F401 (BaseRow, Mark: re-exported)
 
@@ -89,8 +90,9 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the store: {exc}", where=self.path,
-                             hint="check that the file is a sheetsync SQLite store and is writable") from exc
+            raise damage(exc, self.path) or StoreError(
+                f"cannot open the store: {exc}", where=self.path,
+                hint="check that the file is a sheetsync SQLite store and is writable") from exc
         self._columns: dict[str, list[str]] = {}
         self._booleans: dict[str, tuple[str, ...]] = {}  # table -> its boolean fields
 
@@ -162,6 +164,9 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
             raise StoreError(f"the store could not be written: {exc}", where=self.path,
                              hint="check free disk space and that the file and its folder are writable; "
                                   "nothing of this run was saved") from exc
+        except sqlite3.DatabaseError as exc:
+            self._rollback()
+            raise damage(exc, self.path) or exc
 
     def _rollback(self) -> None:
         """Roll back if a transaction is still open: SQLite may have rolled back by itself (a full
