@@ -20,6 +20,16 @@ def test_every_command_is_in_the_readme():
     assert missing == []
 
 
+def test_every_snapshots_action_is_in_the_readme():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    snapshots = sub.choices["snapshots"]
+    actions = next(a for a in snapshots._actions if a.__class__.__name__ == "_SubParsersAction")
+    listed = re.search(r"`sheetsync snapshots ([a-z/]+)`", README).group(1).split("/")
+    assert sorted(actions.choices) == sorted(listed)
+    assert "`sheetsync snapshots keygen" in README and "python -c" not in README
+
+
 def test_first_section_has_exactly_two_commands():
     first = README.split("\n## ", 2)[1]
     block = re.search(r"```sh\n(.*?)```", first, re.S).group(1)

@@ -174,21 +174,25 @@ def test_store_hitting_a_file_size_limit_mid_commit_fails_clearly(tmp_path):
     assert proc.returncode == 4 and "Traceback" not in proc.stderr and str(sheet.db) in proc.stderr
 
 
-def test_full_backup_disk_keeps_the_sync_and_reports_the_backup_failure(tmp_path):
+def test_full_backup_disk_keeps_the_sync_but_fails_the_run_until_a_backup_is_taken(tmp_path):
     with tmpfs(tmp_path / "backups") as backups:
         sheet = edited(SheetFixture("xlsx", tmp_path / "work", customer_rows(),
                                     extra={"backup": {"dir": str(backups)}}))
+        taken = len(list((backups / "snapshots").iterdir()))
         filler = fill_up(backups)
         proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
         run = json_run(proc)
-        assert proc.returncode in (0, 1) and run["outcome"] in ("ok", "problems")
+        assert proc.returncode == 4 and run["outcome"] == "failed"  # no backup: not "ok"
         assert "backup failed" in run["message"] and str(backups) in proc.stderr
         assert "free space" in proc.stderr and "integrity_check" not in proc.stderr
         left = [p for p in backups.rglob("*") if p.is_file() and (p.parent.name == "tmp" or ".tmp" in p.name)]
         assert left == [], "half-written backup file left"
-        state = finish_and_check(sheet)
-        assert state["records"]["C005"]["name"] == "Renamed Person"
+        state = assert_store_sound(sheet.db)  # the data itself was synced
+        assert state["records"]["C005"]["name"] == "Renamed Person" and state["outbox"] == []
+        assert sheetsync_cmd("status", "--layouts-dir", str(sheet.folder)).returncode == 4
         filler.unlink()
+        finish_and_check(sheet)  # nothing changed in the sheet, yet this run takes the backup
+        assert len(list((backups / "snapshots").iterdir())) == taken + 1
         sheet.edit(7, 2, "Another edit")
         run = json_run(sheetsync_cmd("sync", str(sheet.layout), "--json"))
         assert "backup failed" not in run["message"]
@@ -453,3 +457,200 @@ def test_max_delete_in_the_layout_sets_the_limit(tmp_path, max_delete, gone, hel
 def csv_rows(path: Path) -> list[list[str]]:
     import csv
     return list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+
+
+# -- backups you can trust ----------------------------------------------------------------------
+
+def manifests(backups: Path) -> list[dict]:
+    """Every snapshot manifest in the folder, oldest first."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((backups / "snapshots").glob("*.json"))]
+
+
+def object_file(backups: Path, name: str) -> Path:
+    return backups / "objects" / name[:2] / name[2:]
+
+
+def objects_of(manifest: dict) -> set[str]:
+    return {ref["sha256"] for ref in manifest["objects"].values()}
+
+
+def flip_middle_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_object_is_written_again_not_reused_by_the_next_snapshot(tmp_path):
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows())
+    backups = tmp_path / "backups"
+    assert sheetsync_cmd("sync", str(sheet.layout)).returncode == 1  # invalid emails: problems
+    first = manifests(backups)[0]
+    for name in objects_of(first):
+        flip_middle_byte(object_file(backups, name))
+    sheet.edit(6, 2, "Renamed Person")
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    assert json_run(proc)["outcome"] == "problems", proc.stderr
+    second = manifests(backups)[-1]
+    reused = objects_of(first) & objects_of(second)
+    assert reused, "the second snapshot shares no object with the first: nothing was tested"
+    assert "damaged" in proc.stderr and sorted(reused)[0] in proc.stderr  # said in the log
+    check = sheetsync_cmd("snapshots", "verify", second["id"], "--backup-dir", str(backups))
+    assert check.returncode == 0 and check.stdout.strip().endswith("ok"), check.stdout
+    # the objects rewritten heal the first snapshot too; only those it alone needs stay broken
+    check = sheetsync_cmd("snapshots", "verify", "--backup-dir", str(backups))
+    broken = {line.split()[2].rstrip(":") for line in check.stdout.splitlines() if line.startswith("BROKEN object")}
+    assert check.returncode == 1 and broken == objects_of(first) - objects_of(second)
+    restored = tmp_path / "restored.db"
+    from sheetsync.backup import restore_store
+    restore_store(backups, second["id"], restored)
+    assert store_state(restored)["records"]["C005"]["name"] == "Renamed Person"
+
+
+def test_a_damaged_object_that_cannot_be_written_again_fails_the_run(tmp_path):
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows())
+    backups = tmp_path / "backups"
+    sheetsync_cmd("sync", str(sheet.layout))
+    damaged = manifests(backups)[0]["objects"]["store/schema"]["sha256"]
+    flip_middle_byte(object_file(backups, damaged))
+    sheet.edit(6, 2, "Renamed Person")
+    with read_only(backups / "objects"):
+        proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    run = json_run(proc)
+    assert proc.returncode == 4 and run["outcome"] == "failed"
+    assert "backup failed" in run["message"] and damaged in run["message"]
+    assert "could not be written again" in run["message"]
+    assert len(manifests(backups)) == 1, "a snapshot needing a broken object was recorded"
+    assert store_state(sheet.db)["records"]["C005"]["name"] == "Renamed Person"
+    assert sheetsync_cmd("status", "--layouts-dir", str(tmp_path)).returncode == 4
+    finish_and_check_backup = sheetsync_cmd("sync", str(sheet.layout), "--json")  # writable again
+    assert json_run(finish_and_check_backup)["outcome"] == "problems"
+    assert sheetsync_cmd("snapshots", "verify", "--backup-dir", str(backups)).returncode == 0
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_verify_finds_bytes_appended_to_an_object(tmp_path, encrypted):
+    from sheetsync.backup import generate_key
+    env = {"SHEETSYNC_BACKUP_KEY": generate_key()} if encrypted else {}
+    sheet = SheetFixture("csv", tmp_path, customer_rows(),
+                         extra={"backup": {"encrypt": True}} if encrypted else None)
+    backups = tmp_path / "backups"
+    sheetsync_cmd("sync", str(sheet.layout), env=env)
+    snap = manifests(backups)[0]
+    target = snap["objects"]["store/schema"]["sha256"]
+    with open(object_file(backups, target), "ab") as fh:
+        fh.write(b"\0" * 16)
+    # without the key too: the exact stored bytes are checked before anything is decrypted
+    proc = sheetsync_cmd("snapshots", "verify", "--backup-dir", str(backups))
+    assert proc.returncode == 1, proc.stdout
+    assert f"BROKEN object {target}" in proc.stdout and snap["id"] in proc.stdout
+    if not encrypted:
+        restore = sheetsync_cmd("snapshots", "restore", snap["id"], "--replace",
+                                "--layouts-dir", str(tmp_path), env={"SHEETSYNC_DB": str(tmp_path / "new.db")})
+        assert restore.returncode != 0 and target in restore.stderr
+        assert not (tmp_path / "new.db").exists()
+
+
+def test_objects_of_the_first_format_stay_readable_and_their_damage_is_found(tmp_path):
+    """Backups written before objects carried their own checksum (MAGIC SSO1, kind, zlib body)."""
+    import zlib
+    sheet = SheetFixture("csv", tmp_path, customer_rows())
+    backups = tmp_path / "backups"
+    sheetsync_cmd("sync", str(sheet.layout))
+    snap = manifests(backups)[0]
+    for name in objects_of(snap):
+        path = object_file(backups, name)
+        raw = path.read_bytes()
+        assert raw[:5] == b"SSO2P"
+        path.write_bytes(b"SSO1P" + zlib.compress(zlib.decompress(raw[45:]), 6))
+    assert sheetsync_cmd("snapshots", "verify", "--backup-dir", str(backups)).returncode == 0
+    from sheetsync.backup import restore_store
+    assert store_state(restore_store(backups, snap["id"], tmp_path / "r.db"))["records"]["C001"]
+    target = snap["objects"]["store/schema"]["sha256"]
+    with open(object_file(backups, target), "ab") as fh:
+        fh.write(b"trailing bytes")
+    proc = sheetsync_cmd("snapshots", "verify", "--backup-dir", str(backups))
+    assert proc.returncode == 1 and f"BROKEN object {target}" in proc.stdout
+    assert "14 unexpected byte(s)" in proc.stdout
+
+
+def test_encrypted_backups_without_a_key_fail_check_the_run_status_and_alert(tmp_path):
+    from test_alerts import Hook
+    hook = Hook()
+    try:
+        sheet = SheetFixture("csv", tmp_path, customer_rows(), extra={
+            "backup": {"encrypt": True}, "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
+        check = sheetsync_cmd("check", str(sheet.layout))
+        assert check.returncode == 2
+        assert f"{sheet.layout}:" in check.stdout and "backup.encrypt:" in check.stdout
+        assert "SHEETSYNC_BACKUP_KEY" in check.stdout and "sheetsync snapshots keygen" in check.stdout
+        proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+        run = json_run(proc)
+        assert proc.returncode == 4 and run["outcome"] == "failed" and "backup failed" in run["message"]
+        assert store_state(sheet.db)["records"]["C001"]["name"] == "Person 1"  # the data is synced
+        assert not (tmp_path / "backups" / "snapshots").exists() or manifests(tmp_path / "backups") == []
+        status = sheetsync_cmd("status", "--layouts-dir", str(tmp_path))
+        assert status.returncode == 4 and "backup failed" in status.stdout
+        assert [(b["kind"], b["state"]) for b in hook.bodies] == [("failed", "firing")]
+        assert "backup.encrypt" in hook.bodies[0]["message"]
+
+        made = sheetsync_cmd("snapshots", "keygen", "--out", str(tmp_path / "backup.key"))
+        assert made.returncode == 0 and (tmp_path / "backup.key").stat().st_mode & 0o777 == 0o600
+        again = sheetsync_cmd("snapshots", "keygen", "--out", str(tmp_path / "backup.key"))
+        assert again.returncode == 2 and "already exists" in again.stderr  # a key is never replaced
+        text = sheet.layout.read_text(encoding="utf-8").replace("encrypt: true", "encrypt: true\n  key_file: backup.key")
+        sheet.layout.write_text(text, encoding="utf-8")
+        assert sheetsync_cmd("check", str(sheet.layout)).returncode == 0
+        run = json_run(sheetsync_cmd("sync", str(sheet.layout), "--json"))  # the sheet is unchanged
+        assert run["outcome"] == "problems" and "backup failed" not in run["message"]
+        [snap] = manifests(tmp_path / "backups")
+        assert snap["encrypted"] and snap["run_id"] == run["run_id"]
+        assert sheetsync_cmd("status", "--layouts-dir", str(tmp_path)).returncode == 0
+        assert [(b["kind"], b["state"]) for b in hook.bodies][-1] == ("failed", "recovered")
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+
+
+def damage_store(db: Path, how: str) -> None:
+    """Flip the header bytes of every b-tree page after the first, or cut the file in half."""
+    assert not Path(f"{db}-wal").exists(), "the store was not closed cleanly"
+    raw = bytearray(db.read_bytes())
+    if how == "truncated":
+        db.write_bytes(bytes(raw[:len(raw) // 2]))
+        return
+    page = int.from_bytes(raw[16:18], "big")
+    for start in range(page, len(raw), page):
+        for i in range(start, start + 8):
+            raw[i] ^= 0xA5
+    db.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["flipped", "truncated"])
+def test_a_damaged_store_says_how_to_restore_and_the_restore_works(tmp_path, how):
+    sheet = edited(SheetFixture("xlsx", tmp_path, customer_rows()))
+    before = store_state(sheet.db)
+    snap = manifests(tmp_path / "backups")[-1]["id"]
+    damage_store(sheet.db, how)
+    damaged = sheet.db.read_bytes()
+    proc = sheetsync_cmd("sync", str(sheet.layout))
+    assert proc.returncode == 2, proc.stderr
+    assert f"{sheet.db}: the store file is damaged" in proc.stderr
+    assert f"sheetsync snapshots restore {snap} --replace --layout customers" in proc.stderr
+    assert "internal error" not in proc.stderr and "bug" not in proc.stderr
+    status = sheetsync_cmd("status", "--layouts-dir", str(tmp_path))
+    assert status.returncode == 4 and "the store file is damaged" in status.stdout
+    assert "internal error" not in status.stdout + status.stderr
+
+    restore = sheetsync_cmd("snapshots", "restore", snap, "--replace", "--layout", "customers",
+                            "--layouts-dir", str(tmp_path))
+    assert restore.returncode == 0, restore.stderr
+    [kept] = [p for p in tmp_path.iterdir() if p.name.startswith("sheetsync.db.damaged-")
+              and not p.name.endswith(("-wal", "-shm"))]
+    assert kept.read_bytes()[:len(damaged) // 2] == damaged[:len(damaged) // 2]  # set aside, not mended
+    after = assert_store_sound(sheet.db)
+    assert {k: after[k] for k in ("records", "history", "problems")} == \
+        {k: before[k] for k in ("records", "history", "problems")}
+    sheet.edit(7, 2, "Edited after the restore")
+    run = json_run(sheetsync_cmd("sync", str(sheet.layout), "--json"))
+    assert run["outcome"] == "problems", run["message"]
+    assert store_state(sheet.db)["records"]["C006"]["name"] == "Edited after the restore"
