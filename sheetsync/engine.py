@@ -97,6 +97,11 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
                          allow_mass_delete=allow_mass_delete)
         with run_context(run_id, loaded.name):
             _leased_run(ctx, started)
+    except Exception as exc:  # a damaged store met anywhere (the lease too): say how to restore
+        damaged = run_support.damaged_store(loaded, exc)
+        if damaged is None:
+            raise
+        raise damaged from None
     finally:
         if own_store:
             store.close()

@@ -20,6 +20,8 @@ from .errors import LayoutError, SheetsyncError, SourceBusy, SourceUnavailable
 from .layout import LoadedLayout, format_issue, layout_files, load_layout
 from .model import RunResult
 from .store import Store
+from .run_support import damaged_store
+from .store_damage import damage
 
 log = logging.getLogger("sheetsync.scheduler")
 EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
@@ -269,8 +271,11 @@ class Runner:
         try:
             with Store(db, clock=self.clock) as store:
                 runs = [r for r in store.runs(loaded.name, limit=5) if r["finished"] is not None]
-        except SheetsyncError as exc:
-            log.error("layout %s: cannot read its store: %s", loaded.name, exc)
+        except Exception as exc:  # a damaged store must not stop the other layouts' runs
+            error = damage(exc, db) or exc
+            if not isinstance(error, SheetsyncError):
+                raise
+            log.error("layout %s: cannot read its store: %s", loaded.name, error)
             return None
         return max((r["finished"] for r in runs), default=None)
 
@@ -293,7 +298,7 @@ class Runner:
         except SourceBusy as exc:
             status, message = "busy", exc.message
         except SheetsyncError as exc:
-            status, message = "failed", str(exc)
+            status, message = "failed", str(damaged_store(loaded, exc) or exc)
         except Exception as exc:  # a bug must not stop the other layouts
             log.exception("layout %s: internal error", loaded.name)
             status, message = "error", f"internal error: {type(exc).__name__}: {exc}"

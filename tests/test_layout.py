@@ -255,4 +255,24 @@ def test_check_refuses_a_strict_open_xml_workbook_by_its_content(tmp_path: Path)
     (issue,) = check_paths([path])
     assert issue[1:3] == (4, "source.path") and "Strict Open XML" in issue[3]
     simple_book(tmp_path / "customers.xlsx", [["customer_id"], ["C00001"]])
+
+
+def test_check_names_the_backup_key_a_layout_needs_here(tmp_path: Path, monkeypatch) -> None:
+    from sheetsync.backup import generate_key
+    monkeypatch.delenv("SHEETSYNC_BACKUP_KEY", raising=False)
+    monkeypatch.delenv("SHEETSYNC_BACKUP_KEY_FILE", raising=False)
+    path = write(tmp_path, GOOD + "backup:\n  encrypt: true\n")
+    [(file, line, key, message)] = check_paths([path])
+    assert (file, line, key) == (str(path), 16, "backup.encrypt")
+    assert "SHEETSYNC_BACKUP_KEY" in message and "sheetsync snapshots keygen" in message
+    write(tmp_path, GOOD + "backup:\n  encrypt: true\n  key_file: k.key\n")
+    [(_, line, key, message)] = check_paths([path])  # the file named does not exist
+    assert (line, key) == (17, "backup.key_file") and str(tmp_path / "k.key") in message
+    (tmp_path / "k.key").write_text("not a key\n", encoding="ascii")
+    [(_, _, key, message)] = check_paths([path])
+    assert key == "backup.key_file" and "not a urlsafe-base64 32-byte key" in message
+    (tmp_path / "k.key").write_text(generate_key() + "\n", encoding="ascii")
+    assert check_paths([path]) == []
+    write(tmp_path, GOOD + "backup:\n  encrypt: true\n")
+    monkeypatch.setenv("SHEETSYNC_BACKUP_KEY", generate_key())
     assert check_paths([path]) == []
