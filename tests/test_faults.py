@@ -654,3 +654,17 @@ def test_a_damaged_store_says_how_to_restore_and_the_restore_works(tmp_path, how
     run = json_run(sheetsync_cmd("sync", str(sheet.layout), "--json"))
     assert run["outcome"] == "problems", run["message"]
     assert store_state(sheet.db)["records"]["C006"]["name"] == "Edited after the restore"
+
+
+def test_restore_replace_rebuilds_a_store_that_is_gone(tmp_path):
+    sheet = edited(SheetFixture("csv", tmp_path, customer_rows()))
+    before = store_state(sheet.db)
+    snap = manifests(tmp_path / "backups")[-1]["id"]
+    sheet.db.rename(tmp_path / "elsewhere.db")  # deleted or lost with its disk
+    restore = sheetsync_cmd("snapshots", "restore", snap, "--replace", "--layouts-dir", str(tmp_path))
+    assert restore.returncode == 0 and "missing" in restore.stdout, restore.stderr
+    after = assert_store_sound(sheet.db)
+    assert {k: after[k] for k in ("records", "history")} == {k: before[k] for k in ("records", "history")}
+    with Store(sheet.db) as store:
+        assert store.lease_holder("customers") is None
+        assert store.runs("customers")[0]["message"].startswith(f"the store was restored from snapshot {snap}")
