@@ -125,10 +125,9 @@ def _leased_run(ctx: RunContext, started: float) -> None:
         _run(ctx)
     except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
         result.outcome, result.message = "partial", str(exc)
-    except SheetsyncError as exc:
-        exc = run_support.damaged_store(ctx.loaded, exc) or exc  # the newest snapshot named
-        result.outcome, result.message = "failed", str(exc)
-        raise exc from None
+    except SheetsyncError as exc:  # a StoreCorrupt gets the newest snapshot in its hint
+        result.outcome, result.message = "failed", str(run_support.damaged_store(ctx.loaded, exc) or exc)
+        raise
     except Exception as exc:
         damaged = run_support.damaged_store(ctx.loaded, exc)
         result.outcome = "failed"

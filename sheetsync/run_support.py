@@ -20,7 +20,7 @@ from .model import SheetData, SheetRow
 from .layout import LoadedLayout
 from .lease import break_dead_lease  # noqa: F401 (re-exported: it was here first)
 from .store import Store, default_path
-from .store_damage import damage
+from .store_damage import damage, restore_hint
 
 if TYPE_CHECKING:
     from .engine import RunContext
@@ -125,11 +125,7 @@ def damaged_store(loaded: LoadedLayout, exc: BaseException) -> SheetsyncError | 
         return None
     newest = _newest_snapshot(loaded)
     if newest:
-        found.hint = (f"stop sheetsync for this store, then run `sheetsync snapshots restore {newest} "
-                      f"--replace --layout {loaded.name}` (`sheetsync snapshots list` shows the "
-                      "others): it keeps the damaged file beside the store as NAME.damaged-TIME and "
-                      "rebuilds the store from the snapshot; the next sync takes the edits made in "
-                      "the sheet since")
+        found.hint = restore_hint(newest, loaded.name)
     return found
 
 

@@ -9,13 +9,19 @@ from .errors import StoreCorrupt
 
 #: SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
 _DAMAGE_CODES = (11, 26)
-RESTORE_HINT = ("stop sheetsync for this store, then run `sheetsync snapshots list` and `sheetsync "
-                "snapshots restore ID --replace --layout NAME`: it keeps the damaged file beside "
-                "the store as NAME.damaged-TIME and rebuilds the store from the snapshot; the next "
-                "sync takes the edits made in the sheet since")
 
 
-def damage(exc: BaseException, path: str | Path, hint: str = RESTORE_HINT) -> StoreCorrupt | None:
+def restore_hint(snap_id: str | None = None, layout: str | None = None) -> str:
+    """What to type: the newest snapshot's id and the layout when known, else placeholders."""
+    command = f"sheetsync snapshots restore {snap_id or 'ID'} --replace --layout {layout or 'NAME'}"
+    pick = "(`sheetsync snapshots list` shows the others)" if snap_id else \
+        "(`sheetsync snapshots list` shows the IDs)"
+    return (f"stop sheetsync for this store, then run `{command}` {pick}: it renames the "
+            "damaged file to <file>.damaged-<time> (kept, not deleted) and rebuilds the store "
+            "from the snapshot; the next sync takes the edits made in the sheet since")
+
+
+def damage(exc: BaseException, path: str | Path) -> StoreCorrupt | None:
     """A StoreCorrupt naming `path` when `exc` is SQLite finding the file damaged, else None.
     Only an error that says so counts: a locked or full store is not damaged."""
     if isinstance(exc, StoreCorrupt):
@@ -24,7 +30,7 @@ def damage(exc: BaseException, path: str | Path, hint: str = RESTORE_HINT) -> St
     if not isinstance(exc, sqlite3.DatabaseError) or code is None or code & 0xFF not in _DAMAGE_CODES:
         return None
     return StoreCorrupt(f"the store file is damaged ({exc}); nothing more was written to it",
-                        where=str(path), hint=hint)
+                        where=str(path), hint=restore_hint())
 
 
 def probe(path: Path) -> str:
