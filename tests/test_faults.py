@@ -668,3 +668,16 @@ def test_restore_replace_rebuilds_a_store_that_is_gone(tmp_path):
     with Store(sheet.db) as store:
         assert store.lease_holder("customers") is None
         assert store.runs("customers")[0]["message"].startswith(f"the store was restored from snapshot {snap}")
+
+
+def test_export_refuses_a_damaged_object_instead_of_copying_it(tmp_path):
+    sheet = SheetFixture("csv", tmp_path, customer_rows())
+    backups = tmp_path / "backups"
+    sheetsync_cmd("sync", str(sheet.layout))
+    snap = manifests(backups)[0]
+    target = snap["objects"]["store/schema"]["sha256"]
+    flip_middle_byte(object_file(backups, target))
+    proc = sheetsync_cmd("snapshots", "export", snap["id"], str(tmp_path / "copy.tar"),
+                         "--backup-dir", str(backups))
+    assert proc.returncode == 1 and target in proc.stderr and "checksum" in proc.stderr
+    assert not (tmp_path / "copy.tar").exists()
