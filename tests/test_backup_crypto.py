@@ -43,7 +43,7 @@ def test_keys_load_from_env_or_file(tmp_path: Path) -> None:
     assert load_key({}) is None
     with pytest.raises(UsageError) as err:
         load_key({"SHEETSYNC_BACKUP_KEY": "too-short"})
-    assert err.value.where == "SHEETSYNC_BACKUP_KEY" and "generate_key" in err.value.hint
+    assert err.value.where == "SHEETSYNC_BACKUP_KEY" and "sheetsync snapshots keygen" in err.value.hint
     with pytest.raises(UsageError, match="cannot read"):
         load_key({}, key_file=tmp_path / "missing")
     with pytest.raises(UsageError, match="32 raw bytes"):
