@@ -573,42 +573,36 @@ def test_objects_of_the_first_format_stay_readable_and_their_damage_is_found(tmp
     assert "14 unexpected byte(s)" in proc.stdout
 
 
-def test_encrypted_backups_without_a_key_fail_check_the_run_status_and_alert(tmp_path):
-    from test_alerts import Hook
-    hook = Hook()
-    try:
-        sheet = SheetFixture("csv", tmp_path, customer_rows(), extra={
-            "backup": {"encrypt": True}, "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
-        check = sheetsync_cmd("check", str(sheet.layout))
-        assert check.returncode == 2
-        assert f"{sheet.layout}:" in check.stdout and "backup.encrypt:" in check.stdout
-        assert "SHEETSYNC_BACKUP_KEY" in check.stdout and "sheetsync snapshots keygen" in check.stdout
-        proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
-        run = json_run(proc)
-        assert proc.returncode == 4 and run["outcome"] == "failed" and "backup failed" in run["message"]
-        assert store_state(sheet.db)["records"]["C001"]["name"] == "Person 1"  # the data is synced
-        assert not (tmp_path / "backups" / "snapshots").exists() or manifests(tmp_path / "backups") == []
-        status = sheetsync_cmd("status", "--layouts-dir", str(tmp_path))
-        assert status.returncode == 4 and "backup failed" in status.stdout
-        assert [(b["kind"], b["state"]) for b in hook.bodies] == [("failed", "firing")]
-        assert "backup.encrypt" in hook.bodies[0]["message"]
+def test_encrypted_backups_without_a_key_fail_check_the_run_status_and_alert(tmp_path, hook):
+    sheet = SheetFixture("csv", tmp_path, customer_rows(), extra={
+        "backup": {"encrypt": True}, "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
+    check = sheetsync_cmd("check", str(sheet.layout))
+    assert check.returncode == 2
+    assert f"{sheet.layout}:" in check.stdout and "backup.encrypt:" in check.stdout
+    assert "SHEETSYNC_BACKUP_KEY" in check.stdout and "sheetsync snapshots keygen" in check.stdout
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    run = json_run(proc)
+    assert proc.returncode == 4 and run["outcome"] == "failed" and "backup failed" in run["message"]
+    assert store_state(sheet.db)["records"]["C001"]["name"] == "Person 1"  # the data is synced
+    assert not (tmp_path / "backups" / "snapshots").exists() or manifests(tmp_path / "backups") == []
+    status = sheetsync_cmd("status", "--layouts-dir", str(tmp_path))
+    assert status.returncode == 4 and "backup failed" in status.stdout
+    assert [(b["kind"], b["state"]) for b in hook.bodies] == [("failed", "firing")]
+    assert "backup.encrypt" in hook.bodies[0]["message"]
 
-        made = sheetsync_cmd("snapshots", "keygen", "--out", str(tmp_path / "backup.key"))
-        assert made.returncode == 0 and (tmp_path / "backup.key").stat().st_mode & 0o777 == 0o600
-        again = sheetsync_cmd("snapshots", "keygen", "--out", str(tmp_path / "backup.key"))
-        assert again.returncode == 2 and "already exists" in again.stderr  # a key is never replaced
-        text = sheet.layout.read_text(encoding="utf-8").replace("encrypt: true", "encrypt: true\n  key_file: backup.key")
-        sheet.layout.write_text(text, encoding="utf-8")
-        assert sheetsync_cmd("check", str(sheet.layout)).returncode == 0
-        run = json_run(sheetsync_cmd("sync", str(sheet.layout), "--json"))  # the sheet is unchanged
-        assert run["outcome"] == "problems" and "backup failed" not in run["message"]
-        [snap] = manifests(tmp_path / "backups")
-        assert snap["encrypted"] and snap["run_id"] == run["run_id"]
-        assert sheetsync_cmd("status", "--layouts-dir", str(tmp_path)).returncode == 0
-        assert [(b["kind"], b["state"]) for b in hook.bodies][-1] == ("failed", "recovered")
-    finally:
-        hook.server.shutdown()
-        hook.server.server_close()
+    made = sheetsync_cmd("snapshots", "keygen", "--out", str(tmp_path / "backup.key"))
+    assert made.returncode == 0 and (tmp_path / "backup.key").stat().st_mode & 0o777 == 0o600
+    again = sheetsync_cmd("snapshots", "keygen", "--out", str(tmp_path / "backup.key"))
+    assert again.returncode == 2 and "already exists" in again.stderr  # a key is never replaced
+    text = sheet.layout.read_text(encoding="utf-8").replace("encrypt: true", "encrypt: true\n  key_file: backup.key")
+    sheet.layout.write_text(text, encoding="utf-8")
+    assert sheetsync_cmd("check", str(sheet.layout)).returncode == 0
+    run = json_run(sheetsync_cmd("sync", str(sheet.layout), "--json"))  # the sheet is unchanged
+    assert run["outcome"] == "problems" and "backup failed" not in run["message"]
+    [snap] = manifests(tmp_path / "backups")
+    assert snap["encrypted"] and snap["run_id"] == run["run_id"]
+    assert sheetsync_cmd("status", "--layouts-dir", str(tmp_path)).returncode == 0
+    assert [(b["kind"], b["state"]) for b in hook.bodies][-1] == ("failed", "recovered")
 
 
 def damage_store(db: Path, how: str) -> None:
