@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sheetsync.connectors.xlsx import XlsxConnector  # noqa: E402
-from sheetsync.connectors.xlsx_patch import patch_xlsx  # noqa: E402
+from sheetsync.connectors.xlsx.patch import patch_xlsx  # noqa: E402
 from sheetsync.model import Patch, ReportTab, canonical_text  # noqa: E402
 
 HEADER = ["id", "name", "phone", "email", "city", "limit", "joined", "note"]

@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from . import lease
+from .engine import lease
 from .errors import SourceChanged, UsageError
 from .layout import ARCHIVE_TIMESTAMPS, LoadedLayout
 from .model import SheetData, row_hash
-from .run_support import env_hook
+from .engine.run_support import env_hook
 from .store import Store
 
 
@@ -168,7 +168,7 @@ def archive_rows(loaded: LoadedLayout, records: list[dict]) -> tuple[list[str], 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]], encoding: str | None) -> Path:
     """Append to NAME.archive.csv beside the CSV (header first when new), atomically."""
-    from .connectors.xlsx_guard import atomic_write
+    from .connectors.xlsx.guard import atomic_write
     target = path.with_name(f"{path.stem}.archive.csv")
     old = target.read_bytes() if target.exists() else b""
     enc = encoding or "utf-8-sig"
@@ -198,7 +198,7 @@ def write_xlsx(path: Path, data: SheetData, tab: str, header: list[str], rows: l
     """Append the archive rows to tab `tab` and, when safe, delete the archived rows from the
     synced sheet; one atomic save. Returns (rows deleted, why rows were not deleted)."""
     from .connectors.xlsx import _set_value
-    from .connectors.xlsx_guard import (atomic_write, fingerprint, guard_features, open_zip,
+    from .connectors.xlsx.guard import (atomic_write, fingerprint, guard_features, open_zip,
                                         read_bytes, refuse_if_open)
     refuse_if_open(path)
     raw = read_bytes(path)

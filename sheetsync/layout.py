@@ -8,19 +8,46 @@ import difflib
 import re
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .backup.retention import RetentionPolicy
-from .delete_guard import MaxDeleteKey
 from .rules.pattern import compile_pattern
 
 if TYPE_CHECKING:  # the lazy re-exports at the end, for type checkers
     from .layout_checks import Path_, fold_header, semantic_issues  # noqa: F401
     from .layout_load import (MAX_NODES, Issue, check_paths, format_issue, layout_files,  # noqa: F401
                               layout_issues, layout_schema, load_alerts_file, load_layout)
+
+# -- the `max_delete:` key (the guard itself is engine/delete_guard.py; the key is checked as the
+# layout loads, and a layout must not import the engine)
+MAX_DELETE_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+MaxDelete = Union[int, str, None]
+
+
+def check_max_delete(value: MaxDelete) -> MaxDelete:
+    """The layout key: a count of rows (200) or a share of the sheet's rows ("50%")."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("max_delete is a number of rows (e.g. 200) or a share of the rows (e.g. '50%')")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"must be 0 or more rows (got {value})")
+        return value
+    m = MAX_DELETE_SHARE.match(value)
+    if not m or float(m.group(1)) > 100:
+        raise ValueError(f"{value!r} is neither a number of rows (e.g. 200) nor a share "
+                         "from 0% to 100% (e.g. '50%')")
+    return value.strip()
+
+
+#: the layout's `max_delete:` key, checked as it is loaded
+MaxDeleteKey = Annotated[MaxDelete, BeforeValidator(check_max_delete)]
+
 
 _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 

@@ -284,7 +284,7 @@ def _workbook_issues(path: Path, loaded: LoadedLayout) -> list[Issue]:
     file = loaded.resolve(source.path) if source.kind == "xlsx" and source.path else None
     if file is None or not file.is_file():
         return []
-    from .connectors.xlsx_guard import open_zip, unwritable_format
+    from .connectors.xlsx.guard import open_zip, unwritable_format
     try:
         kind = unwritable_format(open_zip(file.read_bytes(), str(file)))
     except Exception:  # not a zip, unreadable: the run says so with its own message

@@ -20,8 +20,8 @@ from .errors import LayoutError, SheetsyncError, SourceBusy, SourceUnavailable
 from .layout import LoadedLayout, format_issue, layout_files, load_layout
 from .model import RunResult
 from .store import Store
-from .run_support import damaged_store
-from .store_damage import damage
+from .engine.run_support import damaged_store
+from .store.damage import damage
 
 log = logging.getLogger("sheetsync.scheduler")
 EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}

@@ -16,7 +16,7 @@ from .engine import store_path
 from .errors import LayoutError, SheetsyncError
 from .layout import LoadedLayout, format_issue, load_layout
 from .store import Store
-from .run_support import damaged_store
+from .engine.run_support import damaged_store
 
 CONFLICT_CODES = ("conflict", "conflict_row")
 MIN_GRACE = 300.0
@@ -88,7 +88,7 @@ def _fill_from_store(state: dict[str, Any], store: Store, loaded: LoadedLayout, 
 
 def _open_pairs(store: Store, layout: str) -> int:
     try:
-        from .cli_duplicates import open_pairs
+        from .cli.duplicates import open_pairs
     except ImportError:  # pragma: no cover
         return 0
     return len(open_pairs(store, layout))

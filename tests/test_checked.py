@@ -5,7 +5,7 @@ import pytest
 
 from sheetsync.layout import Layout
 from sheetsync.model import Problem
-from sheetsync.reconcile import RowInput, insert_row, reconcile_row
+from sheetsync.engine.reconcile import RowInput, insert_row, reconcile_row
 from sheetsync.rules import CellResult, RowResult, compile_rules
 from sheetsync.rules.checked import Checked, row_key_values
 

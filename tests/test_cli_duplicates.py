@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sheetsync.cli_duplicates import add_duplicates_command, merged_values
-from sheetsync.dedupe_sync import fuzzy_duplicates
+from sheetsync.cli.duplicates import add_duplicates_command, merged_values
+from sheetsync.dedupe.step import fuzzy_duplicates
 from sheetsync.errors import UsageError
 from sheetsync.layout import load_layout
 from sheetsync.store import Store

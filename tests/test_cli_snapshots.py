@@ -12,7 +12,7 @@ import pytest
 
 from sheetsync.backup import generate_key
 from sheetsync.backup.runner import snapshot_after_run
-from sheetsync.cli_snapshots import add_snapshot_commands
+from sheetsync.cli.snapshots import add_snapshot_commands
 from sheetsync.connectors.xlsx import XlsxConnector
 from sheetsync.engine import store_path, sync_once
 from sheetsync.errors import LayoutError, SheetsyncError

@@ -10,7 +10,7 @@ import pytest
 
 from sheetsync.dedupe import (DedupeConfig, block_keys, exact_pairs, find_duplicates, fit_model,
                               score_pairs)
-from sheetsync.dedupe_em import FSModel
+from sheetsync.dedupe.scoring import FSModel
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_1000 = REPO.parent / "shared" / "dedupe-datasets" / "splink" / "fake_1000.csv"
@@ -55,7 +55,7 @@ def test_unknown_comparator_is_a_layout_error() -> None:
 
 def _levels(kind: str, pairs: list[tuple[str, str]]) -> list[int]:
     import numpy as np
-    from sheetsync.dedupe_compare import Column
+    from sheetsync.dedupe.compare import Column
     values = [v for pair in pairs for v in pair]
     col = Column(kind, values)
     i = np.arange(0, len(values), 2)

@@ -1,4 +1,4 @@
-"""Tests for sheetsync.dedupe_sync: incremental fuzzy flags against a real store, across layouts."""
+"""Tests for sheetsync.dedupe.step: incremental fuzzy flags against a real store, across layouts."""
 from __future__ import annotations
 
 import csv
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from sheetsync import dedupe_sync
-from sheetsync.dedupe_sync import (ensure_index, fuzzy_duplicates, index_rows, load_model,
+from sheetsync.dedupe import step as dedupe_sync
+from sheetsync.dedupe.step import (ensure_index, fuzzy_duplicates, index_rows, load_model,
                                    merge_duplicates, rescan, rescan_with_stats)
-from sheetsync.dedupe_em import FSModel
+from sheetsync.dedupe.scoring import FSModel
 from sheetsync.errors import UsageError
 from sheetsync.layout import Layout
 from sheetsync.model import Problem

@@ -5,7 +5,8 @@ import pytest
 
 from conftest import sheetsync_cmd
 from sheetsync import messages
-from sheetsync.delete_guard import check_max_delete, limit
+from sheetsync.engine.delete_guard import limit
+from sheetsync.layout import check_max_delete
 
 
 @pytest.mark.parametrize("max_delete, live, expected", [

@@ -13,7 +13,7 @@ import pytest
 import sheetsync
 import argparse
 
-from sheetsync.cli_report import add_report_commands
+from sheetsync.cli.report import add_report_commands
 from sheetsync.engine import sync_once
 from sheetsync.errors import UsageError
 from sheetsync.export import export_table, formula_safe

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sheetsync.connectors.gsheets import GSheetsConnector
-from sheetsync.connectors.gsheets_auth import load_credentials
+from sheetsync.connectors.gsheets.auth import load_credentials
 from sheetsync.errors import SourceError, SourceUnavailable
 from sheetsync.model import Patch, ReportTab
 from sheetsync.testing.sheets_emulator import SheetsEmulator

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sheetsync.errors import SourceError
-from sheetsync.headers import fold, map_headers
+from sheetsync.rules.headers import fold, map_headers
 from sheetsync.layout import Layout
 
 WHERE = "customers.xlsx[Customers]"

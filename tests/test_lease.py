@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sheetsync import lease
+from sheetsync.engine import lease
 from sheetsync.errors import SourceBusy
 from sheetsync.store import Store
 

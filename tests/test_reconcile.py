@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sheetsync.model import Problem
-from sheetsync.reconcile import AS_STORED, RowInput, cell_texts, hold_back_taken_key, reconcile_row
+from sheetsync.engine.reconcile import AS_STORED, RowInput, cell_texts, hold_back_taken_key, reconcile_row
 from sheetsync.rules import CellResult
 from sheetsync.store import BaseRow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sheetsync.cli_report import add_report_commands
+from sheetsync.cli.report import add_report_commands
 from sheetsync.demo import install_demo
 from sheetsync.engine import sync_once
 from sheetsync.report import collect_reports

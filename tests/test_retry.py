@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 import requests
 
-from sheetsync.connectors.retry import AmbiguousWrite, call_with_retry, not_sent, retry_after
+from sheetsync.connectors.gsheets.retry import AmbiguousWrite, call_with_retry, not_sent, retry_after
 from sheetsync.errors import SourceUnavailable
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from sheetsync.cli_run import add_run_command
+from sheetsync.cli.run import add_run_command
 from sheetsync.engine import sync_once
 from sheetsync.scheduler import ClockScheduler, Runner
 from sheetsync.store import Store
@@ -258,7 +258,7 @@ def test_run_command_with_interval_and_max_cycles(tmp_path):
 
 def test_a_real_sigterm_stops_sheetsync_run_with_exit_0(tmp_path):
     make_layout(tmp_path, "a")
-    code = ("import argparse, sys\nfrom sheetsync.cli_run import add_run_command\n"
+    code = ("import argparse, sys\nfrom sheetsync.cli.run import add_run_command\n"
             "p = argparse.ArgumentParser(); add_run_command(p.add_subparsers())\n"
             "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n")
     proc = subprocess.Popen([sys.executable, "-c", code, "run", "--interval", "0.3", "--layouts-dir",

@@ -11,7 +11,7 @@ import requests
 from openpyxl.comments import Comment
 from openpyxl.styles import PatternFill
 
-from sheetsync.connectors.gsheets_auth import EndpointSession
+from sheetsync.connectors.gsheets.auth import EndpointSession
 from sheetsync.testing.emulator_state import ApiError, Spreadsheet, parse_range, quote_title
 from sheetsync.testing.emulator_seed import sheet_from_rows
 from sheetsync.testing.sheets_emulator import SheetsEmulator

@@ -197,7 +197,7 @@ def test_a_file_that_is_not_sqlite_gives_a_clear_error(tmp_path):
 
 def test_encode_texts_is_json_dumps_byte_for_byte():
     import json
-    from sheetsync.store_state import encode_texts
+    from sheetsync.store.state import encode_texts
     cases = [{}, {"a": "x"}, {"a%b": "100%s", 'é"k': "\\n\n\x00中\u2028"}, {"a": None, "b": "1"},
              {"a": 1, "b": 2.5, "c": True, "d": "x"}]
     for texts in cases:

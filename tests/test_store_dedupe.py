@@ -1,4 +1,4 @@
-"""Tests for sheetsync.store_dedupe: block index, model, pair decisions, merge, closing problems."""
+"""Tests for sheetsync.store.dedupe: block index, model, pair decisions, merge, closing problems."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from sheetsync.errors import UsageError
-from sheetsync.store_sql import chunks, literal, quote
+from sheetsync.store.sql import chunks, literal, quote
 
 
 def test_quote_makes_any_name_one_identifier_and_refuses_nul():

@@ -10,7 +10,7 @@ from sheetsync.layout import Layout
 from sheetsync.model import Problem, SheetData, SheetRow, row_hash
 from sheetsync.rules import compile_rules
 from sheetsync.store import BaseRow, Store
-from sheetsync.sync_rows import check_unique, find_duplicates, id_column, index_rows, later_partners
+from sheetsync.engine.identify import check_unique, find_duplicates, id_column, index_rows, later_partners
 
 HEADER = ("ID", "Name", "Email")
 COLS = {"id": 0, "name": 1, "email": 2}

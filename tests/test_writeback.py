@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sheetsync.layout import Layout
 from sheetsync.model import Patch, SheetData
-from sheetsync.reconcile import RowDecision
+from sheetsync.engine.reconcile import RowDecision
 from sheetsync.store import Mark
-from sheetsync.writeback import RowPlace, clear_stray, live_marks, note_text, plan_row
+from sheetsync.engine.writeback import RowPlace, clear_stray, live_marks, note_text, plan_row
 
 LAYOUT = Layout.model_validate({
     "table": "customers", "source": {"kind": "memory", "name": "m"}, "key": "id",

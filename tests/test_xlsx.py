@@ -16,7 +16,7 @@ from openpyxl.styles import PatternFill
 
 from sheetsync.connectors import open_connector
 from sheetsync.connectors.xlsx import XlsxConnector
-from sheetsync.connectors.xlsx_guard import lost_features, open_zip
+from sheetsync.connectors.xlsx.guard import lost_features, open_zip
 from sheetsync.errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
 from sheetsync.model import Patch, ReportTab, SheetRow
 
@@ -332,7 +332,7 @@ def test_error_cell_scan_finds_the_mark_across_read_blocks(tmp_path):
     import io
     import zipfile
 
-    from sheetsync.connectors.xlsx_guard import _has_error_cell
+    from sheetsync.connectors.xlsx.guard import _has_error_cell
     xml = b'<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="e"><v>#N/A</v></c></row></sheetData>'
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

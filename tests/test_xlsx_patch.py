@@ -19,7 +19,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.table import Table
 
 from sheetsync.connectors.xlsx import XlsxConnector, fill_code
-from sheetsync.connectors.xlsx_patch import Unsupported, patch_xlsx
+from sheetsync.connectors.xlsx.patch import Unsupported, patch_xlsx
 from sheetsync.model import Patch, ReportTab
 
 DEMO = Path(__file__).resolve().parent.parent / "sheetsync" / "data" / "demo" / "customers.xlsx"
@@ -297,7 +297,7 @@ def _with_cell(src: Path, cell: bytes) -> bytes:
 
 
 def test_date_formats_are_recognised_builtin_custom_and_chinese():
-    from sheetsync.connectors.xlsx_sheetxml import Styles, is_date_code
+    from sheetsync.connectors.xlsx.sheetxml import Styles, is_date_code
     body = ('<styleSheet xmlns="x"><numFmts count="2"><numFmt formatCode="yyyy&quot;年&quot;m&quot;月&quot;d&quot;日&quot;"'
             ' numFmtId="176"/><numFmt numFmtId="177" formatCode="#,##0.00_);[Red]\\(#,##0.00\\)"/></numFmts>'
             '<fills count="1"><fill/></fills><cellXfs count="4"><xf numFmtId="0"/><xf numFmtId="176"/>'
@@ -311,7 +311,7 @@ def test_date_formats_are_recognised_builtin_custom_and_chinese():
 
 def test_dates_are_serials_in_the_workbooks_date_system():
     import datetime as dt
-    from sheetsync.connectors.xlsx_sheetxml import serial
+    from sheetsync.connectors.xlsx.sheetxml import serial
     assert serial(dt.date(2024, 1, 7)) == 45298 and serial(dt.date(2012, 1, 2), date1904=True) == 39448
     assert serial(dt.datetime(2024, 1, 7, 13, 30)) == 45298 + 13.5 / 24
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from sheetsync.backup.objects import Manifest, Repository
 from sheetsync.backup.snapshot import restore_store
 from sheetsync.fileio import fsync_dir
-from sheetsync.store_damage import probe
+from sheetsync.store.damage import probe
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
 from . import Capabilities, still_applies
 from .xlsx import rows_from_grid
 from .safe_write import atomic_write, fingerprint
-from .xlsx_guard import LocalFile, read_bytes
+from .xlsx.guard import LocalFile, read_bytes
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
 _ENDING = re.compile(r"(\r\n|\n|\r)\Z")
