@@ -20,7 +20,7 @@ from openpyxl import Workbook
 
 from sheetsync.connectors import from_source
 from sheetsync.engine import sync_once
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 
 HEADER = ["Customer ID", "Name", "Phone", "Email", "City", "Signup date", "Tier", "Credit limit"]
 CITIES = ["北京", "上海", "广州", "深圳", "Hangzhou", "Chengdu", "Wuhan", "Xi'an"]

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from .layout import Alerts, EmailTarget, LoadedLayout, WebhookTarget, duration_seconds, load_alerts_file
+from .layout import Alerts, EmailTarget, LoadedLayout, WebhookTarget, duration_seconds
+from .layout_load import load_alerts_file
 from .store import Store
 
 log = logging.getLogger("sheetsync.alerts")

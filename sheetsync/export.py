@@ -33,8 +33,8 @@ def default_db(table: str | None = None) -> Path:
         return Path(env)
     folder = Path(os.environ.get("SHEETSYNC_LAYOUTS") or "layouts")
     if folder.is_dir():
-        from .engine import store_path
-        from .layout import load_layout
+        from .layout import store_path
+        from .layout_load import load_layout
         found = [load_layout(p) for p in sorted(folder.iterdir()) if p.suffix in (".yaml", ".yml")]
         owner = [ld for ld in found if ld.layout.table == table] or found
         if owner:

@@ -1,25 +1,21 @@
 """Layouts: one YAML file binds one worksheet to one store table. Pydantic models, extra keys forbidden.
 
-Reading YAML into them is layout_load.py, cross-key checks layout_checks.py (names re-exported here).
+Reading YAML into them is layout_load.py, cross-key checks layout_checks.py; both import this
+module, never the other way round.
 """
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import Annotated, Literal, Union
 
 import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from .backup.retention import RetentionPolicy
+from .connectors import MARK_COLOURS
 from .rules.pattern import compile_pattern
-
-if TYPE_CHECKING:  # the lazy re-exports at the end, for type checkers
-    from .layout_checks import Path_, fold_header, semantic_issues  # noqa: F401
-    from .layout_load import (MAX_NODES, Issue, check_paths, format_issue, layout_files,  # noqa: F401
-                              layout_issues, layout_schema, load_alerts_file, load_layout)
 
 # -- the `max_delete:` key (the guard itself is engine/delete_guard.py; the key is checked as the
 # layout loads, and a layout must not import the engine)
@@ -56,6 +52,18 @@ FieldType = Literal["string", "integer", "number", "decimal", "boolean", "date",
 Normaliser = Literal["trim", "collapse_spaces", "nfkc", "nfc", "strip_invisible", "lower", "upper", "title",
                      "phone", "date", "none"]
 Colour = str  # "RRGGBB"
+
+
+class RetentionPolicy(BaseModel):
+    """How many snapshots to keep; the same names as a layout's `retention:` mapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_last: int = Field(5, ge=0)   # the newest N, whatever their time
+    hourly: int = Field(25, ge=0)     # newest of each of the N most recent earlier hours
+    daily: int = Field(32, ge=0)
+    weekly: int = Field(12, ge=0)     # ISO weeks (Monday to Sunday)
+    monthly: int = Field(96, ge=0)
 
 
 class Strict(BaseModel):
@@ -207,12 +215,12 @@ class Access(Strict):
 
 
 class Colours(Strict):
-    corrected: Colour = "C6EFCE"
-    invalid: Colour = "FFC7CE"
-    duplicate: Colour = "FFD8A8"
-    conflict: Colour = "FFEB9C"
-    protected: Colour = "D9D2E9"
-    pushed: Colour = "DDEBF7"
+    corrected: Colour = MARK_COLOURS["corrected"]
+    invalid: Colour = MARK_COLOURS["invalid"]
+    duplicate: Colour = MARK_COLOURS["duplicate"]
+    conflict: Colour = MARK_COLOURS["conflict"]
+    protected: Colour = MARK_COLOURS["protected"]
+    pushed: Colour = MARK_COLOURS["pushed"]
 
     @field_validator("*")
     @classmethod
@@ -417,15 +425,15 @@ class LoadedLayout(BaseModel):
         return p if p.is_absolute() else (self.path.parent / p)
 
 
-# -- loading and checks live in layout_load / layout_checks; importable from here as before, lazily
-# (PEP 562) because those modules import the models above and either may be imported first.
-_MOVED = dict.fromkeys(("Path_", "semantic_issues", "fold_header"), "layout_checks") | dict.fromkeys(
-    ("Issue", "MAX_NODES", "load_layout", "layout_issues", "load_alerts_file", "layout_files",
-     "check_paths", "format_issue", "layout_schema"), "layout_load")
+def default_path(layout_path: Path | None = None) -> Path:
+    """$SHEETSYNC_DB, else sheetsync.db next to the layout (or in the working folder)."""
+    env = os.environ.get("SHEETSYNC_DB")
+    if env:
+        return Path(env)
+    return (layout_path.parent if layout_path else Path.cwd()) / "sheetsync.db"
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = globals()[name] = getattr(import_module(f".{_MOVED[name]}", __package__), name)
-    return value
+def store_path(loaded: LoadedLayout) -> Path:
+    """The layout's `store:`, else $SHEETSYNC_DB, else sheetsync.db next to the layout."""
+    return loaded.resolve(loaded.layout.store) if loaded.layout.store else default_path(loaded.path)
+

@@ -4,7 +4,6 @@ carrying its run id and layout (a contextvar, so threads and nested calls need n
 from __future__ import annotations
 
 import argparse
-import contextvars
 import datetime as _dt
 import json
 import logging
@@ -12,8 +11,9 @@ import sys
 from contextlib import contextmanager
 from typing import IO, Any, Iterator
 
-_RUN: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
-    "sheetsync_run", default=(None, None))
+from . import progress
+from .progress import _RUN, current_run  # noqa: F401 (current_run: part of this module's API)
+
 _HANDLER_FLAG = "_sheetsync_handler"
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s%(run_tag)s: %(message)s"
 
@@ -27,13 +27,7 @@ def run_context(run_id: str, layout: str | None = None) -> Iterator[None]:
         yield
     finally:
         _RUN.reset(token)
-        from .progress import finish
-        finish()
-
-
-def current_run() -> tuple[str | None, str | None]:
-    """(run_id, layout) of the run this code is part of, or (None, None)."""
-    return _RUN.get()
+        progress.finish()
 
 
 class RunFilter(logging.Filter):
@@ -86,7 +80,6 @@ def setup_logging(fmt: str = "text", level: int | str = logging.INFO, *, stream:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logger.addHandler(handler)
     logger.setLevel(level if isinstance(level, int) else level.upper())
-    from . import progress
     progress.configure(stream=stream, tty=None if fmt == "text" else False)
     return handler
 

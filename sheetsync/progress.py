@@ -1,10 +1,11 @@
 """Progress of a long sync: one \\r-rewritten line on a terminal, throttled log lines otherwise.
 
 Short steps print nothing (a line appears only once a step has run for `delay` seconds), so a
-quick hourly run leaves no noise in cron mail. No dependency; the engine calls progress().
+quick hourly run leaves no noise in cron mail. No sheetsync dependency; the engine calls progress(), logs.py configures it.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import time
@@ -13,6 +14,11 @@ from typing import IO, Callable
 
 log = logging.getLogger("sheetsync.progress")
 log.setLevel(logging.INFO)  # plain progress lines show at the default verbosity
+
+#: (run_id, layout) of the run in progress; set by logs.run_context. It lives here, below logs,
+#: because the progress line names the layout and logs drives progress (one direction only).
+_RUN: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "sheetsync_run", default=(None, None))
 
 
 @dataclass
@@ -71,7 +77,6 @@ def progress(step: str, done: int, total: int | None = None) -> None:
 
 
 def _text(step: str, done: int, total: int | None) -> str:
-    from .logs import current_run
     layout = current_run()[1]
     head = f"{layout}: {step}" if layout else step
     if not total:
@@ -97,3 +102,8 @@ def finish() -> None:
         stream.write("\r" + " " * st.drawn + "\r")
         stream.flush()
     st.drawn, st.step, st.last_emit = 0, None, None
+
+
+def current_run() -> tuple[str | None, str | None]:
+    """(run_id, layout) of the run this code is part of, or (None, None)."""
+    return _RUN.get()

@@ -149,8 +149,8 @@ class LayoutReport:
 
 def collect_report(path: Path, runs: int = 30) -> LayoutReport:
     """Read one layout's report data from its store (read-only; a missing store is 'never synced')."""
-    from .engine import store_path
-    from .layout import load_layout
+    from .layout import store_path
+    from .layout_load import load_layout
     from .store import Store
     loaded = load_layout(path)
     db = store_path(loaded)

@@ -17,7 +17,8 @@ from typing import Any, Callable, Protocol
 import schedule
 
 from .errors import LayoutError, SheetsyncError, SourceBusy, SourceUnavailable
-from .layout import LoadedLayout, format_issue, layout_files, load_layout
+from .layout import LoadedLayout
+from .layout_load import format_issue, layout_files, load_layout
 from .model import RunResult
 from .store import Store
 from .engine.run_support import damaged_store
@@ -136,7 +137,7 @@ def _default_sync(loaded: LoadedLayout, **kwargs: Any) -> RunResult:
 
 
 def _store_path(loaded: LoadedLayout) -> Path:
-    from .engine import store_path
+    from .layout import store_path
     return store_path(loaded)
 
 

@@ -12,11 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .engine import store_path
-from .errors import LayoutError, SheetsyncError
-from .layout import LoadedLayout, format_issue, load_layout
-from .store import Store
+from .dedupe.step import open_pairs
 from .engine.run_support import damaged_store
+from .errors import LayoutError, SheetsyncError
+from .layout import LoadedLayout, store_path
+from .layout_load import format_issue, load_layout
+from .store import Store
 
 CONFLICT_CODES = ("conflict", "conflict_row")
 MIN_GRACE = 300.0
@@ -87,10 +88,6 @@ def _fill_from_store(state: dict[str, Any], store: Store, loaded: LoadedLayout, 
 
 
 def _open_pairs(store: Store, layout: str) -> int:
-    try:
-        from .cli.duplicates import open_pairs
-    except ImportError:  # pragma: no cover
-        return 0
     return len(open_pairs(store, layout))
 
 

@@ -17,7 +17,8 @@ from aiosmtpd.smtp import AuthResult
 from sheetsync.alerts import check_layout, conditions, deliver_alert, post_webhook, redact
 from sheetsync.engine import sync_once
 from sheetsync.errors import LayoutError, SheetsyncError
-from sheetsync.layout import Alerts, WebhookTarget, load_alerts_file, load_layout
+from sheetsync.layout import Alerts, WebhookTarget
+from sheetsync.layout_load import load_alerts_file, load_layout
 from sheetsync.store import Store
 
 # loopback test server only: the real targets use STARTTLS or SSL

@@ -12,7 +12,7 @@ from sheetsync.archive import archive, condition_tests
 from sheetsync.connectors.xlsx import XlsxConnector
 from sheetsync.engine import sync_once
 from sheetsync.errors import SourceBusy, UsageError
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
 LAYOUT = """\

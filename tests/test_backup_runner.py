@@ -14,7 +14,7 @@ from sheetsync.backup.runner import backup_dir_for, sheet_copy, snapshot_after_r
 from sheetsync.connectors.xlsx import XlsxConnector
 from sheetsync.engine import store_path, sync_once
 from sheetsync.errors import UsageError
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
 LAYOUT = """\

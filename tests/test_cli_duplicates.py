@@ -10,7 +10,7 @@ import pytest
 from sheetsync.cli.duplicates import add_duplicates_command, merged_values
 from sheetsync.dedupe.step import fuzzy_duplicates
 from sheetsync.errors import UsageError
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
 LAYOUT = """\

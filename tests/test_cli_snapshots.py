@@ -16,7 +16,7 @@ from sheetsync.cli.snapshots import add_snapshot_commands
 from sheetsync.connectors.xlsx import XlsxConnector
 from sheetsync.engine import store_path, sync_once
 from sheetsync.errors import LayoutError, SheetsyncError
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
 LAYOUT = """\

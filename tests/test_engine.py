@@ -444,7 +444,7 @@ def test_messy_first_sync_ends_the_same_with_or_without_the_second_process(tmp_p
     import random
     import sqlite3
 
-    from sheetsync.layout import load_layout
+    from sheetsync.layout_load import load_layout
     from sheetsync.rules import prefetch
     rnd = random.Random(5)
     data = [[rnd.choice([f"C{i:04d}", f"c{i:04d}", f"C{rnd.randrange(400):04d}", "", "X"]),

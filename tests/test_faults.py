@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
 from sheetsync.connectors.gsheets import GSheetsConnector
 from sheetsync.engine import sync_once
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
 EDITS = [(6, 2, "Renamed Person"), (9, 3, "13912345678")]

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
 from sheetsync.engine import sync_once
 from sheetsync.errors import LayoutError
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
 HOSTILE = Path(__file__).parent / "hostile"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sheetsync.errors import LayoutError
-from sheetsync.layout import check_paths, format_issue, layout_schema, load_layout
+from sheetsync.layout_load import check_paths, format_issue, layout_schema, load_layout
 
 GOOD = """\
 table: customers

@@ -5,7 +5,7 @@ import openpyxl
 
 from sheetsync.demo import install_demo
 from sheetsync.engine import sync_once
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 from sheetsync.model import RunResult
 from sheetsync.report import (collect_report, last_change, quality_stats, report_hash, report_tab, reports_text,
                               summary_rows, tab_problem_rows)

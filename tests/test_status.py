@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from sheetsync.cli import main
-from sheetsync.cli.duplicates import open_pairs
+from sheetsync.dedupe.step import open_pairs
 from sheetsync.engine import sync_once
 from sheetsync.errors import SheetsyncError
 from sheetsync.status import grace_for, layout_status, status_text

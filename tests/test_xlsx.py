@@ -54,7 +54,7 @@ def test_reads_header_below_title_merged_header_and_totals(tmp_path):
 
 
 def test_rows_from_grid_pads_ragged_rows_and_drops_a_wide_totals_row():
-    from sheetsync.connectors.xlsx import rows_from_grid
+    from sheetsync.connectors.grid import rows_from_grid
     grid = [["id", "name", ""], ["1", "", None], [], ["2", "b"], [None, None, None, None, "total"]]
     header, rows = rows_from_grid(grid, 1, True, "x")
     assert header == ("id", "name")  # the totals row's extra width goes with it
@@ -65,7 +65,7 @@ def test_rows_from_grid_pads_ragged_rows_and_drops_a_wide_totals_row():
 
 
 def test_rows_from_grid_keeps_full_rows_as_they_are_and_pads_only_rows_with_gaps():
-    from sheetsync.connectors.xlsx import rows_from_grid
+    from sheetsync.connectors.grid import rows_from_grid
     grid = [["t", "", ""], ["id", "n", "x"], ["1", 2.0, True], ["", "", ""], ["3", "", "z"], ["4", "q", "w", "extra"],
             ["5", 0, False]]
     header, rows = rows_from_grid(grid, 2, False, "x")

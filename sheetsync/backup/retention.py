@@ -12,22 +12,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Hashable, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from sheetsync.backup.objects import Manifest, Repository
 from sheetsync.backup.snapshot import as_utc
-
-
-class RetentionPolicy(BaseModel):
-    """How many snapshots to keep; the same names as a layout's `retention:` mapping."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    keep_last: int = Field(5, ge=0)   # the newest N, whatever their time
-    hourly: int = Field(25, ge=0)     # newest of each of the N most recent earlier hours
-    daily: int = Field(32, ge=0)
-    weekly: int = Field(12, ge=0)     # ISO weeks (Monday to Sunday)
-    monthly: int = Field(96, ge=0)
+from sheetsync.layout import RetentionPolicy  # noqa: F401 (a layout key, re-exported for backup callers)
 
 
 _BUCKETS: list[tuple[str, Callable[[datetime], Hashable]]] = [

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import LayoutError, SheetsyncError, SourceBusy, UsageError
+from .layouts import _expand, _store_for_dir, layouts_dir, resolve_layouts
 
 EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except LayoutError as exc:
-        from ..layout import format_issue
+        from ..layout_load import format_issue
         for issue in exc.issues:
             print(format_issue(issue), file=sys.stderr)
         if not exc.issues:
@@ -114,7 +115,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..layout import check_paths, format_issue, layout_schema
+    from ..layout_load import check_paths, format_issue, layout_schema
     if args.schema:
         print(json.dumps(layout_schema(), indent=2, ensure_ascii=False))
         return 0
@@ -156,8 +157,8 @@ def _alerts(path: Path) -> None:
     """cron's `sheetsync sync --all` alerts like `sheetsync run` does (failure, partial streaks,
     invalid share); an alert that cannot be evaluated never fails the sync."""
     from ..alerts import check_layout
-    from ..engine import store_path
-    from ..layout import load_layout
+    from ..layout import store_path
+    from ..layout_load import load_layout
     from ..store import Store
     try:
         loaded = load_layout(path)
@@ -208,53 +209,6 @@ def cmd_emulator(args: argparse.Namespace) -> int:
                          hint="pip install 'sheetsync[gsheets]'") from None
     serve(args.port, Path(args.data) if args.data else None)
     return 0
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-def layouts_dir(option: str | None) -> Path:
-    return Path(option or os.environ.get("SHEETSYNC_LAYOUTS") or "layouts")
-
-
-def _expand(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
-        else:
-            out.append(p)
-    return out
-
-
-def resolve_layouts(names: list[str], all_: bool, directory: str | None) -> list[Path]:
-    folder = layouts_dir(directory)
-    if all_ or not names:
-        found = _expand([folder]) if folder.is_dir() else []
-        if not found:
-            raise UsageError(f"no layouts found in {folder}",
-                             hint="pass a layout file, --layouts-dir DIR, or run `sheetsync demo` to see one")
-        return found
-    out = []
-    for name in names:
-        p = Path(name)
-        if not p.exists() and (folder / f"{name}.yaml").exists():
-            p = folder / f"{name}.yaml"
-        if not p.exists():
-            raise UsageError(f"layout {name!r} not found", hint=f"looked for {p} and {folder / (name + '.yaml')}")
-        out.append(p)
-    return out
-
-
-def _store_for_dir(directory: str | None) -> Path:
-    from ..engine import store_path
-    from ..layout import load_layout
-    env = os.environ.get("SHEETSYNC_DB")
-    if env:
-        return Path(env)
-    found = _expand([layouts_dir(directory)]) if layouts_dir(directory).is_dir() else []
-    if not found:
-        raise UsageError("cannot tell which store to read", hint="pass --db FILE or --layouts-dir DIR")
-    return store_path(load_layout(found[0]))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,9 +36,10 @@ def add_duplicates_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
-    from . import resolve_layouts
-    from ..engine import store_path
-    from ..layout import load_layout
+    from .layouts import resolve_layouts
+    from ..dedupe.step import open_pairs
+    from ..layout import store_path
+    from ..layout_load import load_layout
     from ..store import Store
     loaded = load_layout(resolve_layouts([args.layout], False, args.layouts_dir)[0])
     path = store_path(loaded)
@@ -54,22 +55,6 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         pairs = open_pairs(store, loaded.name)
     _print_pairs(pairs, args)
     return 1 if pairs else 0
-
-
-def open_pairs(store: Any, layout_name: str) -> list[dict[str, Any]]:
-    """One entry per open pair (a row can carry the same pair on several fields), best first."""
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for p in store.problems(layout_name):
-        if p["code"] != "duplicate":
-            continue
-        params = p["params"]
-        pair = {"a": p["ident"], "b": str(params.get("other_key", "")),
-                "score": float(params.get("score", 1.0)), "reason": str(params.get("reason", "")),
-                "row": p["row"], "other_row": params.get("other_row")}
-        have = best.get((pair["a"], pair["b"]))
-        if have is None or pair["score"] > have["score"]:
-            best[(pair["a"], pair["b"])] = pair
-    return sorted(best.values(), key=lambda q: (-q["score"], q["a"], q["b"]))
 
 
 def _print_pairs(pairs: list[dict[str, Any]], args: argparse.Namespace) -> None:

@@ -31,7 +31,7 @@ def add_report_commands(subparsers: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import resolve_layouts
+    from .layouts import resolve_layouts
     from ..report import collect_reports, reports_text
     paths = resolve_layouts(args.layouts, not args.layouts, args.layouts_dir)
     reports = collect_reports(paths, runs=args.runs)

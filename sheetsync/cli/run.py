@@ -28,8 +28,8 @@ def add_run_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import layouts_dir
-    from ..layout import load_alerts_file
+    from .layouts import layouts_dir
+    from ..layout_load import load_alerts_file
     from ..scheduler import Runner
     if args.interval is not None and args.interval <= 0:
         raise UsageError(f"--interval must be more than 0 seconds, not {args.interval}")

@@ -14,7 +14,8 @@ from typing import Any, Callable
 from .. import backup
 from ..backup.runner import backup_dir_for, key_for
 from ..errors import LayoutError, UsageError
-from ..layout import LoadedLayout, layout_files, load_layout
+from ..layout import LoadedLayout
+from ..layout_load import layout_files, load_layout
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -121,7 +122,7 @@ def _pick(args: argparse.Namespace, name: str | None) -> LoadedLayout | None:
 
 
 def _folder(args: argparse.Namespace, loaded: LoadedLayout | None) -> Path:
-    from ..engine import store_path
+    from ..layout import store_path
     if args.backup_dir:
         return Path(args.backup_dir)
     if loaded is not None:
@@ -287,7 +288,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def _recovered(loaded: LoadedLayout, folder: Path, snap_id: str, key: bytes | None) -> bool:
     """A missing or damaged store is rebuilt whole from the snapshot (the damaged file kept)."""
     from ..backup.recover import needs_recovery, recover_store
-    from ..engine import store_path
+    from ..layout import store_path
     db = store_path(loaded)
     problem = needs_recovery(db)
     if not problem:
@@ -356,7 +357,7 @@ def restore_records(loaded: LoadedLayout, folder: Path, snap_id: str,
     The lease is taken first, so the snapshot's store copy (a folder named for this process)
     exists only while it is held; a killed restore's lease and folder go at the next command."""
     from ..engine import lease
-    from ..engine import store_path
+    from ..layout import store_path
     from ..engine.run_support import env_hook
     from ..store import Store
     layout, db = loaded.layout, store_path(loaded)
@@ -404,9 +405,9 @@ def _replace_records(live: Any, loaded: LoadedLayout, wanted: dict[str, dict], r
 
 def cmd_archive(args: argparse.Namespace) -> int:
     from ..archive import archive
-    from . import resolve_layouts
+    from .layouts import resolve_layouts
     from ..connectors import from_source
-    from ..engine import store_path
+    from ..layout import store_path
     from ..store import Store
     loaded = load_layout(resolve_layouts([args.layout], False, args.layouts_dir)[0])
     db = store_path(loaded)

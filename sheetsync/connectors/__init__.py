@@ -30,6 +30,16 @@ EXTRAS: dict[str, str] = {"gsheets": "gsheets", "excel": "excel"}
 NOTE_PREFIX = "sheetsync: "
 NOTE_SEPARATOR = "\n---\n"
 
+#: the fill of each kind of mark when a layout names no `colours:` (layout.Colours takes its defaults
+#: from here); a clear without `fill` treats these as sheetsync's own
+MARK_COLOURS = {"corrected": "C6EFCE", "invalid": "FFC7CE", "duplicate": "FFD8A8",
+                "conflict": "FFEB9C", "protected": "D9D2E9", "pushed": "DDEBF7"}
+
+
+def default_mark_colours() -> frozenset[str]:
+    """The default mark colours, upper-case: what a clear without `fill` may remove."""
+    return frozenset(MARK_COLOURS.values())
+
 
 @dataclass(frozen=True)
 class Capabilities:

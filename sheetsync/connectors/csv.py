@@ -16,7 +16,7 @@ from typing import Sequence
 from ..errors import SourceError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
 from . import Capabilities, still_applies
-from .xlsx import rows_from_grid
+from .grid import rows_from_grid
 from .safe_write import atomic_write, fingerprint
 from .xlsx.guard import LocalFile, read_bytes
 

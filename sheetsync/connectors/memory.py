@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Sequence
 
 from ..errors import SourceBusy, SourceChanged, SourceError, SourceUnavailable
 from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, typed_value
-from . import Capabilities, is_our_note, merge_note, remove_note, still_applies
-from .xlsx import default_mark_colours, rows_from_grid
+from . import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, still_applies
+from .grid import rows_from_grid
 
 Cell = tuple[int, int]
 

@@ -202,3 +202,19 @@ def rescan_with_stats(store: "Store", layout: Layout) -> tuple[list[Pair], "Bloc
 
 def rescan(store: "Store", layout: Layout) -> list[Pair]:
     return rescan_with_stats(store, layout)[0]
+
+
+def open_pairs(store: Any, layout_name: str) -> list[dict[str, Any]]:
+    """One entry per open pair (a row can carry the same pair on several fields), best first."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in store.problems(layout_name):
+        if p["code"] != "duplicate":
+            continue
+        params = p["params"]
+        pair = {"a": p["ident"], "b": str(params.get("other_key", "")),
+                "score": float(params.get("score", 1.0)), "reason": str(params.get("reason", "")),
+                "row": p["row"], "other_row": params.get("other_row")}
+        have = best.get((pair["a"], pair["b"]))
+        if have is None or pair["score"] > have["score"]:
+            best[(pair["a"], pair["b"])] = pair
+    return sorted(best.values(), key=lambda q: (-q["score"], q["a"], q["b"]))

@@ -18,7 +18,7 @@ from ..dedupe import step as dedupe_sync
 from . import delete_guard
 from . import lease
 from . import run_support
-from .run_support import store_path
+from ..layout import store_path  # noqa: F401 (sheetsync.engine.store_path: its old home)
 from .. import report as report_mod
 from ..connectors import Connector, from_source
 from .commit import commit, deletable
@@ -26,7 +26,8 @@ from ..errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailabl
 from ..rules.headers import map_headers
 from ..logs import run_context
 from ..progress import progress
-from ..layout import LoadedLayout, load_layout
+from ..layout import LoadedLayout
+from ..layout_load import load_layout
 from ..model import Applied, Problem, RunResult, SheetData, row_hash
 from .reconcile import (AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, hold_back_taken_key,
                         insert_row, reconcile_row)

@@ -17,20 +17,14 @@ from .. import __version__
 from ..backup.runner import snapshot_after_run
 from ..errors import SheetsyncError
 from ..model import SheetData, SheetRow
-from ..layout import LoadedLayout
+from ..layout import LoadedLayout, store_path
 from .lease import break_dead_lease  # noqa: F401 (re-exported: it was here first)
-from ..store import Store, default_path
 from ..store.damage import damage, restore_hint
 
 if TYPE_CHECKING:
     from . import RunContext
 
 log = logging.getLogger("sheetsync.engine")
-
-
-def store_path(loaded: LoadedLayout) -> Path:
-    """The layout's `store:`, else $SHEETSYNC_DB, else sheetsync.db next to the layout."""
-    return loaded.resolve(loaded.layout.store) if loaded.layout.store else default_path(loaded.path)
 
 
 def env_hook() -> Callable[[str], None]:

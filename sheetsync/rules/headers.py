@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 from ..errors import SourceError
-from ..layout import Layout
 from ..model import column_letter
+
+if TYPE_CHECKING:  # rules sit below layout: the layout is handed in, never imported
+    from ..layout import Layout
 
 _INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad\u202a-\u202e\u2066-\u2069]")
 

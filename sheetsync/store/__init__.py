@@ -7,7 +7,6 @@ readable column names; sheetsync's own bookkeeping lives in tables prefixed `_sh
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -62,13 +61,6 @@ _MIGRATIONS: list[str] = [
     # 2: the newest history row of a table in O(log n), to tell "the store changed since" cheaply
     "CREATE INDEX _sheetsync_history_tbl ON _sheetsync_history(tbl, id);",
 ]
-
-
-def default_path(layout_path: Path | None = None) -> Path:
-    env = os.environ.get("SHEETSYNC_DB")
-    if env:
-        return Path(env)
-    return (layout_path.parent if layout_path else Path.cwd()) / "sheetsync.db"
 
 
 class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):

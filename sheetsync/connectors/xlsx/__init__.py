@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import io
 import logging
-import operator
 import re
 from concurrent.futures import ThreadPoolExecutor
-from itertools import count, repeat
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ...errors import SourceError
-from ...model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
+from ...model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, canonical_text,
                      column_letter, typed_value)
-from .. import Capabilities, is_our_note, merge_note, remove_note, still_applies
+from .. import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, still_applies
+from ..grid import rows_from_grid
 from .patch import Unsupported, patch_xlsx
 from .guard import (LocalFile, atomic_write, date1904, fingerprint, guard_features, open_zip,
                          read_bytes, read_comments, refuse_if_open, refuse_unwritable, sheet_comments_part,
@@ -27,43 +26,6 @@ from .guard import (LocalFile, atomic_write, date1904, fingerprint, guard_featur
 log = logging.getLogger(__name__)
 
 _REF = re.compile(r"^\$?([A-Z]{1,3})\$?(\d+)$")
-
-
-def rows_from_grid(grid: Sequence[Sequence[CellValue]], header_row: int, totals_row: bool,
-                   where: str) -> tuple[tuple[str, ...], tuple[SheetRow, ...]]:
-    """Header texts and non-blank data rows from a full grid (grid[0] is sheet row 1, col A).
-
-    Rows above `header_row` (titles) are ignored; trailing all-empty columns are trimmed.
-    """
-    if len(grid) < header_row or _used_width(grid[header_row - 1]) == 0:
-        raise SourceError(f"no header in row {header_row} (the sheet is empty there)", where=where,
-                          hint="check source.header_row in the layout, or that this is the right sheet")
-    width = _used_width(grid[header_row - 1])
-    body = grid[header_row:]
-    # rows with an empty cell ("" from calamine, None where errors were put in), found at C speed:
-    # only they need their used width worked out and padding (a blank row is left out)
-    gaps = list(map(operator.or_, map(operator.contains, body, repeat("")),
-                    map(operator.contains, body, repeat(None))))
-    if not totals_row and not any(gaps) and set(map(len, body)) <= {width}:  # a full rectangle
-        header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
-        rows = zip(count(header_row + 1), map(tuple, body))
-        return header, tuple(map(tuple.__new__, repeat(SheetRow), rows))
-    numbers, kept, padded = [], [], []
-    for n, row, gap in zip(count(header_row + 1), body, gaps):
-        used = _used_width(row) if gap else len(row)
-        if used:
-            numbers.append(n)
-            kept.append(row)
-            padded.append(gap)
-            if used > width:
-                width = used
-    if totals_row and kept:
-        numbers.pop(), kept.pop(), padded.pop()
-        width = max(_used_width(grid[header_row - 1]), max(map(_used_width, kept), default=0))
-    header = tuple(canonical_text(v) for v in _pad(grid[header_row - 1], width))
-    values = [_pad(row, width) if gap or len(row) != width else tuple(row) for row, gap in zip(kept, padded)]
-    # tuple.__new__ makes each SheetRow at C speed (a NamedTuple's own __new__ is Python code)
-    return header, tuple(map(tuple.__new__, repeat(SheetRow), zip(numbers, values)))
 
 
 def _special_cells(zf: Any, sheet: str, where: str) -> tuple[str | None, dict[str, CellError], frozenset]:
@@ -90,21 +52,6 @@ def _put_errors(grid: list[list[CellValue]], errors: dict[str, CellError]) -> No
         line = grid[row - 1]
         line.extend([None] * (col - len(line)))
         line[col - 1] = error
-
-
-def _used_width(row: Sequence[CellValue]) -> int:
-    """Columns up to the last non-empty cell ("" and None are empty; a space is not)."""
-    for i in range(len(row), 0, -1):
-        if row[i - 1] is not None and row[i - 1] != "":
-            return i
-    return 0
-
-
-def _pad(row: Sequence[CellValue], width: int) -> tuple[CellValue, ...]:
-    """Exactly `width` cells, empty ones as None."""
-    cells = row[:width] if len(row) > width else row
-    cells = tuple([None if v == "" else v for v in cells] if "" in cells else cells)
-    return cells + (None,) * (width - len(cells)) if len(cells) < width else cells
 
 
 def ref_to_cell(ref: str) -> tuple[int, int] | None:
@@ -149,12 +96,6 @@ def make_fill(code: str | None) -> Any:
     else:
         colour = Color(rgb=value)
     return PatternFill(fill_type=pattern, fgColor=colour)
-
-
-def default_mark_colours() -> frozenset[str]:
-    """The layout's default mark colours: a clear without `fill` treats these as sheetsync's."""
-    from ...layout import Colours
-    return frozenset(str(v).upper() for v in Colours().model_dump().values())
 
 
 class XlsxConnector(LocalFile):

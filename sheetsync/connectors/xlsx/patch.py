@@ -17,7 +17,7 @@ from defusedxml import ElementTree as DET
 
 from ...errors import SourceError
 from ...model import Patch, ReportTab, column_letter, typed_value
-from .. import is_our_note, merge_note, remove_note
+from .. import default_mark_colours, is_our_note, merge_note, remove_note
 from .guard import DATE1904, FORMULA_MARKS
 from .notes import Notes
 from .package import (MAIN_NS, REL_NS, P, Package, Unsupported, esc, insert_before_close, local,
@@ -192,7 +192,6 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
 
 def _apply_one(ws: Sheet, styles: Styles, notes: Notes, patch: Patch, system1904: bool) -> Any:
     """One patch, with the same meaning as xlsx._apply_patch; returns the prior fill of a new mark."""
-    from . import default_mark_colours
     ref = f"{column_letter(patch.col)}{patch.row}"
     if patch.write and not ws.cell(patch.row, patch.col).formula:  # a formula is never overwritten
         _write_value(ws, styles, patch, system1904)
