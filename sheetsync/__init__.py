@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "read_table"]
+__all__ = ["Store", "__version__", "load_layout", "read_table", "sync_once"]
 
-#: public name -> module that defines it; imported on first use so `import sheetsync` stays light
-_LAZY = {"read_table": "sheetsync.export"}
+#: public name -> module that defines it; imported on first use, so that `import sheetsync.model`
+#: (every module imports this package first) loads no engine, store or pydantic
+_LAZY = {"sync_once": "sheetsync.engine", "load_layout": "sheetsync.layout_load",
+         "Store": "sheetsync.store", "read_table": "sheetsync.export"}
 
 
 def __getattr__(name: str) -> Any:

@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print one JSON object per run")
 
     sp = cmd("status", cmd_status, "last run of each layout, open problems, pending write-back")
-    sp.add_argument("layouts", nargs="*")
-    sp.add_argument("--layouts-dir", default=None)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("layouts", nargs="*", help="layout files or names (default: every layout)")
+    sp.add_argument("--layouts-dir", default=None, help="layouts folder (default ./layouts or $SHEETSYNC_LAYOUTS)")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     from .duplicates import add_duplicates_command
     from .run import add_run_command
@@ -95,14 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_commands(sub)
 
     sp = cmd("history", cmd_history, "every field change of one record")
-    sp.add_argument("table")
-    sp.add_argument("key")
+    sp.add_argument("table", help="store table (the layout's `table:`)")
+    sp.add_argument("key", help="the record's key")
     sp.add_argument("--db", default=None, help="store file (default: the layouts' store or $SHEETSYNC_DB)")
-    sp.add_argument("--layouts-dir", default=None)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--layouts-dir", default=None, help="layouts folder (default ./layouts or $SHEETSYNC_LAYOUTS)")
+    sp.add_argument("--json", action="store_true", help="print the changes as JSON")
 
     sp = cmd("emulator", cmd_emulator, "serve the local Google Sheets API emulator on loopback")
-    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--port", type=int, default=8765, help="loopback port to listen on (default 8765)")
     sp.add_argument("--data", default=None, help="seed from a JSON file or an .xlsx workbook")
     return p
 

@@ -15,14 +15,15 @@ def add_report_commands(subparsers: Any) -> None:
     sp.add_argument("layouts", nargs="*", help="layout files or names (default: every layout)")
     sp.add_argument("--html", metavar="FILE", default=None, help="write a self-contained HTML page")
     sp.add_argument("--runs", type=int, default=30, help="runs per layout in the charts (default 30)")
-    sp.add_argument("--layouts-dir", default=None)
+    sp.add_argument("--layouts-dir", default=None, help="layouts folder (default ./layouts or $SHEETSYNC_LAYOUTS)")
     sp.set_defaults(func=cmd_report)
 
     sp = subparsers.add_parser("export", help="export a store table to csv, xlsx, json or parquet",
                                description="export a store table; csv/xlsx cells that a spreadsheet "
                                            "would run as a formula get a ' prefix (json/parquet: as stored)")
-    sp.add_argument("table")
-    sp.add_argument("--format", choices=("csv", "xlsx", "json", "parquet"), default="csv")
+    sp.add_argument("table", help="store table (the layout's `table:`)")
+    sp.add_argument("--format", choices=("csv", "xlsx", "json", "parquet"), default="csv",
+                    help="file format (default csv)")
     sp.add_argument("--out", default=None, help="output file (csv/json default: stdout)")
     sp.add_argument("--db", default=None, help="store file (default: the layouts' store or $SHEETSYNC_DB)")
     sp.add_argument("--include-deleted", action="store_true", help="also records deleted from the sheet")

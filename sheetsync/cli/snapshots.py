@@ -32,8 +32,8 @@ def add_snapshot_commands(subparsers: Any) -> None:
     ap.set_defaults(func=cmd_archive)
     ap.add_argument("layout", help="layout file, or name in the layouts folder")
     ap.add_argument("--dry-run", action="store_true", help="list what would move; change nothing")
-    ap.add_argument("--layouts-dir", default=None)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--layouts-dir", default=None, help="layouts folder (default ./layouts or $SHEETSYNC_LAYOUTS)")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_actions(sub: Any) -> None:
@@ -43,37 +43,40 @@ def _add_actions(sub: Any) -> None:
         _common(p)
         return p
 
-    action("list", cmd_list, "every snapshot, oldest first").add_argument("--json", action="store_true")
+    action("list", cmd_list, "every snapshot, oldest first").add_argument("--json", action="store_true",
+                                                                  help="print JSON instead of text")
     p = action("show", cmd_show, "one snapshot's manifest")
-    p.add_argument("id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id", help="snapshot id, as `snapshots list` shows it")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p = action("diff", cmd_diff, "records added, removed and changed per table between two snapshots")
-    p.add_argument("id1")
-    p.add_argument("id2")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("id1", help="the older snapshot")
+    p.add_argument("id2", help="the newer snapshot")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p = action("verify", cmd_verify, "rehash every object and rebuild each store copy; "
                "exit 1 naming any broken object")
     p.add_argument("id", nargs="?", help="one snapshot (default: all)")
     p.add_argument("--all", action="store_true", help="every snapshot (the default)")
     p.add_argument("--quick", action="store_true", help="rehash objects only, no store rebuild")
     p = action("label", cmd_label, "name a snapshot; labelled snapshots are kept until unlabelled")
-    p.add_argument("id")
-    p.add_argument("name", nargs="?")
+    p.add_argument("id", help="snapshot id, as `snapshots list` shows it")
+    p.add_argument("name", nargs="?", help="the label")
     p.add_argument("--remove", action="store_true", help="remove the label")
     p = action("export", cmd_export, "write one self-contained .tar with a checksum list")
-    p.add_argument("id")
-    p.add_argument("file")
-    action("import", cmd_import, "add an exported .tar to the backup folder").add_argument("file")
+    p.add_argument("id", help="snapshot id, as `snapshots list` shows it")
+    p.add_argument("file", help="the .tar to write")
+    action("import", cmd_import, "add an exported .tar to the backup folder").add_argument(
+        "file", help="a .tar made by `snapshots export`")
     p = action("restore", cmd_restore, "restore a sheet's version into a new workbook beside the "
                "live one, or (--replace) the store's records, audited, for the next sync to push")
-    p.add_argument("id")
+    p.add_argument("id", help="snapshot id, as `snapshots list` shows it")
     p.add_argument("--layout", help="which layout's sheet or records (default: the snapshot's only one)")
     p.add_argument("--replace", action="store_true",
                    help="restore the layout's records into the live store (history kept)")
     action("forget", cmd_forget, "drop the snapshots the retention policy no longer keeps"
            ).add_argument("--layout", help="only this layout's snapshots, with its retention")
     p = action("prune", cmd_prune, "delete objects no snapshot needs")
-    p.add_argument("--grace-minutes", type=float, default=15.0)
+    p.add_argument("--grace-minutes", type=float, default=15.0,
+                   help="keep objects younger than this, a backup may be writing them (default 15)")
     help_ = "make a new backup key for backup.encrypt (printed, or written to a new file)"
     p = sub.add_parser("keygen", help=help_, description=help_)
     p.set_defaults(func=cmd_keygen)
