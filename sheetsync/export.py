@@ -117,7 +117,7 @@ def write_xlsx(path: Path, table: str, columns: list[str], rows: Iterable[dict[s
     ws = book.create_sheet(_sheet_title(table))
 
     # once prefixed no text starts with "=", so openpyxl types every str "s" (never a formula);
-    # plain values instead of cell objects: 100k x 5 rows in 12 s instead of 23 s
+    # plain values instead of cell objects: openpyxl's append is then about twice as fast
     cell = formula_safe
 
     ws.append([cell(c) for c in columns])

@@ -4,9 +4,7 @@ Why per-table objects and no whole-file object: a `VACUUM INTO` copy is taken fo
 checked with integrity_check, then dumped canonically per table (store_dump.py) and each dump is
 cut into content-defined parts of ~2048 rows. An unchanged table is the same objects as before;
 a changed one costs the parts that changed (appends: the last part). Keeping the whole file too
-would cost the whole store on every change. Measured (benchmarks/backup_bench.py, 100k rows,
-12.5 MB store): initial 3.1 MB added, no change 10 KB (the manifest), 1% of customers changed
-3.1 MB (random updates touch every part), lookup-only 10 KB, 100 appended rows 190 KB.
+would cost the whole store on every change (sizes: benchmarks/README.md, backup_bench.py).
 Restore rebuilds the file, runs integrity_check and re-dumps it: every part must hash to the
 manifest's object, so a restored store is proven equal to the one snapshotted.
 """

@@ -100,8 +100,8 @@ def _blob(value: Any) -> Any:
 
 
 def _row_encoder() -> Callable[[Any], str]:
-    """Compact JSON, non-ASCII kept. CPython's C encoder made once is ~40% faster than
-    json.dumps per row (which builds a new one each call); same output either way."""
+    """Compact JSON, non-ASCII kept. CPython's C encoder made once, because json.dumps builds
+    a new one on every call (one per row); same output either way."""
     c_make = getattr(json.encoder, "c_make_encoder", None)
     if c_make is None:  # pragma: no cover - other Pythons
         return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_blob).encode

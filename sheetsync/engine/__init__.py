@@ -191,13 +191,13 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = {}
-    if dedupe_sync.config(ctx.layout) is not None:  # the valid values of 100k rows cost 0.2 s
+    if dedupe_sync.config(ctx.layout) is not None:  # only then: collecting every row's valid values is not free
         fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
                                              {i: r.valid for i, r in checked.items() if i not in sheet.key_clash})
     dupes = dedupe_sync.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
     decisions, new = _reconcile(ctx, sheet, checked, dupes)
-    del checked, checker, dupes, fuzzy  # ~100 MB at 100k rows, reused by the commit's rows
+    del checked, checker, dupes, fuzzy  # let the commit reuse their memory: they grow with the sheet
     ctx.hook("commit")
     planned, report = commit(ctx, data, sheet, cols, decisions, new)
     ctx.hook("apply")

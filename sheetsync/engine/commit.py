@@ -139,8 +139,9 @@ def _next_base(sheet: SheetIndex, ident: str, d: RowDecision, cols: dict[str, in
     `extra` holds writes outside the layout's fields (0-based column -> value: a managed id);
     `types` the value type each field's write lands as (a typed sheet reads 10000.00 back as 10000).
 
-    A plain new row's base keeps no copy of its values (None: "the record's own"; 100k rows:
-    27 MB and a JSON encoding less); a managed id written beside them changes only the hash."""
+    A plain new row's base keeps no copy of its values (None: "the record's own": a first sync
+    stores and encodes each value once, not twice); a managed id written beside them changes
+    only the hash."""
     own = d.base_sheet is AS_STORED
     sheet_side, store_side = (None, None) if own else (d.base_sheet, d.base_store)
     if not d.writes and not extra:

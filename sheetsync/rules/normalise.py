@@ -26,7 +26,7 @@ _RUNS = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 _TEXT_TRANSLATE = {k: v for k, v in _TRANSLATE.items() if k != 0x3000}
 _TEXT_RUNS = re.compile(r"[^\S\n\u3000]{2,}|[^\S\n \u3000]")
 _PHONE_FLOAT = re.compile(r"\+?\d{5,}\.0+")
-#: Chinese mobiles are most of the data and phonenumbers costs ~20-150 us each: numbers of this
+#: Chinese mobiles are most of the data and phonenumbers is slow per number: numbers of this
 #: shape that match phonenumbers' own CN mobile pattern are formatted directly (same output;
 #: tests compare both paths on random numbers). Everything else goes through phonenumbers.
 _CN_SHAPE = re.compile(r"(?:\+86|0086)?[ -]?(1\d\d)[ -]?(\d{4})[ -]?(\d{4})")
@@ -131,7 +131,8 @@ def date(text: str) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _parse_phone(text: str, region: str) -> phonenumbers.PhoneNumber | None:
-    """Parsing costs ~21 us, so results are cached by (text, region); None = not valid."""
+    """Parsing is slow per number and sheets repeat numbers, so results are cached by (text,
+    region); None = not valid."""
     if _PHONE_FLOAT.fullmatch(text):
         text = text.split(".", 1)[0]
     try:

@@ -317,7 +317,7 @@ class Store(SyncStateMixin, DedupeStoreMixin, ArchiveStoreMixin):
         by `history`). Returns the id before the first of those history rows (put_inserted_base).
 
         The records go in at explicit rowids, so one INSERT ... SELECT can read them back and
-        have SQLite build each history row and its JSON: 100k rows of a first sync cost one
+        have SQLite build each history row and its JSON: a first sync's rows cost one
         executemany, not two, and no dict or JSON encoding each."""
         n = len(keys)
         now, table_sql = self.clock(), quote(table)
