@@ -1,9 +1,11 @@
 """Hostile inputs: zip and XML bombs, a full-height sheet, merged and error cells, formula-looking
-text, SQL in headers and values, YAML bombs and tags, catastrophic regexes, invisible characters."""
+text, SQL in headers and values, YAML bombs and tags, catastrophic regexes, invisible characters,
+output piped into a reader that went away."""
 from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -324,3 +326,51 @@ def test_formulas_saved_without_a_result_never_clear_a_stored_value(tmp_path):
     assert "save it" in ws["C3"].comment.text and ws["C3"].comment.text.startswith("sheetsync")  # marked
     report = [str(c.value) for row in openpyxl.load_workbook(sheet.path)["sheetsync"].iter_rows() for c in row]
     assert any("=UPPER" in text and "Excel" in text for text in report)
+
+
+# -- output into a closed pipe ------------------------------------------------------------------
+
+PIPED = [["status"], ["history", "customers", "C001"], ["duplicates", "customers"], ["snapshots", "list"],
+         ["export", "customers", "--format", "csv"], ["export", "customers", "--format", "json"],
+         ["report"], ["sync", "--all", "--json"], ["check"]]
+
+
+def synced_sheet_with_a_duplicate(tmp_path: Path, n: int = 30) -> SheetFixture:
+    rows = customer_rows(n)
+    rows[1][2] = rows[0][2]  # C002 has C001's phone: one open duplicate pair
+    sheet = SheetFixture("csv", tmp_path, rows, extra={"dedupe": {"exact": [["phone"]]}})
+    sync_once(sheet.layout)
+    return sheet
+
+
+def run_into(args: list[str], folder: Path, stdout: int) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SHEETSYNC_LAYOUTS": str(folder)}
+    return subprocess.run([sys.executable, "-m", "sheetsync", *args], stdout=stdout, stderr=subprocess.PIPE,
+                          cwd=folder, env=env, timeout=120)
+
+
+def test_every_command_ends_quietly_when_its_output_pipe_is_closed(tmp_path):
+    """The reader of the pipe is gone before the command writes (`| head -1` after its line):
+    exit 141 as git does, nothing on stderr, no "internal error"."""
+    synced_sheet_with_a_duplicate(tmp_path)
+    for args in PIPED:
+        assert run_into(args, tmp_path, subprocess.PIPE).stdout.strip(), args  # it does print
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = run_into(args, tmp_path, write_end)
+        finally:
+            os.close(write_end)
+        assert (proc.returncode, proc.stderr.decode()) == (141, ""), args
+
+
+def test_head_on_a_long_export_gets_its_lines_and_no_traceback(tmp_path):
+    """A real `| head -n 2` in a shell, on output far bigger than a pipe's buffer."""
+    synced_sheet_with_a_duplicate(tmp_path, n=3000)
+    py = f"PYTHONPATH={REPO} {sys.executable} -m sheetsync"
+    for fmt, first in [("csv", "key,id,name,phone,email"), ("json", "[")]:
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", f"{py} export customers --format {fmt} | head -n 2"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "SHEETSYNC_LAYOUTS": str(tmp_path)})
+        assert len(proc.stdout.splitlines()) == 2 and proc.stdout.startswith(first), proc.stdout
+        assert (proc.returncode, proc.stderr) == (141, ""), fmt
