@@ -28,9 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGPIPE stays ignored (Python's default), so a webhook or socket write elsewhere can never
     kill a sync half-way; the broken pipe surfaces here as BrokenPipeError instead.
     """
+    from .cli_output import escaped_output
     try:
         try:
-            return _main(argv)
+            with escaped_output():  # cell text with ESC/BEL is shown, never obeyed, by the terminal
+                return _main(argv)
         finally:
             sys.stdout.flush()  # buffered output meets the closed pipe here, not at interpreter exit
     except BrokenPipeError:

@@ -46,8 +46,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_table
-    n = export_table(args.table, args.format, args.out, db=args.db, include_deleted=args.include_deleted,
-                     internal=args.internal)  # `| head` closing the pipe: cli.main() ends it quietly
+    from .cli_output import data_stdout
+    n = export_table(args.table, args.format, args.out or data_stdout(), db=args.db,
+                     include_deleted=args.include_deleted, internal=args.internal)  # `| head`: see cli.main()
     if args.out:
         print(f"wrote {n} row(s) of {args.table} to {args.out}", file=sys.stderr)
     return 0

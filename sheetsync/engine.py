@@ -24,9 +24,9 @@ from .headers import map_headers
 from .logs import run_context
 from .progress import progress
 from .layout import LoadedLayout, load_layout
-from .model import Applied, Problem, RunResult, SheetData, row_hash
-from .reconcile import (AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, hold_back_taken_key,
-                        insert_row, reconcile_row)
+from .model import MAX_CELL_CHARS, Applied, Problem, RunResult, SheetData, row_hash
+from .reconcile import (AS_STORED, NO_LIMIT, NewRows, RowDecision, RowInput, cell_texts, creates_freely,
+                        hold_back_taken_key, insert_row, reconcile_row)
 from .rules import compile_rules
 from .rules.checked import Checked
 from .rules.prefetch import Prefetch
@@ -314,6 +314,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
+    max_chars = MAX_CELL_CHARS.get(layout.source.kind, NO_LIMIT)
     plain = bool(keys) and creates_freely(access)  # then clean new rows are plain inserts
     batch = []
     if plain:  # never seen (no base: no marks, no problems to close), nothing to add to them
@@ -334,7 +335,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
             d = insert_row(ident, res.cells)
         else:
             d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
-                                       keys, required, protected, policy, access))
+                                       keys, required, protected, policy, access, max_chars))
         if res.problems:  # problems of no single cell's own (cross-field checks) are added here
             extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
             d.problems.extend(extra)

@@ -16,7 +16,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from conftest import REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
+from conftest import LAYOUT_COLUMNS, REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
 from sheetsync.engine import sync_once
 from sheetsync.errors import LayoutError
 from sheetsync.layout import load_layout
@@ -429,3 +429,99 @@ def test_head_on_a_long_export_gets_its_lines_and_no_traceback(tmp_path):
                               env={"PATH": "/usr/bin:/bin", "SHEETSYNC_LAYOUTS": str(tmp_path)})
         assert len(proc.stdout.splitlines()) == 2 and proc.stdout.startswith(first), proc.stdout
         assert (proc.returncode, proc.stderr) == (141, ""), fmt
+
+
+# -- control characters and over-long cells -----------------------------------------------------
+
+ESC_NAME = "Zhang_x001B_[31mWei_x0007_"  # how Excel stores ESC and BEL in a cell: calamine reads them back
+RAW_CONTROLS = set(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]))
+
+
+def book_with(sheet: SheetFixture, cells: dict[str, str]) -> None:
+    wb = openpyxl.load_workbook(sheet.path)
+    for ref, text in cells.items():
+        wb[TAB][ref] = text
+    wb.save(sheet.path)
+
+
+@pytest.mark.parametrize("lang, words", [("en", "removed 2 hidden control character(s)"),
+                                         ("zh", "删除了 2 个隐藏的控制字符")])
+def test_control_characters_are_removed_with_a_plain_note(tmp_path, lang, words):
+    cols = {**LAYOUT_COLUMNS, "raw": {"header": "Raw", "normalise": ["none"]}}
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(3), extra={"columns": cols, "language": lang})
+    book_with(sheet, {"B2": ESC_NAME, "E1": "Raw", "E2": "a_x001B_b", "B3": "Li_x0000_ Na\tX"})
+    sync_once(sheet.layout)
+    recs = store_state(sheet.db)["records"]
+    assert recs["C001"]["name"] == "Zhang[31mWei" and recs["C002"]["name"] == "Li Na X"
+    assert recs["C001"]["raw"] == "a\x1bb"  # normalise: [none] keeps the cell verbatim
+    cells = sheet.cells()
+    text, _fill, note = cells[(2, 2)]
+    assert text == "Zhang[31mWei" and words in note and "Zhang[31mWei" in note and "\x1b" not in note
+
+
+def test_cli_output_shows_control_characters_escaped_never_raw(tmp_path):
+    """history, duplicates (JSON lines and table), status, report, sync: cell text with ESC, BEL
+    and the one-byte CSI (U+009B) reaches the terminal as \\u001b, never as a command."""
+    cols = {"id": {"header": "ID", "required": True, "normalise": ["none"]},
+            "name": {"header": "Name", "normalise": ["none"]}, "phone": {"header": "Phone", "type": "phone"}}
+    rows = [["C1\x1b[2J", "Zhang\x07\x1b]0;pwned\x07", "13800138000"], ["C2\x9b31m", "Li", "13800138000"]]
+    sheet = SheetFixture("csv", tmp_path, [], extra={"columns": cols, "dedupe": {"exact": [["phone"]]}})
+    sheet._write_csv([["ID", "Name", "Phone"], *rows])
+    sync_once(sheet.layout)
+    sheet._write_csv([["ID", "Name", "Phone"], [rows[0][0], "Wang\x1b[5m", rows[0][2]], rows[1]])
+    runs = [["history", "customers", rows[0][0]], ["duplicates", "customers"], ["duplicates", "customers", "--table"],
+            ["status"], ["report"], ["sync", "--all"], ["history", "customers", rows[0][0], "--json"]]
+    outputs = {}
+    for args in runs:
+        proc = run_into(args, tmp_path, subprocess.PIPE)
+        out, err = proc.stdout.decode(), proc.stderr.decode()
+        assert not RAW_CONTROLS & set(out + err), (args, out, err)
+        outputs[" ".join(a for a in args if a != rows[0][0])] = out
+    assert "Zhang\\u0007\\u001b]0;pwned\\u0007" in outputs["history customers"]
+    assert "C2\\u009b31m" in outputs["duplicates customers"] and "C2\\u009b31m" in outputs["duplicates customers --table"]
+    assert json.loads(outputs["history customers --json"])[-1]["new"] == "Wang\x1b[5m"  # JSON: the value itself
+
+
+def test_export_xlsx_keeps_control_characters_and_cuts_cells_excel_cannot_hold(tmp_path):
+    from python_calamine import CalamineWorkbook
+    cols = {"id": {"header": "ID", "required": True}, "name": {"header": "Name", "normalise": ["none"]}}
+    long = "长" * 40_000
+    sheet = SheetFixture("csv", tmp_path, [["C001", "bell\x07 esc\x1b[1m"], ["C002", long]], extra={"columns": cols})
+    sync_once(sheet.layout)
+    out = tmp_path / "out.xlsx"
+    proc = sheetsync_cmd("export", "customers", "--format", "xlsx", "--out", str(out), "--db", str(sheet.db))
+    assert proc.returncode == 0 and "1 cell(s)" in proc.stderr and "32,767" in proc.stderr, proc.stderr
+    rows = CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).to_python()
+    assert rows[0] == ["key", "id", "name"] and rows[1][2] == "bell\x07 esc\x1b[1m"  # Excel's own _x0007_ escape: read back as stored
+    assert len(rows[2][2]) == 32_767 and rows[2][2].startswith("长长") and rows[2][2].endswith("…")
+    assert openpyxl.load_workbook(out).active["C3"].value.startswith("长")
+    assert store_state(sheet.db)["records"]["C002"]["name"] == long  # the store keeps it whole
+
+
+@pytest.mark.parametrize("kind, limit", [("xlsx", 32_767), ("emulator", 50_000)])
+def test_values_longer_than_a_cell_holds_are_refused_and_the_store_keeps_the_last_valid_one(tmp_path, kind, limit, emulator):
+    """A CSV layout (no limit) and a workbook or Google sheet layout share one table: a 60,000
+    character name from the CSV is kept in the store and never pushed into the sheet (Excel cuts
+    it, Google refuses the write); a too-long cell in the Google sheet is refused."""
+    db = tmp_path / "shared.db"
+    csv_sheet = SheetFixture("csv", tmp_path / "csv", customer_rows(4), extra={"store": str(db)})
+    csv_sheet.layout = csv_sheet.layout.rename(csv_sheet.layout.with_name("crm.yaml"))  # a layout of its own
+    sheet = SheetFixture(kind, tmp_path / kind, customer_rows(4), emu=emulator, extra={"store": str(db)})
+    sync_once(csv_sheet.layout)
+    sync_once(sheet.layout)
+    long = "名" * 60_000
+    csv_sheet.edit(3, 2, long)
+    sync_once(csv_sheet.layout)
+    for _ in range(2):  # the second run must not take the sheet's older text for an edit
+        sync_once(sheet.layout)
+        state = store_state(db)
+        assert state["records"]["C002"]["name"] == long
+        text, _fill, note = sheet.cells()[(3, 2)]
+        assert text == "Person 2" and "60000 characters" in note and f"({limit})" in note
+    if kind == "xlsx":
+        return  # a workbook cell is read cut to 32,767 characters already (calamine)
+    sheet.edit(4, 2, "x" * (limit + 1))
+    sync_once(sheet.layout)
+    state = store_state(db)
+    assert state["records"]["C003"]["name"] == "Person 3" and ("C003", "name", "too_long_cell") in state["problems"]
+    assert f"{limit + 1} characters" in sheet.cells()[(4, 2)][2]
