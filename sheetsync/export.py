@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import IO, Any, Iterable
 
 from .errors import MissingExtra, UsageError
+from .model import MAX_CELL_CHARS
+from .rules.normalise import UNSEEN
 
 FORMATS = ("csv", "xlsx", "json", "parquet")
+#: control characters an xlsx file cannot hold as such (XML 1.0), written as Excel itself writes
+#: them (`_x001B_`): Excel and sheetsync read the stored value back, nothing is lost
+_EXCEL_ESCAPES = {c: f"_x{c:04X}_" for c, kind in UNSEEN.items() if kind == "control" and c < 0x20}
+_XLSX_MAX = MAX_CELL_CHARS["xlsx"]
 INTERNAL = ("_key", "_rev", "_deleted", "_created_at", "_updated_at", "_source")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -75,7 +81,11 @@ def export_table(table: str, fmt: str, out: str | Path | IO | None = None, *, db
     if fmt in ("xlsx", "parquet") and (out is None or not isinstance(out, (str, Path))):
         raise UsageError(f"{fmt} export needs a file", hint="pass --out FILE")
     if fmt == "xlsx":
-        write_xlsx(Path(out), table, columns, rows)
+        cut = write_xlsx(Path(out), table, columns, rows)
+        if cut:
+            import sys
+            print(f"warning: {cut} cell(s) of {table} are longer than an Excel cell holds ({_XLSX_MAX:,} "
+                  f"characters) and were cut in {out}; csv, json and parquet keep them whole", file=sys.stderr)
     elif fmt == "parquet":
         df = frame(columns, rows, types)
         try:
@@ -110,15 +120,24 @@ def write_json(fh: IO[str], columns: list[str], rows: Iterable[dict[str, Any]]) 
     fh.write("\n]\n")
 
 
-def write_xlsx(path: Path, table: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Strings are written with data_type "s" (never a formula) and the quote prefix."""
+def write_xlsx(path: Path, table: str, columns: list[str], rows: Iterable[dict[str, Any]]) -> int:
+    """Strings are written with data_type "s" (never a formula) and the quote prefix; returns
+    how many cells were longer than Excel holds and were cut."""
     from openpyxl import Workbook
     book = Workbook(write_only=True)
     ws = book.create_sheet(_sheet_title(table))
+    cut = [0]
 
     # once prefixed no text starts with "=", so openpyxl types every str "s" (never a formula);
     # plain values instead of cell objects: openpyxl's append is then about twice as fast
-    cell = formula_safe
+    def cell(value: Any) -> Any:
+        value = formula_safe(value)
+        if value.__class__ is str and not value.isprintable():
+            value = value.translate(_EXCEL_ESCAPES)
+        if value.__class__ is str and len(value) > _XLSX_MAX:
+            cut[0] += 1
+            value = value[:_XLSX_MAX - 1] + "…"
+        return value
 
     ws.append([cell(c) for c in columns])
     for r in rows:
@@ -126,6 +145,7 @@ def write_xlsx(path: Path, table: str, columns: list[str], rows: Iterable[dict[s
     tmp = path.with_name(path.name + ".tmp")
     book.save(tmp)
     os.replace(tmp, path)
+    return cut[0]
 
 
 def _sheet_title(table: str) -> str:

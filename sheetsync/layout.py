@@ -49,8 +49,8 @@ _HEX = re.compile(r"[0-9A-Fa-f]{6}")
 
 FieldType = Literal["string", "integer", "number", "decimal", "boolean", "date", "datetime",
                     "enum", "email", "phone", "url"]
-Normaliser = Literal["trim", "collapse_spaces", "nfkc", "nfc", "strip_invisible", "lower", "upper", "title",
-                     "phone", "date", "none"]
+Normaliser = Literal["trim", "collapse_spaces", "nfkc", "nfc", "strip_invisible", "strip_controls", "lower",
+                     "upper", "title", "phone", "date", "none"]
 Colour = str  # "RRGGBB"
 
 

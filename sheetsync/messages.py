@@ -78,6 +78,16 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "one_of": ("Not an allowed value", "不是允许的值",
                "{field}: `{value}` is not one of {expected}",
                "{field}：`{value}` 不是允许的值（{expected}）"),
+    "too_long_cell": ("Too long for one cell", "超出单元格长度",
+                      "{field}: this text has {length} characters, more than one cell of this sheet can hold "
+                      "({limit}); the saved value is kept until the text is shortened",
+                      "{field}：这段文字有 {length} 个字符，超过本表一个单元格能容纳的 {limit} 个；"
+                      "缩短之前保留已保存的值"),
+    "too_long_stored": ("Saved value too long for this sheet", "已保存的值超出单元格长度",
+                        "{field}: the saved value has {length} characters, more than one cell of this sheet "
+                        "can hold ({limit}); sheetsync keeps it and leaves this cell as it is",
+                        "{field}：已保存的值有 {length} 个字符，超过本表一个单元格能容纳的 {limit} 个；"
+                        "sheetsync 保留该值，此单元格保持不变"),
     "unique": ("Value already used", "值重复",
                "{field}: `{value}` is already used by {other}", "{field}：`{value}` 已被 {other} 使用"),
     "compare": ("Fields disagree", "字段不一致",
@@ -90,6 +100,12 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
                          "removed {count} hidden character(s) (invisible spaces or marks); "
                          "the text you see is unchanged",
                          "sheetsync 已删除 {count} 个看不见的字符（隐藏的空格或控制符），看到的文字没有变化"),
+    "controls_removed": ("Hidden characters removed", "已删除隐藏字符",
+                         "{field}: sheetsync removed {count} hidden control character(s) (such as ESC or "
+                         "BEL, often pasted in from another program): a sheet cannot show or keep them. "
+                         "The text is now `{new}`",
+                         "{field}：sheetsync 删除了 {count} 个隐藏的控制字符（例如 ESC、BEL，多为从其他程序粘贴"
+                         "而来），表格无法显示或保存这些字符。现在的内容为 `{new}`"),
     "duplicate": ("Possible duplicate", "可能重复",
                   "possible duplicate of row {other_row} ({other_key}): {reason}",
                   "可能与第 {other_row} 行（{other_key}）重复：{reason}"),

@@ -33,6 +33,10 @@ CellValue = Union[str, int, float, bool, _dt.datetime, _dt.date, _dt.time, _dt.t
 #: What sheetsync writes into a cell: text stays text (never a formula), numbers stay numbers.
 WriteValue = Union[str, int, float, bool, None]
 
+#: the most characters one cell holds, by source kind: Excel's limit (a longer cell is cut or
+#: breaks the file) and Google Sheets' (a longer write is refused); CSV has none
+MAX_CELL_CHARS: Mapping[str, int] = {"xlsx": 32_767, "excel": 32_767, "gsheets": 50_000}
+
 
 def column_letter(col: int) -> str:
     """1 -> A, 27 -> AA: the spreadsheet name of a 1-based column number."""

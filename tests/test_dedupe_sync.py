@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sheetsync.dedupe import step as dedupe_sync
+from sheetsync.dedupe import step as dedupe_step
 from sheetsync.dedupe.step import (ensure_index, fuzzy_duplicates, index_rows, load_model,
                                    merge_duplicates, rescan, rescan_with_stats)
 from sheetsync.dedupe.scoring import FSModel
@@ -39,7 +39,7 @@ STORED = {
 def save(store: Store, lay: Layout, records: dict[str, dict[str, Any]]) -> None:
     """What the engine's commit does: write the records, then index them."""
     store.ensure_table(lay.table, {f: c.type for f, c in lay.columns.items()})
-    ensure_index(store, lay.table, dedupe_sync.config(lay))
+    ensure_index(store, lay.table, dedupe_step.config(lay))
     with store.transaction():
         for key, values in records.items():
             store.write_record(lay.table, key, values, action="insert", run_id="r0", layout=lay.name)
@@ -108,15 +108,15 @@ def test_distinct_pairs_and_deleted_records_are_not_flagged(store: Store) -> Non
 
 
 def test_index_follows_writes_and_rebuilds_for_new_rules(store: Store) -> None:
-    assert dedupe_sync.indexed_rules(store, "customers") == ["email_local", "name_cjk", "phone_last4"]
+    assert dedupe_step.indexed_rules(store, "customers") == ["email_local", "name_cjk", "phone_last4"]
     with store.transaction():   # a partial update is keyed on the whole record, read back
         store.write_record("customers", "C00042", {"phone": "+86 138 0013 9999"}, action="update", run_id="r1")
         index_rows(store, layout(), {"C00042": {"phone": "+86 138 0013 9999"}})
     assert store.candidates("customers", ["phone_last4:9999", "name_cjk:张小"]) == {"C00042"}
     assert store.candidates("customers", ["phone_last4:8000"]) == set()
     wider = layout(block_on=["phone_last4", "dob_year"])
-    ensure_index(store, "customers", dedupe_sync.config(wider))   # union of rules, rebuilt once
-    assert "dob_year" in dedupe_sync.indexed_rules(store, "customers")
+    ensure_index(store, "customers", dedupe_step.config(wider))   # union of rules, rebuilt once
+    assert "dob_year" in dedupe_step.indexed_rules(store, "customers")
     assert store.candidates("customers", ["dob_year:1985", "email_local:bob"]) == {"C00043", "C00044"}
 
 
@@ -159,10 +159,10 @@ def test_merge_duplicates_keeps_exact_and_one_problem_per_pair() -> None:
 
 
 def test_model_is_prior_on_a_small_table_and_weights_skip_it(store: Store) -> None:
-    cfg = dedupe_sync.config(layout())
+    cfg = dedupe_step.config(layout())
     model = load_model(store, "customers", cfg)
     assert model is not None and model.iterations == 0 and store.get_dedupe_model("customers") is None
-    weighted = dedupe_sync.config(layout(weights={"phone": 2.0, "name": 1.0}))
+    weighted = dedupe_step.config(layout(weights={"phone": 2.0, "name": 1.0}))
     assert load_model(store, "customers", weighted) is None
 
 

@@ -1,4 +1,4 @@
-"""engine_commit.py, step 8: plain new rows take the short way (a record, one history row, a base
+"""engine/commit.py, step 8: plain new rows take the short way (a record, one history row, a base
 row without a copy of the values), and what they leave must make the next run a no-op."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""headers.py on its own: folding header text and mapping a header row to layout fields."""
+"""rules/headers.py on its own: folding header text and mapping a header row to layout fields."""
 from __future__ import annotations
 
 import pytest

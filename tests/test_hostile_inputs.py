@@ -1,9 +1,12 @@
 """Hostile inputs: zip and XML bombs, a full-height sheet, merged and error cells, formula-looking
-text, SQL in headers and values, YAML bombs and tags, catastrophic regexes, invisible characters."""
+text, SQL in headers and values, YAML bombs and tags, catastrophic regexes, invisible characters,
+output piped into a reader that went away."""
 from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -13,7 +16,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from conftest import REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
+from conftest import LAYOUT_COLUMNS, REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
 from sheetsync.engine import sync_once
 from sheetsync.errors import LayoutError
 from sheetsync.layout_load import load_layout
@@ -250,25 +253,79 @@ def test_hostile_layouts_are_refused_quickly_with_a_clear_error(tmp_path, name, 
     assert not list(tmp_path.glob("pwned*"))
 
 
-@pytest.mark.parametrize("pattern", [r"^(a+)+$", r"(a|aa)*$", r"^(\w+\s?)*$", r"(.*a){12}",
-                                     r"^.*.*.*.*x$", r"^\s*\s*\s*\s*x$"])
-def test_catastrophic_patterns_are_refused_at_check_time(tmp_path, pattern):
+EXPONENTIAL = {r"^(\d{1,3},?)+$": "1,234,567", r"^(\d\d?)+$": "12345", r"^(a+)+$": "aaa", r"(a|aa)*$": "aaa",
+               r"^(\w+\s?)*$": "ab cd", r"(.*a){12}": "a" * 12, r"^.*.*.*.*x$": "abx", r"^\s*\s*\s*\s*x$": "  x",
+               r"^([a-z0-9]+\.?)+@x$": "a.b@x"}
+
+
+def test_exponential_patterns_are_accepted_and_run_in_linear_time():
+    r"""Each backtracks for minutes in Python's `re` on a crafted cell (`^(\d{1,3},?)+$`: 11 s at 31
+    characters, x1.46 per character); through RE2 a 100,000-character cell costs milliseconds."""
+    from sheetsync.rules.pattern import bounded_fullmatch
+    started = time.perf_counter()
+    for pattern, example in EXPONENTIAL.items():
+        assert bounded_fullmatch(pattern, example) and re.fullmatch(pattern, example)
+        for n in (31, 1000, 100_000):
+            for text in ["1" * n + "!", "a" * n + "!", "a " * (n // 2) + "!", "1," * (n // 2) + "!"]:
+                assert not bounded_fullmatch(pattern, text)
+    assert time.perf_counter() - started < 2
+
+
+def test_a_crafted_cell_under_an_exponential_pattern_syncs_in_seconds(tmp_path):
+    """The whole path in a real process: `check` accepts the layout, `sync` marks the cell."""
+    import yaml
+    rows = customer_rows(3)
+    rows[1][1] = "1" * 40 + "a"  # a name that makes ^(\d{1,3},?)+$ backtrack ~1.46**40 steps in `re`
+    sheet = SheetFixture("csv", tmp_path, rows)
+    data = yaml.safe_load(sheet.layout.read_text(encoding="utf-8"))
+    data["columns"]["name"]["pattern"] = r"^(\d{1,3},?)+$|^Person \d+$"
+    sheet.layout.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert sheetsync_cmd("check", str(sheet.layout)).returncode == 0
+    started = time.perf_counter()
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json", timeout=60)
+    assert time.perf_counter() - started < 30 and json.loads(proc.stdout)["invalid"] == 1
+    state = store_state(sheet.db)
+    assert ("C002", "name", "pattern") in state["problems"] and state["records"]["C001"]["name"] == "Person 1"
+
+
+# the same answer as Python's `re` (the pattern's meaning is Python's): Unicode \d \w \s, classes with
+# negated categories, flags, anchors, Chinese and full-width text
+SAME_AS_PYTHON = [r"^C\d{5}$", r"^(\d{1,3},?)+$", r"[\w.]+@[\w.]+", r"^[^\W\d_]+$", r"(?i)^abc[a-z]*$",
+                  r"^\s*\S+\s*$", r"^[\u4e00-\u9fff]{2,4}$", r"(?a)^\w+$", r"(?a)^\d+\s\w$", r"^.{3}$",
+                  r"(?s)^.{3}$", r"^a|b$", r"^(?:ab|a)*c?$", r"^\D+$", r"[^\d\s]+", r"^\+?\d[\d ]*$",
+                  r"(?i:x)Y", r"^(?P<y>\d{4})-\d{2}$", r"\A\d+\Z", r"^[\W]+$", r"^\w+$", r"[\W\d]+",
+                  r"[^\S\n]+", r"^[-+.,/\\\]\[^$]+$", r"^x{2,3}?y{0,}z*?$", r"(?m)^a$\n^b$", r"(?x)^ a  b # c$",
+                  r"^[a-c\u00e9\u3000]+$", r"^[^a]$", r"(?i)^[^a]$", r"(?ai)^K$", r"^\u212a$|(?i:^k$)", r"^ *$"]
+ALPHABET = "aAbcKk1٣１,.-_ \t\n\u3000\u00a0中文éÉ\u212a²½ǅ\\]["
+
+
+def test_patterns_give_the_answer_pythons_re_gives():
+    import random
+    from sheetsync.rules.pattern import bounded_fullmatch
+    rnd = random.Random(12)
+    texts = ["C12345", "C１２３４５", "1,234,567", "１２３", "٣٤٥", "中文名", "张三丰", "abc", "ABC", "aBcdef",
+             "a b", " x ", "a\nb", "a\u3000b", "\u00a0x", "\u212a", "K", "k", "x_y", "", "a.b@c.d",
+             "user@例子.中国", "ǅ", "²", "½", "2024-05", "xxy", "xxxyzz", "]", "-+.,", "aab", "abc\n"]
+    texts += ["".join(rnd.choice(ALPHABET) for _ in range(rnd.randrange(7))) for _ in range(1500)]
+    for pattern in SAME_AS_PYTHON:
+        compiled = re.compile(pattern)
+        wrong = [t for t in texts if bounded_fullmatch(pattern, t) is not (compiled.fullmatch(t) is not None)]
+        assert not wrong, (pattern, wrong[:5])
+
+
+@pytest.mark.parametrize("pattern, words", [(r"^(a)\1$", "back-reference"), (r"^(?=C)\w+$", "lookahead"),
+                                            (r"^(?!x)\w+$", "negative lookahead"), (r"^\d++$", "possessive"),
+                                            (r"^(?>ab|a)c$", "atomic group"), (r"\bC\d+\b", "word boundary"),
+                                            (r"^a{2000}$", "above 1000"), (r"^((a{999}){999}){9}$", "too large")])
+def test_patterns_re2_cannot_bound_are_refused_by_check_naming_the_key(tmp_path, pattern, words):
     import yaml
     sheet = SheetFixture("csv", tmp_path, customer_rows(3))
     data = yaml.safe_load(sheet.layout.read_text(encoding="utf-8"))
-    data["columns"]["id"]["pattern"] = pattern
+    data["columns"]["name"]["pattern"] = pattern
     sheet.layout.write_text(yaml.safe_dump(data), encoding="utf-8")
-    with pytest.raises(LayoutError, match="regex"):
-        load_layout(sheet.layout)
-
-
-def test_allowed_patterns_stay_fast_on_crafted_cells(tmp_path):
-    from sheetsync.rules.pattern import bounded_fullmatch
-    started = time.perf_counter()
-    for pattern in [r"^[^@]+@[^@]+\.[^@]+$", r"^.*.*x$", r"^\+?\d[\d ]*$", r"^(\w+\.)*\w+$"]:
-        for text in ["a" * 999 + "!", " " * 999, "1" * 999 + "a", "a." * 499 + "!", "a" * 100_000]:
-            bounded_fullmatch(pattern, text)
-    assert time.perf_counter() - started < 3
+    proc = sheetsync_cmd("check", str(sheet.layout))
+    line = next(ln for ln in proc.stdout.splitlines() if "columns.name.pattern" in ln)
+    assert proc.returncode == 2 and line.startswith(f"{sheet.layout}:") and words in line and "hint:" in line
 
 
 def test_invisible_and_full_width_characters_are_normalised_and_stored_safely(tmp_path):
@@ -324,3 +381,147 @@ def test_formulas_saved_without_a_result_never_clear_a_stored_value(tmp_path):
     assert "save it" in ws["C3"].comment.text and ws["C3"].comment.text.startswith("sheetsync")  # marked
     report = [str(c.value) for row in openpyxl.load_workbook(sheet.path)["sheetsync"].iter_rows() for c in row]
     assert any("=UPPER" in text and "Excel" in text for text in report)
+
+
+# -- output into a closed pipe ------------------------------------------------------------------
+
+PIPED = [["status"], ["history", "customers", "C001"], ["duplicates", "customers"], ["snapshots", "list"],
+         ["export", "customers", "--format", "csv"], ["export", "customers", "--format", "json"],
+         ["report"], ["sync", "--all", "--json"], ["check"]]
+
+
+def synced_sheet_with_a_duplicate(tmp_path: Path, n: int = 30) -> SheetFixture:
+    rows = customer_rows(n)
+    rows[1][2] = rows[0][2]  # C002 has C001's phone: one open duplicate pair
+    sheet = SheetFixture("csv", tmp_path, rows, extra={"dedupe": {"exact": [["phone"]]}})
+    sync_once(sheet.layout)
+    return sheet
+
+
+def run_into(args: list[str], folder: Path, stdout: int) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "SHEETSYNC_LAYOUTS": str(folder)}
+    return subprocess.run([sys.executable, "-m", "sheetsync", *args], stdout=stdout, stderr=subprocess.PIPE,
+                          cwd=folder, env=env, timeout=120)
+
+
+def test_every_command_ends_quietly_when_its_output_pipe_is_closed(tmp_path):
+    """The reader of the pipe is gone before the command writes (`| head -1` after its line):
+    exit 141 as git does, nothing on stderr, no "internal error"."""
+    synced_sheet_with_a_duplicate(tmp_path)
+    for args in PIPED:
+        assert run_into(args, tmp_path, subprocess.PIPE).stdout.strip(), args  # it does print
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = run_into(args, tmp_path, write_end)
+        finally:
+            os.close(write_end)
+        assert (proc.returncode, proc.stderr.decode()) == (141, ""), args
+
+
+def test_head_on_a_long_export_gets_its_lines_and_no_traceback(tmp_path):
+    """A real `| head -n 2` in a shell, on output far bigger than a pipe's buffer."""
+    synced_sheet_with_a_duplicate(tmp_path, n=3000)
+    py = f"PYTHONPATH={REPO} {sys.executable} -m sheetsync"
+    for fmt, first in [("csv", "key,id,name,phone,email"), ("json", "[")]:
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", f"{py} export customers --format {fmt} | head -n 2"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={"PATH": "/usr/bin:/bin", "SHEETSYNC_LAYOUTS": str(tmp_path)})
+        assert len(proc.stdout.splitlines()) == 2 and proc.stdout.startswith(first), proc.stdout
+        assert (proc.returncode, proc.stderr) == (141, ""), fmt
+
+
+# -- control characters and over-long cells -----------------------------------------------------
+
+ESC_NAME = "Zhang_x001B_[31mWei_x0007_"  # how Excel stores ESC and BEL in a cell: calamine reads them back
+RAW_CONTROLS = set(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]))
+
+
+def book_with(sheet: SheetFixture, cells: dict[str, str]) -> None:
+    wb = openpyxl.load_workbook(sheet.path)
+    for ref, text in cells.items():
+        wb[TAB][ref] = text
+    wb.save(sheet.path)
+
+
+@pytest.mark.parametrize("lang, words", [("en", "removed 2 hidden control character(s)"),
+                                         ("zh", "删除了 2 个隐藏的控制字符")])
+def test_control_characters_are_removed_with_a_plain_note(tmp_path, lang, words):
+    cols = {**LAYOUT_COLUMNS, "raw": {"header": "Raw", "normalise": ["none"]}}
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(3), extra={"columns": cols, "language": lang})
+    book_with(sheet, {"B2": ESC_NAME, "E1": "Raw", "E2": "a_x001B_b", "B3": "Li_x0000_ Na\tX"})
+    sync_once(sheet.layout)
+    recs = store_state(sheet.db)["records"]
+    assert recs["C001"]["name"] == "Zhang[31mWei" and recs["C002"]["name"] == "Li Na X"
+    assert recs["C001"]["raw"] == "a\x1bb"  # normalise: [none] keeps the cell verbatim
+    cells = sheet.cells()
+    text, _fill, note = cells[(2, 2)]
+    assert text == "Zhang[31mWei" and words in note and "Zhang[31mWei" in note and "\x1b" not in note
+
+
+def test_cli_output_shows_control_characters_escaped_never_raw(tmp_path):
+    """history, duplicates (JSON lines and table), status, report, sync: cell text with ESC, BEL
+    and the one-byte CSI (U+009B) reaches the terminal as \\u001b, never as a command."""
+    cols = {"id": {"header": "ID", "required": True, "normalise": ["none"]},
+            "name": {"header": "Name", "normalise": ["none"]}, "phone": {"header": "Phone", "type": "phone"}}
+    rows = [["C1\x1b[2J", "Zhang\x07\x1b]0;pwned\x07", "13800138000"], ["C2\x9b31m", "Li", "13800138000"]]
+    sheet = SheetFixture("csv", tmp_path, [], extra={"columns": cols, "dedupe": {"exact": [["phone"]]}})
+    sheet._write_csv([["ID", "Name", "Phone"], *rows])
+    sync_once(sheet.layout)
+    sheet._write_csv([["ID", "Name", "Phone"], [rows[0][0], "Wang\x1b[5m", rows[0][2]], rows[1]])
+    runs = [["history", "customers", rows[0][0]], ["duplicates", "customers"], ["duplicates", "customers", "--table"],
+            ["status"], ["report"], ["sync", "--all"], ["history", "customers", rows[0][0], "--json"]]
+    outputs = {}
+    for args in runs:
+        proc = run_into(args, tmp_path, subprocess.PIPE)
+        out, err = proc.stdout.decode(), proc.stderr.decode()
+        assert not RAW_CONTROLS & set(out + err), (args, out, err)
+        outputs[" ".join(a for a in args if a != rows[0][0])] = out
+    assert "Zhang\\u0007\\u001b]0;pwned\\u0007" in outputs["history customers"]
+    assert "C2\\u009b31m" in outputs["duplicates customers"] and "C2\\u009b31m" in outputs["duplicates customers --table"]
+    assert json.loads(outputs["history customers --json"])[-1]["new"] == "Wang\x1b[5m"  # JSON: the value itself
+
+
+def test_export_xlsx_keeps_control_characters_and_cuts_cells_excel_cannot_hold(tmp_path):
+    from python_calamine import CalamineWorkbook
+    cols = {"id": {"header": "ID", "required": True}, "name": {"header": "Name", "normalise": ["none"]}}
+    long = "长" * 40_000
+    sheet = SheetFixture("csv", tmp_path, [["C001", "bell\x07 esc\x1b[1m"], ["C002", long]], extra={"columns": cols})
+    sync_once(sheet.layout)
+    out = tmp_path / "out.xlsx"
+    proc = sheetsync_cmd("export", "customers", "--format", "xlsx", "--out", str(out), "--db", str(sheet.db))
+    assert proc.returncode == 0 and "1 cell(s)" in proc.stderr and "32,767" in proc.stderr, proc.stderr
+    rows = CalamineWorkbook.from_path(str(out)).get_sheet_by_index(0).to_python()
+    assert rows[0] == ["key", "id", "name"] and rows[1][2] == "bell\x07 esc\x1b[1m"  # Excel's own _x0007_ escape: read back as stored
+    assert len(rows[2][2]) == 32_767 and rows[2][2].startswith("长长") and rows[2][2].endswith("…")
+    assert openpyxl.load_workbook(out).active["C3"].value.startswith("长")
+    assert store_state(sheet.db)["records"]["C002"]["name"] == long  # the store keeps it whole
+
+
+@pytest.mark.parametrize("kind, limit", [("xlsx", 32_767), ("emulator", 50_000)])
+def test_values_longer_than_a_cell_holds_are_refused_and_the_store_keeps_the_last_valid_one(tmp_path, kind, limit, emulator):
+    """A CSV layout (no limit) and a workbook or Google sheet layout share one table: a 60,000
+    character name from the CSV is kept in the store and never pushed into the sheet (Excel cuts
+    it, Google refuses the write); a too-long cell in the Google sheet is refused."""
+    db = tmp_path / "shared.db"
+    csv_sheet = SheetFixture("csv", tmp_path / "csv", customer_rows(4), extra={"store": str(db)})
+    csv_sheet.layout = csv_sheet.layout.rename(csv_sheet.layout.with_name("crm.yaml"))  # a layout of its own
+    sheet = SheetFixture(kind, tmp_path / kind, customer_rows(4), emu=emulator, extra={"store": str(db)})
+    sync_once(csv_sheet.layout)
+    sync_once(sheet.layout)
+    long = "名" * 60_000
+    csv_sheet.edit(3, 2, long)
+    sync_once(csv_sheet.layout)
+    for _ in range(2):  # the second run must not take the sheet's older text for an edit
+        sync_once(sheet.layout)
+        state = store_state(db)
+        assert state["records"]["C002"]["name"] == long
+        text, _fill, note = sheet.cells()[(3, 2)]
+        assert text == "Person 2" and "60000 characters" in note and f"({limit})" in note
+    if kind == "xlsx":
+        return  # a workbook cell is read cut to 32,767 characters already (calamine)
+    sheet.edit(4, 2, "x" * (limit + 1))
+    sync_once(sheet.layout)
+    state = store_state(db)
+    assert state["records"]["C003"]["name"] == "Person 3" and ("C003", "name", "too_long_cell") in state["problems"]
+    assert f"{limit + 1} characters" in sheet.cells()[(4, 2)][2]

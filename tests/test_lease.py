@@ -1,4 +1,4 @@
-"""lease.py on its own: one lease for every command, a dead holder's run closed by what it had
+"""engine/lease.py on its own: one lease for every command, a dead holder's run closed by what it had
 saved, and the store copies of killed restores removed (real folders, real dead processes).
 (Breaking leases of dead, live and far processes: tests/test_run_support.py.)"""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""run_support.py on its own: dead leases, the kill seam, the store path and rows as written."""
+"""engine/run_support.py on its own: dead leases, the kill seam, the store path (layout.py) and rows as written."""
 from __future__ import annotations
 
 import os

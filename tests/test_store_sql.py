@@ -1,4 +1,4 @@
-"""store_sql.py: names from layouts are quoted, never trusted; long key lists are chunked."""
+"""store/sql.py: names from layouts are quoted, never trusted; long key lists are chunked."""
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,4 @@
-"""sync_rows.py on its own: identifying rows against the base, exact duplicates, unique columns."""
+"""engine/identify.py on its own: identifying rows against the base, exact duplicates, unique columns."""
 from __future__ import annotations
 
 import itertools

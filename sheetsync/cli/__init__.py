@@ -18,9 +18,38 @@ from ..errors import LayoutError, SheetsyncError, SourceBusy, UsageError
 from .layouts import _expand, _store_for_dir, layouts_dir, resolve_layouts
 
 EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
+#: the reader of our output went away (`sheetsync status | head -1`): what a shell reports for a
+#: process that SIGPIPE ended (128 + 13), as git does; said quietly, since nothing went wrong here
+EXIT_READER_GONE = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a closed output pipe ends it quietly instead of as an internal error.
+
+    SIGPIPE stays ignored (Python's default), so a webhook or socket write elsewhere can never
+    kill a sync half-way; the broken pipe surfaces here as BrokenPipeError instead.
+    """
+    from .output import escaped_output
+    try:
+        try:
+            with escaped_output():  # cell text with ESC/BEL is shown, never obeyed, by the terminal
+                return _main(argv)
+        finally:
+            sys.stdout.flush()  # buffered output meets the closed pipe here, not at interpreter exit
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """Point stdout at /dev/null so the interpreter's last flush cannot complain either."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (an in-process caller)
+        pass
+    return EXIT_READER_GONE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from ..logs import apply_logging_options
@@ -43,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 3
+    except BrokenPipeError:
+        raise  # main() ends the command quietly
     except Exception as exc:  # a bug: say so plainly; the traceback on request
         if os.environ.get("SHEETSYNC_DEBUG"):
             raise

@@ -17,7 +17,7 @@ from ..errors import UsageError
 
 
 def add_duplicates_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the subcommand on cli.py's `add_subparsers()` object."""
+    """Register the subcommand on cli/__init__.py's `add_subparsers()` object."""
     help_ = "open duplicate pairs of a layout; merge or keep apart a pair; full re-scan"
     sp = subparsers.add_parser("duplicates", help=help_, description=help_)
     sp.set_defaults(func=cmd_duplicates)

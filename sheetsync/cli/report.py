@@ -47,13 +47,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export import export_table
-    try:
-        n = export_table(args.table, args.format, args.out, db=args.db, include_deleted=args.include_deleted,
-                         internal=args.internal)
-    except BrokenPipeError:  # `sheetsync export T | head`: the reader has seen enough
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    from .output import data_stdout
+    n = export_table(args.table, args.format, args.out or data_stdout(), db=args.db,
+                     include_deleted=args.include_deleted, internal=args.internal)  # `| head`: see cli.main()
     if args.out:
         print(f"wrote {n} row(s) of {args.table} to {args.out}", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from ..errors import UsageError
 
 
 def add_run_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the subcommand on cli.py's `add_subparsers()` object."""
+    """Register the subcommand on cli/__init__.py's `add_subparsers()` object."""
     help_ = "the scheduler loop: every layout at its own interval (default hourly), until stopped"
     sp = subparsers.add_parser("run", help=help_, description=help_)
     sp.set_defaults(func=cmd_run)

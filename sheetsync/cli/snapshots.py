@@ -1,5 +1,5 @@
 """`sheetsync snapshots ...` (list, show, diff, verify, label, export, import, restore, forget,
-prune, keygen) and `sheetsync archive LAYOUT`: the backup side of the CLI, added by cli.py in one call."""
+prune, keygen) and `sheetsync archive LAYOUT`: the backup side of the CLI, added by cli/__init__.py in one call."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +21,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def add_snapshot_commands(subparsers: Any) -> None:
-    """Register `snapshots` (with its actions) and `archive` on cli.py's subparsers."""
+    """Register `snapshots` (with its actions) and `archive` on cli/__init__.py's subparsers."""
     sp = subparsers.add_parser("snapshots", help="list, verify, compare and restore snapshots",
                                description="list, verify, compare and restore snapshots")
     sp.set_defaults(func=lambda args: _help(sp))

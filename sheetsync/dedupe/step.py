@@ -38,7 +38,7 @@ def config(layout: Layout) -> DedupeConfig | None:
 
 def fuzzy_duplicates(store: "Store", layout: Layout, sheet_rows: Mapping[str, int],
                      values: Mapping[str, Mapping[str, object]]) -> Flags:
-    """ident -> field -> (mark params, Problem), the shape of sync_rows.find_duplicates.
+    """ident -> field -> (mark params, Problem), the shape of engine/identify.find_duplicates.
 
     `values`: ident -> valid normalised values of the new and changed rows. Each is compared with
     the live stored records sharing a block key and with the other rows of `values`; pairs an

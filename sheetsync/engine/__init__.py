@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from ..dedupe import step as dedupe_sync
+from ..dedupe import step as dedupe_step
 from . import delete_guard
 from . import lease
 from . import run_support
@@ -28,9 +28,9 @@ from ..logs import run_context
 from ..progress import progress
 from ..layout import LoadedLayout
 from ..layout_load import load_layout
-from ..model import Applied, Problem, RunResult, SheetData, row_hash
-from .reconcile import (AS_STORED, NewRows, RowDecision, RowInput, cell_texts, creates_freely, hold_back_taken_key,
-                        insert_row, reconcile_row)
+from ..model import MAX_CELL_CHARS, Applied, Problem, RunResult, SheetData, row_hash
+from .reconcile import (AS_STORED, NO_LIMIT, NewRows, RowDecision, RowInput, cell_texts, creates_freely,
+                        hold_back_taken_key, insert_row, reconcile_row)
 from ..rules import compile_rules
 from ..rules.checked import Checked
 from ..rules.prefetch import Prefetch
@@ -191,10 +191,10 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = {}
-    if dedupe_sync.config(ctx.layout) is not None:  # only then: collecting every row's valid values is not free
-        fuzzy = dedupe_sync.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
+    if dedupe_step.config(ctx.layout) is not None:  # only then: collecting every row's valid values is not free
+        fuzzy = dedupe_step.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
                                              {i: r.valid for i, r in checked.items() if i not in sheet.key_clash})
-    dupes = dedupe_sync.merge_duplicates(dupes, fuzzy)
+    dupes = dedupe_step.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
     decisions, new = _reconcile(ctx, sheet, checked, dupes)
     del checked, checker, dupes, fuzzy  # let the commit reuse their memory: they grow with the sheet
@@ -318,6 +318,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
     required = frozenset(f for f, c in layout.columns.items() if c.required)
     protected = frozenset(f for f, c in layout.columns.items() if c.protected)
     keys, policy, access = tuple(layout.key_fields), layout.conflict, layout.access
+    max_chars = MAX_CELL_CHARS.get(layout.source.kind, NO_LIMIT)
     plain = bool(keys) and creates_freely(access)  # then clean new rows are plain inserts
     batch = []
     if plain:  # never seen (no base: no marks, no problems to close), nothing to add to them
@@ -338,7 +339,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
             d = insert_row(ident, res.cells)
         else:
             d = reconcile_row(RowInput(ident, res.cells, sheet.base.get(ident), records.get(ident),
-                                       keys, required, protected, policy, access))
+                                       keys, required, protected, policy, access, max_chars))
         if res.problems:  # problems of no single cell's own (cross-field checks) are added here
             extra = [p for p in res.problems if all(p is not q for c in res.cells.values() for q in c.problems)]
             d.problems.extend(extra)
@@ -358,7 +359,7 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
 
 
 def keyless(ident: str) -> bool:
-    """True for a row whose key cells are empty or invalid (sync_rows names it `row:N`): it goes
+    """True for a row whose key cells are empty or invalid (identify.py names it `row:N`): it goes
     through reconcile_row, which holds it back; it never becomes a record of that name."""
     return ident.startswith("row:")
 

@@ -1,5 +1,5 @@
 """Step 8 of a run: records, history, problems, base rows, marks and the outbox of sheet
-patches, all in one SQLite transaction (engine.py runs the steps; this is the biggest one).
+patches, all in one SQLite transaction (engine/__init__.py runs the steps; this is the biggest one).
 
 Brand-new clean rows (reconcile.NewRows, most of a first sync) go in column by column: records,
 one history row each, and base rows that keep no copy of the values. Every other row has its
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..dedupe import step as dedupe_sync
+from ..dedupe import step as dedupe_step
 from . import delete_guard
 from .. import report as report_mod
 from ..model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash, typed_value
@@ -66,7 +66,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
             marks.update({k: None for k in stored if k[0] == ident})
-        dedupe_sync.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
+        dedupe_step.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
                                deleted=sheet.deleted)
         problems.extend(delete_guard.problems(ctx))  # the sheet's own problem, opened or closed here
         store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted, delete_guard.SHEET],

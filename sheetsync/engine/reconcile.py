@@ -12,10 +12,11 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping, NamedTuple
 
 from ..model import Problem, WriteValue, canonical_text
-from ..rules.normalise import hidden_removed
+from ..rules.normalise import count_controls, hidden_removed
 from ..store import BaseRow
 
 Policy = Literal["store", "sheet", "flag"]
+NO_LIMIT = 1 << 62  # a CSV cell holds any length
 #: which mark wins when one cell has several reasons to be marked
 MARK_PRIORITY = ("invalid", "protected", "conflict", "duplicate", "corrected", "pushed")
 
@@ -54,6 +55,7 @@ class RowInput(NamedTuple):
     protected: frozenset[str]
     policy: Policy = "flag"
     access: Any = None                  # layout.Access: read-only sheet, row scope
+    max_chars: int = NO_LIMIT           # the most one cell of this sheet holds (model.MAX_CELL_CHARS)
 
 
 def reconcile_row(row: RowInput) -> RowDecision:
@@ -217,14 +219,14 @@ def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: boo
         _take_sheet(decision, name, cell, store_text, force=True)
     elif not sheet_changed:
         if store_changed and store_text != value_text:
-            _push(decision, name, store_val, raw_text, "pushed", {"source": "store"})
+            _push(decision, row, name, store_val, raw_text, "pushed", {"source": "store"})
         else:
             _take_sheet(decision, name, cell, store_text)
     elif value_text == store_text:
         _take_sheet(decision, name, cell, store_text)
     elif name in guarded:
         decision.counts["protected"] += 1
-        _push(decision, name, store_val, raw_text, "protected", {"attempted": raw_text, **guarded[name]})
+        _push(decision, row, name, store_val, raw_text, "protected", {"attempted": raw_text, **guarded[name]})
     elif not store_changed:
         _take_sheet(decision, name, cell, store_text)
     else:
@@ -241,22 +243,41 @@ def _take_sheet(decision: RowDecision, name: str, cell: Any, store_text: str, fo
         old = canonical_text(cell.raw)
         params = {"old": old, "new": value_text, "rule": cell.rule or "normalise"}
         hidden = hidden_removed(old, value_text) if isinstance(cell.raw, str) else 0
-        if hidden:  # "changed from `Bob Smith` to `Bob Smith`" would look like nothing changed
+        if "strip_controls" in params["rule"]:  # the old text cannot be shown: say what went, plainly
+            params.update(code="controls_removed", count=count_controls(old))
+        elif hidden:  # "changed from `Bob Smith` to `Bob Smith`" would look like nothing changed
             params.update(code="corrected_hidden", count=hidden)
         decision.mark(name, "corrected", params)
     decision.base_sheet[name] = value_text
     decision.base_store[name] = value_text
 
 
-def _push(decision: RowDecision, name: str, store_val: WriteValue, raw_text: str, kind: str,
+def _push(decision: RowDecision, row: RowInput, name: str, store_val: WriteValue, raw_text: str, kind: str,
           params: dict[str, Any]) -> None:
     """Write the store's value into the sheet cell (a store-side change, or a reverted edit)."""
+    length = len(canonical_text(store_val))
+    if length > row.max_chars:
+        _too_long_to_push(decision, row, name, raw_text, length)
+        return
     if kind == "pushed":
         decision.counts["pushed"] += 1
     decision.writes[name] = store_val
     decision.mark(name, kind, {"old": raw_text, "value": canonical_text(store_val), **params})
     decision.base_sheet[name] = canonical_text(store_val)
     decision.base_store[name] = canonical_text(store_val)
+
+
+def _too_long_to_push(decision: RowDecision, row: RowInput, name: str, raw_text: str, length: int) -> None:
+    """A cell of this sheet cannot hold the store's value (a CSV's 40,000 characters, Excel's limit
+    32,767): the cell is marked and left alone, the value stays in the store, and the old base is
+    kept so the next run sees the same (as for a flagged conflict) and never takes the cell's
+    shorter text for an edit."""
+    decision.counts["invalid"] += 1
+    params = {"field": name, "length": length, "limit": row.max_chars}
+    decision.problems.append(Problem("too_long_stored", name, params))
+    decision.mark(name, "invalid", {"code": "too_long_stored", **params})
+    decision.base_sheet[name] = row.base.sheet.get(name, raw_text) if row.base else raw_text
+    decision.base_store[name] = row.base.store.get(name, "") if row.base else ""
 
 
 def _conflict(decision: RowDecision, row: RowInput, name: str, cell: Any, store_val: WriteValue) -> None:
@@ -268,7 +289,7 @@ def _conflict(decision: RowDecision, row: RowInput, name: str, cell: Any, store_
         _take_sheet(decision, name, cell, canonical_text(store_val), force=True)
         params["kept"] = params["sheet_value"]
     elif row.policy == "store":
-        _push(decision, name, store_val, canonical_text(cell.raw), "conflict", {})
+        _push(decision, row, name, store_val, canonical_text(cell.raw), "conflict", {})
         params["kept"] = params["store_value"]
     else:
         params["kept"] = params["store_value"]

@@ -1,7 +1,7 @@
 """The edges of a run: the crash-test seam, request counting,
 the "source unchanged since sheetsync left it" shortcut and the snapshot after a run.
 
-Kept apart from engine.py so the ten steps read in one screen; `ctx` is engine.RunContext.
+Kept apart from engine/__init__.py so the ten steps read in one screen; `ctx` is engine.RunContext.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequence
 
-from ..model import CellError, CellValue, Problem, WriteValue, canonical_text
+from ..model import MAX_CELL_CHARS, CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
 from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
 from .normalise import (DEFAULT_NORMALISERS, TEXT_DEFAULTS, apply_chain, cell_to_text, is_clean,
@@ -29,6 +29,7 @@ RULES: dict[str, type] = {**{cls.code: cls for cls in TYPES.values()}, **CHECKS}
 #: memoised cells per field; a field past this (ids, phones: values that never repeat) starts over,
 #: so memory stays bounded on a million-row sheet
 _MEMO_LIMIT = 250_000
+_NO_LIMIT = 1 << 62  # a CSV cell: any length
 
 
 class CellResult(NamedTuple):
@@ -88,6 +89,8 @@ class RowChecker:
         # because 1, 1.0 and True are equal dict keys but different cells.
         self._memo: dict[str, dict[type, dict]] = {f: {} for f in self.fields}
         self._cross = bool(self._required_if or self._compares)
+        #: a longer cell could never be written back (Excel cuts it, Google refuses the write)
+        self._max_chars = MAX_CELL_CHARS.get(layout.source.kind, _NO_LIMIT)
         self._flawed: set[str] = set()  # fields whose memo holds a result with problems
         self._altered: set[str] = set()  # ... or one that is not "ok" (corrected or invalid)
 
@@ -231,6 +234,9 @@ class RowChecker:
             if plan.required:
                 return _invalid(field, raw, plan.required.check(None, plan.ctx))
             return _result(field, raw, None, changed)
+        if len(text) > self._max_chars:  # invalid: the store keeps its last valid value
+            return _invalid(field, raw, Problem("too_long_cell", field, {
+                "field": field, "length": len(text), "limit": self._max_chars}))
         try:
             value = plan.type_rule.convert(raw, text)
         except Invalid as bad:

@@ -15,11 +15,20 @@ import phonenumbers
 from ..model import CellValue, canonical_text
 from .dates import date_text
 
-#: zero-width and bidi controls are deleted; NBSP-like spaces become a plain space
-_INVISIBLE = {c: None for c in [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E,
-                                *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]}
-_SPACES = {c: " " for c in [0x00A0, 0x3000, 0x2007, 0x202F, 0x2002, 0x2003, 0x2009]}
+#: the one table of characters a person cannot see in a cell, by what sheetsync does with them:
+#: "invisible" (zero-width, bidi) and "control" (C0 but tab, line feed and carriage return; DEL;
+#: C1: ESC or BEL typed or pasted in, which no sheet can show and an xlsx file cannot even hold)
+#: are deleted, by strip_invisible and strip_controls; "space" (NBSP-like) becomes a plain space
+UNSEEN: dict[int, str] = {
+    **{c: "invisible" for c in [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E,
+                                *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]},
+    **{c: "control" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]},
+    **{c: "space" for c in [0x00A0, 0x3000, 0x2007, 0x202F, 0x2002, 0x2003, 0x2009]},
+}
+_INVISIBLE = {c: None for c, kind in UNSEEN.items() if kind == "invisible"}
+_SPACES = {c: " " for c, kind in UNSEEN.items() if kind == "space"}
 _TRANSLATE = {**_INVISIBLE, **_SPACES}
+CONTROLS: dict[int, None] = {c: None for c, kind in UNSEEN.items() if kind == "control"}
 _RUNS = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 #: free text keeps the ideographic space (U+3000): it is Chinese typing (aligning 王　五 with
 #: three-character names), not a hidden character; making it a plain space is width folding
@@ -78,6 +87,17 @@ def _strip_invisible_text(text: str) -> str:
 def _collapse_spaces_text(text: str) -> str:
     """collapse_spaces of a free-text column's defaults: U+3000 stays."""
     return _TEXT_RUNS.sub(" ", text) if ("  " in text or not text.isprintable()) else text
+
+
+def strip_controls(text: str) -> str:
+    """Delete control characters (ESC, BEL, NUL, ...; not tab or line breaks): invisible in a
+    sheet, unsavable in an xlsx file, and on a terminal they are commands, not text."""
+    return text if text.isprintable() else text.translate(CONTROLS)
+
+
+def count_controls(text: str) -> int:
+    """How many characters strip_controls deletes from `text` (for the note to the person)."""
+    return 0 if text.isprintable() else len(text) - len(text.translate(CONTROLS))
 
 
 def nfkc(text: str) -> str:
@@ -175,7 +195,7 @@ def _fast_cn_mobile(text: str, fmt: str) -> str | None:
 #: name -> text normaliser; "phone" and "date" here use the defaults (the layout's region and
 #: phone format are applied by the phone type instead)
 NORMALISERS: dict[str, Callable[[str], str]] = {
-    "strip_invisible": strip_invisible, "nfkc": nfkc, "nfc": nfc, "trim": trim,
+    "strip_invisible": strip_invisible, "strip_controls": strip_controls, "nfkc": nfkc, "nfc": nfc, "trim": trim,
     "collapse_spaces": collapse_spaces, "lower": lower, "upper": upper, "title": title,
     "phone": phone, "date": date,
 }
@@ -186,20 +206,24 @@ _TEXT_STEPS: dict[str, Callable[[str], str]] = {"strip_invisible": _strip_invisi
 
 #: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all.
 #: Width folding (nfkc) is the default only where width means nothing: `text_defaults` below.
-DEFAULT_NORMALISERS: tuple[str, ...] = ("strip_invisible", "nfkc", "trim", "collapse_spaces")
+DEFAULT_NORMALISERS: tuple[str, ...] = ("strip_controls", "strip_invisible", "nfkc", "trim", "collapse_spaces")
 #: the defaults of a free-text column: `退款，负数（客户要求）` is correct Chinese and stays as typed
-TEXT_DEFAULTS: tuple[str, ...] = ("strip_invisible", "nfc", "trim", "collapse_spaces")
+TEXT_DEFAULTS: tuple[str, ...] = ("strip_controls", "strip_invisible", "nfc", "trim", "collapse_spaces")
 
 
 def normaliser_chain(names: list[str] | None, region: str = "CN", fmt: str = "international",
                      fold_width: bool = True) -> tuple[tuple[str, Callable[[str], str]], ...]:
     """The (name, function) steps a column's text goes through, in order. `fold_width=False`
-    (free text) makes the defaults keep full-width forms; a column's own list is used as given."""
+    (free text) makes the defaults keep full-width forms; a column's own list is used as given,
+    but for control characters, which go first in every chain (a list written before the step
+    existed never wanted them): only `normalise: [none]` keeps a cell verbatim."""
     text_defaults = names is None and not fold_width
     if names is None:
         names = list(DEFAULT_NORMALISERS if fold_width else TEXT_DEFAULTS)
     if "none" in names:
         return ()
+    if "strip_controls" not in names:
+        names = ["strip_controls", *names]
     steps = []
     for name in names:
         fn = _TEXT_STEPS.get(name, NORMALISERS[name]) if text_defaults else NORMALISERS[name]

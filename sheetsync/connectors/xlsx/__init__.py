@@ -1,5 +1,5 @@
 """The .xlsx/.xlsm connector: python-calamine reads (fast); patches go straight into the zip's XML
-(xlsx_patch), or through openpyxl where that cannot, refusing what openpyxl would drop (xlsx_guard).
+(patch.py), or through openpyxl where that cannot, refusing what openpyxl would drop (guard.py).
 
 Writes refuse while the file is open in Excel/LibreOffice or when it changed since the read; the
 save is atomic.

@@ -2,8 +2,8 @@
 
 Only the patched cells' bytes change (plus appended styles, notes and the report tab); every other
 zip member is copied raw, so nothing openpyxl would drop is lost. `Unsupported` means "use openpyxl".
-This module orchestrates; the zip is in xlsx_package, sheet and style bytes in xlsx_sheetxml, notes
-in xlsx_notes.
+This module orchestrates; the zip is in package.py, sheet and style bytes in sheetxml.py, notes
+in notes.py.
 """
 from __future__ import annotations
 
