@@ -94,3 +94,24 @@ class MissingExtra(SheetsyncError):
     """An optional dependency is not installed; the hint names the pip extra."""
 
     exit_code = 2
+
+
+class BackupError(SheetsyncError):
+    """A backup operation cannot go on (missing folder, unknown snapshot, unreadable manifest)."""
+
+    exit_code = 2
+
+
+class BackupCorrupt(BackupError):
+    """An object or manifest does not match its checksum, or is missing. Names the object."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str = "", where: str = "", name: str = "") -> None:
+        super().__init__(message, hint=hint or "run `sheetsync snapshots verify --all`; restore "
+                         "from another snapshot or an exported copy", where=where)
+        self.name = name
+
+
+class BackupKeyError(BackupError):
+    """The snapshot is encrypted and no key, or a different key, was given."""

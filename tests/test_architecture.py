@@ -183,3 +183,10 @@ def test_the_walker_sees_a_cycle_and_an_upward_import():
     assert floor_of("sheetsync.cli.snapshots") > floor_of("sheetsync.status") > floor_of("sheetsync.layout")
     status = imports_of("sheetsync.status")
     assert any(i.target == "sheetsync.layout" and i.top for i in status)
+
+
+def test_only_the_store_talks_to_sqlite():
+    """Every SQL statement lives in store/ (the backup's dump and rebuild included)."""
+    bad = [f"{i.source}:{i.line}" for i in all_imports()
+           if i.target == "sqlite3" and not i.source.startswith("sheetsync.store")]
+    assert bad == []

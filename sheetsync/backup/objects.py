@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sheetsync.backup.crypto import ObjectCipher
-from sheetsync.errors import SheetsyncError
+from sheetsync.errors import BackupCorrupt, BackupError, BackupKeyError  # noqa: F401 (in errors.py now)
 from sheetsync.fileio import fsync_dir
 
 log = logging.getLogger("sheetsync.backup")
@@ -32,27 +32,6 @@ MAGIC2 = b"SSO2"   # format 2: MAGIC2, kind, body length (8 bytes), sha256 of al
 PLAIN, SEALED = b"P", b"E"
 _HEAD2 = 4 + 1 + 8 + 32
 MANIFEST_FORMAT = 1
-
-
-class BackupError(SheetsyncError):
-    """A backup operation cannot go on (missing folder, unknown snapshot, unreadable manifest)."""
-
-    exit_code = 2
-
-
-class BackupCorrupt(BackupError):
-    """An object or manifest does not match its checksum, or is missing. Names the object."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, hint: str = "", where: str = "", name: str = "") -> None:
-        super().__init__(message, hint=hint or "run `sheetsync snapshots verify --all`; restore "
-                         "from another snapshot or an exported copy", where=where)
-        self.name = name
-
-
-class BackupKeyError(BackupError):
-    """The snapshot is encrypted and no key, or a different key, was given."""
 
 
 @dataclass(frozen=True)

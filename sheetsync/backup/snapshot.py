@@ -1,7 +1,7 @@
 """Take a snapshot (store + sheet values) and restore from one, always checked against the manifest.
 
 Why per-table objects and no whole-file object: a `VACUUM INTO` copy is taken for consistency and
-checked with integrity_check, then dumped canonically per table (store_dump.py) and each dump is
+checked with integrity_check, then dumped canonically per table (store/dump.py) and each dump is
 cut into content-defined parts of ~2048 rows. An unchanged table is the same objects as before;
 a changed one costs the parts that changed (appends: the last part). Keeping the whole file too
 would cost the whole store on every change (sizes: benchmarks/README.md, backup_bench.py).
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from sheetsync.backup.objects import BackupCorrupt, BackupError, Manifest, ObjectRef, Repository
-from sheetsync.backup.store_dump import (TABLE_PREFIX, check_integrity, consistent_copy, iter_dump,
+from sheetsync.store.dump import (TABLE_PREFIX, check_integrity, consistent_copy, iter_dump,
                                          part_names, rebuild_store, split_parts)
 from sheetsync.fileio import fsync_dir
 
@@ -98,7 +98,7 @@ def snapshot(store_path: Path | str, backup_dir: Path | str, *, sheets: Sequence
 
 
 def stored_parts(dump: Iterable[tuple[str, str, bytes]]) -> Iterator[tuple[str, str, bytes]]:
-    """A store dump as stored: each table split into content-defined parts (store_dump.py)."""
+    """A store dump as stored: each table split into content-defined parts (store/dump.py)."""
     for name, kind, data in dump:
         if kind != "store-table":
             yield name, kind, data

@@ -10,7 +10,7 @@ from sheetsync.backup.objects import (BackupCorrupt, BackupKeyError, Manifest, R
                                       unframe)
 from sheetsync.backup.snapshot import (SHEET_PREFIX, STORE_KINDS, load_object, open_snapshot,
                                        rebuild_checked, table_refs)
-from sheetsync.backup.store_dump import TABLE_PREFIX, row_keys
+from sheetsync.store.dump import TABLE_PREFIX, row_keys
 from sheetsync.errors import SheetsyncError
 
 

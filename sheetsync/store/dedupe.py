@@ -1,7 +1,7 @@
 """Store methods for fuzzy dedupe (issue 4): block-key index, fitted model, admin pair decisions.
 
-A mixin of Store, kept beside it so store/__init__.py stays readable; like store/__init__.py, the only place these
-tables are touched. Tables are created lazily, so stores made before issue 4 need no migration.
+A mixin of Store, kept beside it so store/__init__.py stays readable; like it, the only place
+these tables are touched. Tables are created lazily, so stores made before issue 4 need no migration.
 """
 from __future__ import annotations
 

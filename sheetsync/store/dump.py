@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sheetsync.backup.objects import BackupCorrupt, BackupError
+from ..errors import BackupCorrupt, BackupError
 
 SCHEMA = "store/schema"
 TABLE_PREFIX = "store/table/"   # + table name: a table's first part (header line + rows)
