@@ -1,7 +1,7 @@
 """Store methods for archiving stale records (issue 5): archive tables and moves, with history.
 
-A mixin of Store, kept beside it so store/__init__.py stays readable. Archive tables are created lazily
-(CREATE TABLE IF NOT EXISTS) with the live table's columns plus archived_at and archive_run, and
+A mixin of Store, kept beside it so store/__init__.py stays readable. Archive tables are created
+lazily (CREATE TABLE IF NOT EXISTS) with the live table's columns plus archived_at and archive_run, and
 listed in `_sheetsync_archives` so exact dedupe can still find archived records.
 """
 from __future__ import annotations

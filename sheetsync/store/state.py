@@ -1,8 +1,8 @@
 """Store methods for the state a sync carries between runs: base rows, open problems, sheetsync's
 marks on cells, and the outbox of patches not yet applied.
 
-A mixin of Store (store/__init__.py), kept apart so each file stays one concept; like store/__init__.py, the only
-place these tables are touched.
+A mixin of Store (store/__init__.py), kept apart so each file stays one concept; like it, the
+only place these tables are touched.
 """
 from __future__ import annotations
 
