@@ -9,6 +9,7 @@ import datetime as dt
 import shutil
 import sqlite3
 import statistics
+import subprocess
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,3 +303,45 @@ def _assert_cells(old: dict[str, bytes], new: dict[str, bytes], sheet: str, plan
         assert now["format"] == cell["format"], (ref, cell["format"], now["format"])
         if plan is None or ref not in plan.corrects:
             assert cell["kind"] == "text" or now["value"] == cell["value"], (ref, cell["value"], now["value"])
+
+
+# -- LibreOffice opens every result (marker `libreoffice`: .ci/run runs it) --------------------------
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path | None, str]]:
+    """Every synced workbook converted to PDF by one headless LibreOffice: case -> (pdf, log); the
+    original of a result it could not open is tried too (pdf None: it fails on that as well)."""
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.skip("LibreOffice is not installed (apt-get install libreoffice-calc-nogui); .ci/run installs it")
+    stage = tmp_path_factory.mktemp("render-in")
+    results, originals = {}, {}
+    for n, entry in enumerate(SOURCES):
+        s = synced(entry, tmp_path_factory)
+        results[case_id(entry)] = shutil.copyfile(s.folder / entry["file"], stage / f"case{n:02d}{Path(entry['file']).suffix}")
+        originals[case_id(entry)] = WORKBOOKS / entry["file"]
+    pdfs, log = _to_pdf(soffice, results, tmp_path_factory)
+    failed = {case: originals[case] for case, pdf in pdfs.items() if not pdf.exists()}
+    again, log2 = _to_pdf(soffice, failed, tmp_path_factory) if failed else ({}, "")
+    return {case: (None if case in again and not again[case].exists() else pdf, log + log2)
+            for case, pdf in pdfs.items()}
+
+
+def _to_pdf(soffice: str, books: dict[str, Path], factory: pytest.TempPathFactory) -> tuple[dict[str, Path], str]:
+    out, profile = factory.mktemp("render-out"), factory.mktemp("lo-profile").as_uri()
+    done = subprocess.run([soffice, f"-env:UserInstallation={profile}", "--headless", "--norestore",
+                           "--convert-to", "pdf", "--outdir", str(out), *map(str, books.values())],
+                          capture_output=True, text=True, timeout=900)
+    return {case: out / (book.stem + ".pdf") for case, book in books.items()}, done.stdout + done.stderr
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("entry", [pytest.param(e, id=case_id(e)) for e in SOURCES])
+def test_libreoffice_opens_the_synced_workbook(entry: dict[str, str],
+                                               rendered: dict[str, tuple[Path | None, str]]) -> None:
+    pdf, log = rendered[case_id(entry)]
+    if pdf is None:
+        pytest.skip(f"LibreOffice cannot open the original {entry['file']} either")
+    assert pdf.exists(), f"LibreOffice could not convert the synced {entry['file']}: {log[-2000:]}"
+    body = pdf.read_bytes()
+    assert body.startswith(b"%PDF") and b"/Page" in body and len(body) > 1000
