@@ -25,26 +25,32 @@ WORKBOOKS = HERE / "workbooks"
 SOURCES = list(csv.DictReader((WORKBOOKS / "SOURCES.tsv").open(encoding="utf-8"), delimiter="\t"))
 REPORT_TAB = "sheetsync"
 
-# Workbooks whose sync shows a failure another engineer's issue-13 item fixes: strict xfail, so
-# each flips to a pass (and this list must shrink) when that fix lands.
+# Workbooks whose sync still fails, each with its exact failure: strict xfail, so each flips to a
+# pass (and must leave this list) when the fix lands. Checked against the branches: i13-typed fixes
+# the two formula cases, i13-text-parts the header-picture and Strict ones.
 _FORMULA = ("issue 13 (i13-typed): a correction is written over a formula cell whose cached result "
             "it corrects; the <f> is removed and xl/calcChain.xml dropped")
-_AFTER_COMMIT = "the refusal comes after the run committed, leaving its outbox to fail again on every run"
+_AFTER_COMMIT = "after the run committed, so its outbox fails again on every run"
 KNOWN: dict[str, str] = {
     "readxl-types.xlsx": _FORMULA,
     "exceljs-test-issue-877.xlsx[Ersatzteilliste]": _FORMULA,
-    "poi-stress020.xlsx": "issue 13 (i13-text-parts): a sheet with a legacy VML drawing but no comments "
-                          "(WPS) goes to openpyxl, which refuses (cached formula results); " + _AFTER_COMMIT,
-    "exceljs-test-issue-877.xlsx[Leiterprüfung]": "issue 13 (i13-text-parts): a sheet with a header/footer "
-                                                  "picture (VML, no comments) goes to openpyxl, which refuses; " + _AFTER_COMMIT,
-    "poi-64759.xlsx": "issue 13 (i13-text-parts): threaded comments are refused; " + _AFTER_COMMIT,
-    "poi-right-to-left.xlsx": "issue 13 (i13-text-parts): threaded comments are refused; " + _AFTER_COMMIT,
-    "poi-SampleSS.strict.xlsx": "issue 13 (i13-text-parts): Strict OOXML is refused as \"no sheet named "
-                                "'First Sheet'\" although the hint lists that sheet",
-    "calamine-issue_530.xlsx": "zip entries named with backslashes (xl\\workbook.xml): no direct patch, "
-                               "openpyxl cannot open it; " + _AFTER_COMMIT,
-    "poi-49609.xlsx": "zip entries named with backslashes and a lower-case [content_types].xml: no direct "
-                      "patch, openpyxl cannot open it; " + _AFTER_COMMIT,
+    "exceljs-test-issue-877.xlsx[Leiterprüfung]": (
+        "issue 13 (i13-text-parts): a header/footer picture's VML and no comments: the direct patch "
+        "gives up, openpyxl refuses (cached formula results, images) " + _AFTER_COMMIT),
+    "poi-SampleSS.strict.xlsx": ("issue 13 (i13-text-parts): Strict Open XML is read and committed, then the "
+                                 "write-back fails with \"no sheet named 'First Sheet'\" (its hint lists that "
+                                 "sheet) " + _AFTER_COMMIT),
+    "poi-stress020.xlsx": (
+        "issue 13 (i13-text-parts, VML): WPS's legacy VML drawing holds a shape (a diagonal header line) "
+        "and no comments: the direct patch gives up, openpyxl refuses (cached formula results) " + _AFTER_COMMIT),
+    "poi-64759.xlsx": ("issue 13 (i13-text-parts, threaded comments): threaded comments on the synced sheet: "
+                       "the direct patch gives up, openpyxl refuses " + _AFTER_COMMIT),
+    "poi-right-to-left.xlsx": ("issue 13 (i13-text-parts, threaded comments): threaded comments on the synced "
+                               "sheet: the direct patch gives up, openpyxl refuses " + _AFTER_COMMIT),
+    "calamine-issue_530.xlsx": ("no one's yet: zip entries named with backslashes (xl\\workbook.xml): no "
+                                "direct patch, openpyxl cannot open it, refused " + _AFTER_COMMIT),
+    "poi-49609.xlsx": ("no one's yet: zip entries named with backslashes and a lower-case "
+                       "[content_types].xml: no direct patch, openpyxl cannot open it, refused " + _AFTER_COMMIT),
 }
 # Workbooks sheetsync must refuse, and a word the refusal must use to say why.
 REFUSED = {"poi-SampleSS.strict.xlsx": "Strict"}
@@ -171,18 +177,19 @@ def _sync(entry: dict[str, str], folder: Path) -> Synced:
     shutil.copyfile(WORKBOOKS / entry["file"], book)
     out = Synced(entry, folder, book.read_bytes())
     layout = folder / "corpus.yaml"
-    try:
+    grid: list[list[Any]] = []
+    formulas: set[str] = set()
+    try:  # a workbook this test cannot parse (Strict Open XML) gets an empty plan: it must be refused
         grid = pc.CalamineWorkbook.from_path(str(book)).get_sheet_by_name(entry["sheet"]).to_python(
             skip_empty_area=False)
         pk = wp.parts(out.original)
-        path = wp.sheet_paths(pk)[entry["sheet"]]
-        formulas = {ref for ref, c in wp.cells(pk, path).items() if c["formula"]}
-    except Exception:
-        grid, formulas = [], set()
+        formulas = {ref for ref, c in wp.cells(pk, wp.sheet_paths(pk)[entry["sheet"]]).items() if c["formula"]}
+    except (KeyError, ValueError, OSError, pc.CalamineError):
+        pass
     out.plan = make_plan(grid, int(entry["header_row"]), formulas)
     source = {"kind": "xlsx", "path": book.name, "sheet": entry["sheet"], "header_row": int(entry["header_row"])}
-    layout.write_text(yaml.safe_dump({"table": "corpus", "source": source, "columns": out.plan.columns or
-                                      {"c1": {"header": "x"}}, "store": "sheetsync.db"},
+    columns = out.plan.columns or {"unmatched": {"header": "no column of this workbook"}}  # one is required
+    layout.write_text(yaml.safe_dump({"table": "corpus", "source": source, "columns": columns, "store": "sheetsync.db"},
                                      allow_unicode=True, sort_keys=False), encoding="utf-8")
     try:
         out.runs.append(sync_once(layout))
@@ -268,7 +275,7 @@ def _notes(pk: dict[str, bytes], sheet: str) -> dict[str, str]:
     return {}
 
 
-def _ours(old: dict[str, bytes], new: dict[str, bytes], sheet: str) -> set[str]:
+def _ours(new: dict[str, bytes], sheet: str) -> set[str]:
     """The parts a sync may write: the synced sheet, its notes and their drawing, styles, the
     workbook (report tab, recalculation), the report tab and the package's indexes."""
     book = wp.workbook_part(new)
@@ -280,7 +287,7 @@ def _ours(old: dict[str, bytes], new: dict[str, bytes], sheet: str) -> set[str]:
 
 def _assert_parts(old: dict[str, bytes], new: dict[str, bytes], sheet: str) -> None:
     assert set(old) <= set(new), f"parts dropped: {sorted(set(old) - set(new))}"
-    mine = _ours(old, new, sheet)
+    mine = _ours(new, sheet)
     changed = sorted(p for p in new if p not in mine and old.get(p) != new[p])
     assert not changed, f"parts not sheetsync's changed or appeared: {changed}"
     for part in sorted(mine & set(new)):
