@@ -74,6 +74,7 @@ class Plan:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     corrects: dict[str, str] = field(default_factory=dict)  # cell ref -> the corrected text
     invalid: int = 0                                         # cells the rules must mark invalid
+    key: list[str] = field(default_factory=list)
 
 
 def _kind(values: list[Any]) -> str | None:
@@ -93,50 +94,78 @@ def _letter(col: int) -> str:
 
 
 def make_plan(grid: list[list[Any]], header_row: int, formulas: set[str]) -> Plan:
-    """Column rules from the header: the text column with most lower-case letters is upper-cased
-    (corrections), another text column gets a length pattern its longest values fail, number and
-    date columns a maximum at their median (invalid marks on typed cells), booleans are typed,
-    mixed columns plain text. A header that appears twice is left out, unless the row has no
-    other: then sheetsync must refuse the ambiguous layout."""
+    """The layout for a workbook, from its header row: the key is the column with the most
+    distinct filled values (rows without one, or repeating one, are held back), the text column
+    with most lower-case letters is upper-cased (corrections), another text column gets a length
+    pattern its longest values fail, number and date columns a maximum at their median (invalid
+    marks on typed cells), booleans are typed, mixed columns plain text. A header that appears
+    twice is left out, unless the row has no other: then sheetsync must refuse the layout."""
     from sheetsync.headers import fold
     header = grid[header_row - 1] if len(grid) >= header_row else []
     folded = [fold(h) if isinstance(h, str) else "" for h in header]
-    plan, texts = Plan(), []
     unique = [j for j, f in enumerate(folded) if f and folded.count(f) == 1]
-    for j, title in enumerate(header):
-        if not folded[j] or (folded.count(folded[j]) > 1 and (unique or folded.index(folded[j]) != j)):
+    usable = unique or [folded.index(f) for f in dict.fromkeys(folded) if f][:1]
+    body = {i: r for i, r in enumerate(grid[header_row:], header_row + 1) if any(v not in ("", None) for v in r)}
+    cells = {j: [(i, r[j]) for i, r in body.items() if j < len(r) and r[j] not in ("", None)] for j in usable}
+    plan = Plan()
+    if not usable:
+        return plan
+    key, kept = _key(cells)
+    plan.key = [f"corpus_field_{key + 1}"]
+    plan.columns[plan.key[0]] = {"header": header[key], "normalise": ["none"]}
+    texts = []
+    for j in usable:
+        name, title, mine = f"corpus_field_{j + 1}", header[j], [(i, v) for i, v in cells[j] if i in kept]
+        kind = _kind([v for _, v in cells[j]])
+        if kind == "text":  # the key may be upper-cased, never given a rule that rejects it
+            texts.append((sum(v != v.upper() for _, v in mine), name, j, title, mine))
+        elif j == key:
             continue
-        cells = [(i, r[j]) for i, r in enumerate(grid[header_row:], header_row + 1)
-                 if j < len(r) and r[j] not in ("", None)]
-        name, kind = f"corpus_field_{j + 1}", _kind([v for _, v in cells])
-        if kind == "text":
-            texts.append((sum(v != v.upper() for _, v in cells), name, j, title, cells))
         elif kind == "number":
-            limit = statistics.median(v for _, v in cells)
+            limit = statistics.median(v for _, v in cells[j])
             plan.columns[name] = {"header": title, "type": "number", "max": float(limit)}
-            plan.invalid += sum(v > limit for _, v in cells)
+            plan.invalid += sum(v > limit for _, v in mine)
         elif kind in ("date", "datetime"):
-            limit = sorted(v for _, v in cells)[len(cells) // 2]
+            limit = sorted(v for _, v in cells[j])[len(cells[j]) // 2]
             plan.columns[name] = {"header": title, "type": kind, "max_date": limit.isoformat()}
-            plan.invalid += sum(v > limit for _, v in cells)
-        elif kind == "bool":
-            plan.columns[name] = {"header": title, "type": "boolean"}
+            plan.invalid += sum(v > limit for _, v in mine)
         else:
-            plan.columns[name] = {"header": title}
-    texts.sort(key=lambda t: -t[0])
+            plan.columns[name] = {"header": title, "type": "boolean"} if kind == "bool" else {"header": title}
+    _text_rules(plan, sorted(texts, key=lambda t: -t[0]), formulas, plan.key[0])
+    return plan
+
+
+def _key(cells: dict[int, list[tuple[int, Any]]]) -> tuple[int, set[int]]:
+    """The key column (most distinct filled values, the leftmost on a tie) and the rows a sync
+    stores: those whose key is filled and not taken by a row above."""
+    key = max(cells, key=lambda j: (len({canonical(v) for _, v in cells[j]}), -j))
+    first: dict[str, int] = {}
+    for i, v in cells[key]:
+        first.setdefault(canonical(v), i)
+    return key, set(first.values())
+
+
+def canonical(value: Any) -> str:
+    from sheetsync.model import canonical_text
+    return canonical_text(value)
+
+
+def _text_rules(plan: Plan, texts: list[tuple], formulas: set[str], key: str) -> None:
+    """Upper-case the first text column (when it has lower case), a length pattern on the next
+    that is not the key, the rest plain."""
     if texts and texts[0][0]:
         _, name, j, title, cells = texts.pop(0)
         plan.columns[name] = {"header": title, "normalise": ["upper"]}
         plan.corrects = {f"{_letter(j + 1)}{i}": v.upper() for i, v in cells
                          if v != v.upper() and f"{_letter(j + 1)}{i}" not in formulas}
+    texts = [t for t in texts if t[1] != key]
     for n, (_, name, j, title, cells) in enumerate(texts):
         plan.columns[name] = {"header": title, "normalise": ["none"]}
-        if n == 0:
+        if n == 0 and cells:
             lengths = sorted(len(v) for _, v in cells)
             limit = lengths[len(lengths) // 2] if lengths[0] < lengths[-1] else lengths[-1] - 1
             plan.columns[name]["pattern"] = f"(?s).{{0,{limit}}}"
             plan.invalid += sum(len(v) > limit for _, v in cells)
-    return plan
 
 
 # -- one sync of one workbook, shared by the tests below --------------------------------------------
@@ -186,7 +215,8 @@ def _sync(entry: dict[str, str], folder: Path) -> Synced:
     out.plan = make_plan(grid, int(entry["header_row"]), formulas)
     source = {"kind": "xlsx", "path": book.name, "sheet": entry["sheet"], "header_row": int(entry["header_row"])}
     columns = out.plan.columns or {"unmatched": {"header": "no column of this workbook"}}  # one is required
-    layout.write_text(yaml.safe_dump({"table": "corpus", "source": source, "columns": columns, "store": "sheetsync.db"},
+    layout.write_text(yaml.safe_dump({"table": "corpus", "source": source, "columns": columns,
+                                      "key": out.plan.key or sorted(columns), "store": "sheetsync.db"},
                                      allow_unicode=True, sort_keys=False), encoding="utf-8")
     try:
         out.runs.append(sync_once(layout))
