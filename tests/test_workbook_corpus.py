@@ -26,14 +26,10 @@ SOURCES = list(csv.DictReader((WORKBOOKS / "SOURCES.tsv").open(encoding="utf-8")
 REPORT_TAB = "sheetsync"
 
 # Workbooks whose sync still fails, each with its exact failure: strict xfail, so each flips to a
-# pass (and must leave this list) when the fix lands. Checked against the branches: i13-typed fixes
-# the two formula cases, i13-text-parts the header-picture and Strict ones.
-_FORMULA = ("issue 13 (i13-typed): a correction is written over a formula cell whose cached result "
-            "it corrects; the <f> is removed and xl/calcChain.xml dropped")
+# pass (and must leave this list) when the fix lands. Checked against the branch i13-text-parts:
+# it fixes the header-picture and Strict cases. (The two formula cases left when i13-typed merged.)
 _AFTER_COMMIT = "after the run committed, so its outbox fails again on every run"
 KNOWN: dict[str, str] = {
-    "readxl-types.xlsx": _FORMULA,
-    "exceljs-test-issue-877.xlsx[Ersatzteilliste]": _FORMULA,
     "exceljs-test-issue-877.xlsx[Leiterprüfung]": (
         "issue 13 (i13-text-parts): a header/footer picture's VML and no comments: the direct patch "
         "gives up, openpyxl refuses (cached formula results, images) " + _AFTER_COMMIT),
