@@ -26,16 +26,10 @@ SOURCES = list(csv.DictReader((WORKBOOKS / "SOURCES.tsv").open(encoding="utf-8")
 REPORT_TAB = "sheetsync"
 
 # Workbooks whose sync still fails, each with its exact failure: strict xfail, so each flips to a
-# pass (and must leave this list) when the fix lands. Checked against the branch i13-text-parts:
-# it fixes the header-picture and Strict cases. (The two formula cases left when i13-typed merged.)
+# pass (and must leave this list) when the fix lands. (The formula, header-picture and Strict cases
+# left it when i13-typed and i13-text-parts merged.)
 _AFTER_COMMIT = "after the run committed, so its outbox fails again on every run"
 KNOWN: dict[str, str] = {
-    "exceljs-test-issue-877.xlsx[Leiterprüfung]": (
-        "issue 13 (i13-text-parts): a header/footer picture's VML and no comments: the direct patch "
-        "gives up, openpyxl refuses (cached formula results, images) " + _AFTER_COMMIT),
-    "poi-SampleSS.strict.xlsx": ("issue 13 (i13-text-parts): Strict Open XML is read and committed, then the "
-                                 "write-back fails with \"no sheet named 'First Sheet'\" (its hint lists that "
-                                 "sheet) " + _AFTER_COMMIT),
     "poi-stress020.xlsx": (
         "issue 13 (i13-text-parts, VML): WPS's legacy VML drawing holds a shape (a diagonal header line) "
         "and no comments: the direct patch gives up, openpyxl refuses (cached formula results) " + _AFTER_COMMIT),
