@@ -26,21 +26,14 @@ SOURCES = list(csv.DictReader((WORKBOOKS / "SOURCES.tsv").open(encoding="utf-8")
 REPORT_TAB = "sheetsync"
 
 # Workbooks whose sync still fails, each with its exact failure: strict xfail, so each flips to a
-# pass (and must leave this list) when the fix lands. (The formula, header-picture and Strict cases
-# left it when i13-typed and i13-text-parts merged.)
-_AFTER_COMMIT = "after the run committed, so its outbox fails again on every run"
-KNOWN: dict[str, str] = {
-    "poi-stress020.xlsx": (
-        "issue 13 (i13-text-parts, VML): WPS's legacy VML drawing holds a shape (a diagonal header line) "
-        "and no comments: the direct patch gives up, openpyxl refuses (cached formula results) " + _AFTER_COMMIT),
-    "poi-64759.xlsx": ("issue 13 (i13-text-parts, threaded comments): threaded comments on the synced sheet: "
-                       "the direct patch gives up, openpyxl refuses " + _AFTER_COMMIT),
-    "poi-right-to-left.xlsx": ("issue 13 (i13-text-parts, threaded comments): threaded comments on the synced "
-                               "sheet: the direct patch gives up, openpyxl refuses " + _AFTER_COMMIT),
-}
+# pass (and must leave this list) when the fix lands. Empty now: the formula, header-picture and
+# Strict cases left it when i13-typed and i13-text-parts merged; threaded comments on the synced
+# sheet and WPS's VML shape are refused before the commit since the read probes the write-back.
+KNOWN: dict[str, str] = {}
 # Workbooks sheetsync must refuse, and a word the refusal must use to say why.
 REFUSED = {"poi-SampleSS.strict.xlsx": "Strict", "calamine-issue_530.xlsx": "backslashes",
-           "poi-49609.xlsx": "backslashes"}
+           "poi-49609.xlsx": "backslashes", "poi-64759.xlsx": "threaded comments",
+           "poi-right-to-left.xlsx": "threaded comments", "poi-stress020.xlsx": "cached formula results"}
 
 
 def case_id(entry: dict[str, str]) -> str:
