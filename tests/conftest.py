@@ -28,12 +28,16 @@ def _suite_of(path: str) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test of a suite file carries the suite's marker, so `-m security` selects it."""
     wants_slow = "slow" in (config.getoption("markexpr", "") or "") or os.environ.get("SHEETSYNC_SLOW_TESTS")
+    wants_lo = "libreoffice" in (config.getoption("markexpr", "") or "") or os.environ.get("SHEETSYNC_LIBREOFFICE_TESTS")
     for item in items:
         suite = _suite_of(item.nodeid)
         if suite:
             item.add_marker(getattr(pytest.mark, suite))
         if item.get_closest_marker("slow") and not wants_slow:
             item.add_marker(pytest.mark.skip(reason="slow (minutes): run with -m slow or SHEETSYNC_SLOW_TESTS=1"))
+        if item.get_closest_marker("libreoffice") and not wants_lo:
+            item.add_marker(pytest.mark.skip(reason="LibreOffice rendering (minutes): run with -m libreoffice "
+                                                    "or SHEETSYNC_LIBREOFFICE_TESTS=1 (.ci/run does)"))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

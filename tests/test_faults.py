@@ -675,3 +675,27 @@ def test_export_refuses_a_damaged_object_instead_of_copying_it(tmp_path):
                          "--backup-dir", str(backups))
     assert proc.returncode == 1 and target in proc.stderr and "checksum" in proc.stderr
     assert not (tmp_path / "copy.tar").exists()
+
+
+def test_a_workbook_only_openpyxl_could_write_and_would_damage_is_refused_before_the_commit(tmp_path):
+    """Threaded comments on the synced sheet: the direct patch steps aside and openpyxl would drop
+    them. That is said at the read, so nothing is committed and no outbox is left to fail on every
+    later run; a layout that accepts the loss syncs."""
+    import yaml
+    from book_parts import add_threaded_comment
+    from sheetsync.errors import FeatureLossError
+    sheet = SheetFixture("xlsx", tmp_path, customer_rows(12))
+    add_threaded_comment(sheet.path, "xl/worksheets/sheet1.xml", "B3")
+    before = sheet.path.read_bytes()
+    with pytest.raises(FeatureLossError) as err:
+        sync_once(sheet.layout)
+    assert "threaded comments" in str(err.value) and "allow_feature_loss" in err.value.hint
+    assert sheet.path.read_bytes() == before
+    with Store(sheet.db) as store:  # the refused run is recorded as failed; nothing else is there
+        assert "customers" not in store.tables() and store.outbox("customers") == []
+        assert [r["outcome"] for r in store.runs("customers")] == ["failed"]
+    data = yaml.safe_load(sheet.layout.read_text(encoding="utf-8"))
+    data["source"]["allow_feature_loss"] = True
+    sheet.layout.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    run = sync_once(sheet.layout)
+    assert run.outcome == "problems" and run.inserted == 12 and run.patches_applied > 0

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import LAYOUT_COLUMNS, REPO, TAB, SheetFixture, customer_rows, sheetsync_cmd, store_state
 from sheetsync.engine import sync_once
-from sheetsync.errors import LayoutError
+from sheetsync.errors import LayoutError, SourceError
 from sheetsync.layout_load import load_layout
 from sheetsync.store import Store
 
@@ -89,6 +89,25 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path):
     outcome, seconds, rss = read_in_child(path)
     assert outcome.startswith("SourceError") and "expands" in outcome and "bomb.xlsx" in outcome
     assert seconds < 2 and rss < 200
+
+
+def test_zip_entries_named_with_backslashes_are_refused_before_anything_is_committed(tmp_path):
+    """Some exporters name zip entries xl\\workbook.xml: calamine reads them, but nothing can write
+    them back, so the run stops at the read with the reason; store and file stay untouched."""
+    fx = SheetFixture("xlsx", tmp_path, customer_rows(8))
+    with zipfile.ZipFile(fx.path) as src:
+        entries = [(info.filename, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(fx.path, "w") as dst:
+        for name, body in entries:
+            dst.writestr(name.replace("/", "\\") if name.startswith("xl/") else name, body)
+    before = fx.path.read_bytes()
+    with pytest.raises(SourceError) as err:
+        sync_once(fx.layout)
+    assert "backslashes (xl\\" in str(err.value) and fx.path.name in str(err.value) and err.value.hint
+    assert fx.path.read_bytes() == before
+    with Store(fx.db) as store:
+        assert "customers" not in store.tables() or not store.records("customers")
+        assert store.outbox("customers") == []
 
 
 def test_billion_laughs_in_shared_strings_is_a_quick_clear_source_error(tmp_path):

@@ -18,7 +18,7 @@ from ...model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData
                      column_letter, typed_value)
 from .. import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, still_applies
 from ..grid import rows_from_grid
-from .patch import Unsupported, patch_xlsx
+from .patch import Unsupported, direct_patch_blocker, patch_xlsx
 from .guard import (LocalFile, atomic_write, date1904, fingerprint, guard_features, open_zip,
                          read_bytes, read_comments, refuse_if_open, refuse_unwritable, sheet_comments_part,
                          sheet_part, special_cells)
@@ -119,12 +119,15 @@ class XlsxConnector(LocalFile):
         zf = open_zip(data, self._where())
         refuse_unwritable(zf, self._where())  # before any row is read, so before any commit
         book, name = self._calamine_book(data)
-        # the error scan inflates the sheet's XML while calamine parses it: both let go of the
-        # GIL, so with a second core the scan adds no wall time
+        # the error scan and the direct-patch probe inflate the sheet's XML while calamine parses
+        # it: all let go of the GIL, so with a second core they add no wall time
         with ThreadPoolExecutor(1) as pool:
             scan = pool.submit(_special_cells, zf, name, self._where(name))
+            blocked = pool.submit(direct_patch_blocker, data, name)
             grid = self._calamine_sheet(book, name)
             part, errors, formulas = scan.result()
+        if blocked.result():  # openpyxl will write: what it would drop is refused now, not after the commit
+            guard_features(zf, self._where(name), self.allow_feature_loss)
         _put_errors(grid, errors)
         header, rows = rows_from_grid(grid, self.header_row, self.totals_row, self._where(name))
         return SheetData(sheet=name, header=header, rows=rows, fingerprint=fingerprint(data),

@@ -56,6 +56,22 @@ def check_zip(zf: zipfile.ZipFile, where: str) -> None:
                           hint="split the workbook; sheetsync reads workbooks up to 1 GiB unpacked")
 
 
+def check_names(zf: zipfile.ZipFile, where: str) -> None:
+    """Refuse a package whose parts are not under their Open XML names: entries named with
+    backslashes (xl\\workbook.xml) or a lower-case [content_types].xml. calamine reads such files,
+    but neither the direct patch nor openpyxl can write them back, so this is said before a run
+    reads rows (and so before it commits), not after."""
+    names = zf.namelist()
+    odd = next((n for n in names if "\\" in n), None)
+    problem = f"its zip names parts with backslashes ({odd})" if odd else None
+    if problem is None and "[Content_Types].xml" not in names and "[content_types].xml" in map(str.lower, names):
+        problem = "its zip names [Content_Types].xml in other letter case"
+    if problem:
+        raise SourceError(f"the workbook cannot be written back: {problem}, which Open XML does not allow",
+                          where=where, hint="open it in Excel and save it again as .xlsx, then sync that file; "
+                                            "nothing was changed")
+
+
 def open_zip(data: bytes, where: str) -> zipfile.ZipFile:
     """Open workbook bytes as a checked zip; a corrupt or non-xlsx file is a SourceError."""
     import io
@@ -65,6 +81,7 @@ def open_zip(data: bytes, where: str) -> zipfile.ZipFile:
         raise SourceError(f"not a valid .xlsx workbook ({exc})", where=where,
                           hint="open it in Excel and save it as .xlsx, or check source.kind") from None
     check_zip(zf, where)
+    check_names(zf, where)
     return zf
 
 

@@ -24,7 +24,7 @@ from .package import (MAIN_NS, REL_NS, P, Package, Unsupported, esc, insert_befo
                            root_tag, set_attr)
 from .sheetxml import DEFAULT_DATE, DEFAULT_DATETIME, Sheet, Styles, serial, value_cell
 
-__all__ = ["PatchResult", "Unsupported", "patch_xlsx"]
+__all__ = ["PatchResult", "Unsupported", "direct_patch_blocker", "patch_xlsx"]
 
 
 @dataclass
@@ -147,10 +147,29 @@ def force_recalc(pkg: Package, book: str, drop_chain: bool) -> None:
 _NOT_MARKED: Any = object()
 
 
-def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report: ReportTab | None,
-               where: str = "") -> PatchResult:
-    """Apply patches (already checked against the read) and the report tab to workbook bytes."""
-    pkg = Package(data)
+def direct_patch_blocker(data: bytes, sheet: str | None) -> str | None:
+    """Why the direct patch cannot mark this workbook at all (threaded comments on the sheet, a
+    VML drawing it cannot add notes to), found by adding a note to a throwaway copy (its sheet
+    and zip are never rendered) when the sheet's relationships show either; None when it can.
+    read() asks, so that what the openpyxl fallback would refuse is refused before the commit."""
+    try:
+        pkg = Package(data)
+        path = dict(sheet_paths(pkg, workbook_part(pkg))).get(sheet or "")
+        kinds = {k.rsplit("/", 1)[-1] for _, k, _ in pkg.rels(path)} if path else set()
+        if "threadedComment" not in kinds and ("vmlDrawing" not in kinds or "comments" in kinds):
+            return None  # nothing the notes could trip on: the sheet's XML need not be inflated
+        _, path, ws, _, _, notes = _open(pkg, sheet, None, "")
+        notes.set("A1", "probe")
+        notes.render(ws)
+    except Unsupported as exc:
+        return str(exc)
+    except Exception:  # anything else is the read's or the write-back's own error to report
+        return None
+    return None
+
+
+def _open(pkg: Package, sheet: str | None, report: ReportTab | None, where: str) -> tuple:
+    """(workbook part, sheet part, Sheet, styles part, Styles, Notes) of the sheet to patch."""
     book = workbook_part(pkg)
     sheets = sheet_paths(pkg, book)
     name = sheet or (sheets[0][0] if sheets else "")
@@ -167,7 +186,14 @@ def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report:
     styles_path = next((t for _, k, t in pkg.rels(book) if k.endswith("/styles")), None)
     if styles_path is None:
         raise Unsupported("a workbook without styles.xml")
-    styles, notes = Styles(pkg.read(styles_path)), Notes(pkg, path, ws)
+    return book, path, ws, styles_path, Styles(pkg.read(styles_path)), Notes(pkg, path, ws)
+
+
+def patch_xlsx(data: bytes, sheet: str | None, patches: Sequence[Patch], report: ReportTab | None,
+               where: str = "") -> PatchResult:
+    """Apply patches (already checked against the read) and the report tab to workbook bytes."""
+    pkg = Package(data)
+    book, path, ws, styles_path, styles, notes = _open(pkg, sheet, report, where)
     merged = ws.merged()
     system1904 = date1904(pkg, book)
     applied, deferred, prior = [], [], {}
