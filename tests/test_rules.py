@@ -202,6 +202,11 @@ def test_free_text_keeps_chinese_punctuation_width_folding_stays_for_typed_field
     cell = rc.normalise("remark", " 退款，\u200b负数  （客户要求） ")
     assert (cell.value, cell.outcome, cell.rule) == ("退款，负数 （客户要求）", "corrected",
                                                      "strip_invisible, trim, collapse_spaces")
+    # text with no CJK at all: full-width forms are typing slips, folded; CJK text is judged whole
+    for typed, folded in [("Chris\u3000Zhao", "Chris Zhao"), ("Ｌｉ Ｎａ", "Li Na"), ("ok，thanks", "ok,thanks"),
+                          ("客户（VIP）", "客户（VIP）"), ("Ｌｉ　娜", "Ｌｉ　娜")]:
+        cell = rc.normalise("remark", typed)
+        assert (cell.value, cell.outcome) == (folded, "ok" if typed == folded else "corrected"), typed
     # width folding stays where it means something
     assert rc.normalise("id", "Ｃ００１").value == "C001"          # an id pattern
     assert rc.normalise("code", "Ｃ００１").value == "C001"        # the key

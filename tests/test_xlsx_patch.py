@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import shutil
 import warnings
 import zipfile
@@ -316,20 +317,34 @@ def test_dates_are_serials_in_the_workbooks_date_system():
     assert serial(dt.datetime(2024, 1, 7, 13, 30)) == 45298 + 13.5 / 24
 
 
-def test_a_date_in_a_column_without_dates_gets_the_locales_short_date(tmp_path):
+@pytest.mark.parametrize("custom", [False, True])
+def test_a_date_in_a_column_without_dates_gets_the_iso_format(tmp_path, custom):
+    """ISO reads the same in every locale, beside dates people typed as text; the style sheet
+    gains one <numFmt> (in a <numFmts> it makes when the workbook has none) and reuses it."""
     import datetime as dt
     path = tmp_path / "d.xlsx"
     wb = openpyxl.Workbook()
-    wb.active.append(["Day", "At"])
-    wb.active.append(["2024/1/7", "7 Jan 2024 13:30"])
+    wb.active.append(["Day", "At", "Paid"])
+    wb.active.append(["2024/1/7", "7 Jan 2024 13:30", 1.5])
+    wb.active.append(["2024/1/8", "8 Jan 2024 09:00", 2])
+    if custom:  # the workbook already has a custom format, so it has <numFmts>
+        wb.active["C2"].number_format = '0.00" 元"'
     wb.save(path)
     patches = [Patch(2, 1, "corrected", write=True, value="2024-01-07", value_type="date"),
-               Patch(2, 2, "corrected", write=True, value="2024-01-07 13:30:00", value_type="datetime")]
+               Patch(2, 2, "corrected", write=True, value="2024-01-07 13:30:00", value_type="datetime"),
+               Patch(3, 1, "corrected", write=True, value="2024-01-08", value_type="date")]
     out = tmp_path / "out.xlsx"
     out.write_bytes(patch_xlsx(path.read_bytes(), None, patches, None).data)
     ws = openpyxl.load_workbook(out).active
-    assert ws["A2"].value == dt.datetime(2024, 1, 7) and ws["A2"].number_format == "mm-dd-yy"  # built-in 14
-    assert ws["B2"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["B2"].is_date
+    assert ws["A2"].value == dt.datetime(2024, 1, 7) and ws["A2"].number_format == "yyyy-mm-dd"
+    assert ws["A3"].value == dt.datetime(2024, 1, 8) and ws["A3"].number_format == "yyyy-mm-dd"
+    assert ws["B2"].value == dt.datetime(2024, 1, 7, 13, 30) and ws["B2"].number_format == "yyyy-mm-dd hh:mm"
+    assert ws["C2"].number_format == ('0.00" 元"' if custom else "General")
+    with zipfile.ZipFile(out) as z:
+        styles = z.read("xl/styles.xml")
+    assert styles.count(b'formatCode="yyyy-mm-dd"') == 1 and styles.count(b"<numFmts") == 1
+    count = int(re.search(rb'<numFmts count="(\d+)"', styles).group(1))
+    assert count == styles.count(b"<numFmt ")
 
 
 def _hf_book(path: Path, person_note: bool) -> Path:

@@ -118,6 +118,23 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+#: Han, kana, hangul, bopomofo and CJK punctuation (、。「」): a text holding any is CJK text
+_CJK = re.compile("[\u2e80-\u2fdf\u3001-\u303f\u3040-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+                  "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
+#: full-width forms: ASCII look-alikes (Ａ１，（), the ideographic space, ￥ and kin
+_WIDE = re.compile("[\u3000\uff01-\uff60\uffe0-\uffe6]+")
+
+
+def _nfc_text(text: str) -> str:
+    """nfc of a free-text column's defaults: full-width forms inside CJK text are correct
+    Chinese (退款，负数) and stay; in text with no CJK at all (`Chris　Zhao`, `Ｌｉ Ｎａ`) they are
+    typing slips, folded to ASCII. A text is judged whole, so `客户（VIP）` keeps both brackets."""
+    text = nfc(text)
+    if text.isascii() or not _WIDE.search(text) or _CJK.search(text):
+        return text
+    return _WIDE.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+
+
 def trim(text: str) -> str:
     return text.strip()
 
@@ -201,7 +218,7 @@ NORMALISERS: dict[str, Callable[[str], str]] = {
 }
 
 #: the free-text defaults' own strip_invisible and collapse_spaces (same names in notes)
-_TEXT_STEPS: dict[str, Callable[[str], str]] = {"strip_invisible": _strip_invisible_text,
+_TEXT_STEPS: dict[str, Callable[[str], str]] = {"strip_invisible": _strip_invisible_text, "nfc": _nfc_text,
                                                 "collapse_spaces": _collapse_spaces_text}
 
 #: used when a column says nothing (`normalise:` absent); `normalise: [none]` means none at all.

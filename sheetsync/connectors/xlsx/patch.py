@@ -244,7 +244,7 @@ def _apply_one(ws: Sheet, styles: Styles, notes: Notes, patch: Patch, system1904
 def _write_value(ws: Sheet, styles: Styles, patch: Patch, system1904: bool) -> None:
     """The value as the column's type: a number stays a number cell in its number format; a
     date becomes a serial in the workbook's date system, shown with the cell's date format, else
-    the column's (a dated cell nearby), else the locale's short date."""
+    the column's (a dated cell nearby), else ISO (yyyy-mm-dd)."""
     value = typed_value(patch.value, patch.value_type)
     if not isinstance(value, dt.date):
         ws.set(patch.row, patch.col, value=value)
@@ -252,8 +252,8 @@ def _write_value(ws: Sheet, styles: Styles, patch: Patch, system1904: bool) -> N
     style = ws.cell(patch.row, patch.col).style
     if not styles.is_date(style):
         fmt = _column_date_format(ws, styles, patch.row, patch.col)
-        style = styles.with_num_fmt(style, fmt or (DEFAULT_DATETIME if isinstance(value, dt.datetime)
-                                                   else DEFAULT_DATE))
+        style = styles.with_num_fmt(style, fmt or styles.format_id(
+            DEFAULT_DATETIME if isinstance(value, dt.datetime) else DEFAULT_DATE))
     ws.set(patch.row, patch.col, value=serial(value, system1904), style=style)
 
 

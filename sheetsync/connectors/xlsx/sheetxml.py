@@ -52,7 +52,10 @@ _ENTITIES = {"&quot;": '"', "&apos;": "'"}
 #: built-in number formats that show a date or a time (ECMA-376 18.8.30; 27-36 and 50-58 are
 #: the East Asian date formats Chinese and Japanese Excel use)
 DATE_BUILTINS = frozenset([*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)])
-DEFAULT_DATE, DEFAULT_DATETIME = 14, 22  # the locale's short date; date and h:mm
+#: the format of a date written into a column that shows no date yet: ISO, as Google Sheets gets
+#: too; it reads the same in every locale (built-in 14 is the viewer's short date, m/d/yyyy on an
+#: American machine, beside people's typed `2024-01-15`)
+DEFAULT_DATE, DEFAULT_DATETIME = "yyyy-mm-dd", "yyyy-mm-dd hh:mm"
 
 
 def is_date_code(code: str) -> bool:
@@ -74,6 +77,7 @@ class Styles:
         self.xfs, self.xfs_block = self._block(b"cellXfs", b"xf")
         self.new_fills: list[bytes] = []
         self.new_xfs: list[bytes] = []
+        self.new_formats: list[tuple[int, str]] = []
         self._codes: dict[int, str | None] = {}
         self.formats: dict[int, str] = {}  # custom number formats: id -> format code
         for tag in re.findall(rb"<" + P + rb"numFmt\s[^>]*>", body):
@@ -120,6 +124,16 @@ class Styles:
             return xf
         return self._variant(xf, {b"numFmtId": b"%d" % fmt, b"applyNumberFormat": b"1"})
 
+    def format_id(self, code: str) -> int:
+        """The id of custom number format `code`, added to styles.xml when it has none."""
+        found = next((i for i, c in self.formats.items() if c == code), None)
+        if found is not None:
+            return found
+        new = max([163, *self.formats]) + 1  # ids below 164 are Excel's built-in formats
+        self.formats[new] = code
+        self.new_formats.append((new, code))
+        return new
+
     def _variant(self, xf: int, attrs: dict[bytes, bytes]) -> int:
         """A clone of cell style `xf` with `attrs` set, appended (or an equal one reused)."""
         xfs = self.xfs + self.new_xfs
@@ -147,7 +161,7 @@ class Styles:
         return len(fills)
 
     def render(self) -> bytes:
-        if not self.new_xfs:
+        if not self.new_xfs and not self.new_formats:
             return self.body
         body = self.body
         for block, items, new in sorted([(self.xfs_block, self.xfs, self.new_xfs),
@@ -164,7 +178,28 @@ class Styles:
             close = text.rindex(b"</")
             text = tag + text[start.end():close] + b"".join(new) + text[close:]
             body = body[:block.start()] + text + body[block.end():]
-        return body
+        return self._render_formats(body) if self.new_formats else body
+
+    def _render_formats(self, body: bytes) -> bytes:
+        """New <numFmt>s into <numFmts>, made as the style sheet's first child when absent (the
+        schema's order); both come before fills and cellXfs, so their offsets are untouched."""
+        prefix = re.match(rb"<(" + P + rb")", self.xfs_block.group(0))
+        p = prefix.group(1) if prefix else b""
+        items = b"".join(b'<%snumFmt numFmtId="%d" formatCode="%s"/>' % (p, i, esc(c, quote=True))
+                         for i, c in self.new_formats)
+        block = re.search(rb"<(" + P + rb"numFmts)\b[^>]*?(/>|>)", body)
+        if block is None:
+            root = re.search(rb"<(?:" + P + rb")styleSheet\b[^>]*>", body)
+            at = root.end()
+            return body[:at] + b'<%snumFmts count="%d">' % (p, len(self.new_formats)) + items + \
+                b"</%snumFmts>" % p + body[at:]
+        count = len(re.findall(rb"<" + P + rb"numFmt\s", body)) + len(self.new_formats)
+        tag = set_attr(block.group(0).replace(b"/>", b">") if block.group(2) == b"/>" else block.group(0),
+                       b"count", b"%d" % count)
+        if block.group(2) == b"/>":
+            return body[:block.start()] + tag + items + b"</%snumFmts>" % p + body[block.end():]
+        close = body.index(b"</" + block.group(1) + b">", block.end())
+        return body[:block.start()] + tag + body[block.end():close] + items + body[close:]
 
 
 def _fill_code(el: Any) -> str | None:
