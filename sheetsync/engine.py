@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from . import dedupe_sync, delete_guard, lease, run_support
+from . import dedupe_sync, delete_guard, lease, merged_rows, run_support
 from .run_support import store_path
 from . import report as report_mod
 from .connectors import Connector, from_source
@@ -56,6 +56,7 @@ class RunContext:
     held_deletes: Problem | None = None  # set when this run's deletions were held (delete_guard)
     problems: list | None = None  # the open problems as the run left them (read once, at its end)
     owed_snapshot: bool = False   # this run finished one killed after its commit, before its snapshot
+    merged: dict[str, str] = field(default_factory=dict)  # rows of records merged away: drop -> keep
 
     @property
     def name(self) -> str:
@@ -183,6 +184,7 @@ def _run(ctx: RunContext) -> None:
     checker = compile_rules(ctx.layout, [r.values for r in data.rows], cols,
                             date1904=bool(data.meta.get("date1904")))
     sheet, todo, known = _identify(ctx, data, cols, checker, where)
+    todo, known = merged_rows.divert(ctx, sheet, todo, known)
     checked = _validate(ctx, sheet, todo, checker, cols, known)
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
@@ -193,6 +195,7 @@ def _run(ctx: RunContext) -> None:
     dupes = dedupe_sync.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
     decisions, new = _reconcile(ctx, sheet, checked, dupes)
+    decisions.update(merged_rows.decisions(ctx, sheet))
     del checked, checker, dupes, fuzzy  # ~100 MB at 100k rows, reused by the commit's rows
     ctx.hook("commit")
     planned, report = commit(ctx, data, sheet, cols, decisions, new)
@@ -374,12 +377,44 @@ def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str
 
 def _flush_outbox(ctx: RunContext, report: Any, fingerprint: str | None) -> Applied:
     """Apply every outbox patch (steps 2 and 9): applied and deferred ones leave the outbox (a
-    deferred cell was edited by a person, and the next read sees that), with prior fills kept."""
+    deferred cell was edited by a person, and the next read sees that), with prior fills kept.
+
+    Row removals go in an apply of their own once the cell patches have left the outbox: a
+    crash between the two replays only removals, whose row-hash check refuses a row that moved
+    up into a removed row's place, and no cell patch is replayed onto renumbered rows. The
+    report tab then goes last, rebuilt without the problems of the rows that left."""
     pending = ctx.store.outbox(ctx.name)
+    gone = [e for e in pending if e[1].kind == "remove"]
+    if not gone:
+        return _flush(ctx, pending, report, fingerprint)
+    cells = [e for e in pending if e[1].kind != "remove"]
+    steps = [_flush(ctx, cells, None, fingerprint)] if cells else []
+    steps.append(_flush(ctx, gone, None, _after(steps, fingerprint)))
+    if report is not None and steps[-1].applied:
+        report = report_mod.report_tab(ctx.loaded, ctx.store.problems(ctx.name), ctx.result, ctx.store)
+    if report is not None:
+        steps.append(_flush(ctx, [], report, _after(steps, fingerprint)))
+    return Applied(applied=tuple(p for a in steps for p in a.applied),
+                   deferred=tuple(p for a in steps for p in a.deferred),
+                   prior_fills=steps[0].prior_fills, api_calls=sum(a.api_calls for a in steps),
+                   fingerprint=_after(steps, None), kept_rows=steps[-1].kept_rows or steps[0].kept_rows)
+
+
+def _after(steps: list[Applied], fingerprint: str | None) -> str | None:
+    """The source's fingerprint after the applies so far (the last one that wrote knows it)."""
+    for applied in reversed(steps):
+        if applied.applied or applied.fingerprint:
+            return applied.fingerprint
+    return fingerprint
+
+
+def _flush(ctx: RunContext, pending: list, report: Any, fingerprint: str | None) -> Applied:
     applied = _apply_patches(ctx, [p for _, p, _, _ in pending], report, fingerprint)
     done = set(applied.applied) | set(applied.deferred)
     with ctx.store.transaction():
         ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])
+        ctx.store.rows_removed(ctx.name, [(i, p.row) for _, p, i, _ in pending
+                                          if p.kind == "remove" and p in applied.applied])
         _remember_prior_fills(ctx, [(p, i, f) for _, p, i, f in pending], applied)
         if report is not None:
             ctx.store.set_meta(ctx.name, "report_hash", report_mod.report_hash(report))

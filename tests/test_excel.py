@@ -96,7 +96,9 @@ class FakeSheet:
             for c, value in enumerate(row, start=1):
                 self.range((r, c)).value = value
 
-    def range(self, start: tuple[int, int], end: tuple[int, int] | None = None) -> FakeRange:
+    def range(self, start: Any, end: tuple[int, int] | None = None) -> Any:
+        if isinstance(start, str):  # "7:7", a whole row, as xlwings takes Excel's address
+            return FakeRowRange(self, int(start.partition(":")[0]))
         return FakeRange(self, start, end)
 
     @property
@@ -108,6 +110,18 @@ class FakeSheet:
     def clear_contents(self) -> None:
         for cell in self.cells.values():
             cell.value = None
+
+
+class FakeRowRange:
+    """A whole row; delete(shift="up") moves the rows below up, as Excel does."""
+
+    def __init__(self, sheet: FakeSheet, row: int) -> None:
+        self.sheet, self.row = sheet, row
+
+    def delete(self, shift: str | None = None) -> None:
+        assert shift == "up"
+        cells = self.sheet.cells
+        self.sheet.cells = {(r - 1 if r > self.row else r, c): v for (r, c), v in cells.items() if r != self.row}
 
 
 class FakeSheets(list):

@@ -26,7 +26,7 @@ from gspread.exceptions import APIError
 
 from ..errors import SourceError, SourceUnavailable
 from ..model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
-                     column_letter, typed_value)
+                     column_letter, split_removals, typed_value)
 from . import Capabilities, is_our_note, merge_note, remove_note, values_snapshot
 from .gsheets_auth import make_session
 from .retry import DEFAULT_TIMEOUT, AmbiguousWrite, call_with_retry, describe, status_of
@@ -292,18 +292,24 @@ class GSheetsConnector:
 
         `expected` is not needed: every cell is checked on its own just before the write.
         """
+        from .gsheets_rows import remove_rows
         before = self.api_calls
-        patches = list(patches)
-        if not patches and report is None:
+        patches, removals = split_removals(patches)
+        if not patches and not removals and report is None:
             return Applied(applied=())
         state = self._reread(patches) if patches else {}
         ok, deferred = self._still_valid(patches, state)
         prior = {(p.row, p.col): state.get((p.row, p.col), CellState()).fill for p in ok
                  if p.fill and not p.clear
                  and not is_our_note(state.get((p.row, p.col), CellState()).note)}
-        landed = self._write(ok, state, report)
-        return Applied(applied=tuple(landed), deferred=tuple(deferred) + tuple(
-            p for p in ok if p not in landed), prior_fills=prior, api_calls=self.api_calls - before)
+        landed = self._write(ok, state, report) if ok or report is not None else []
+        deferred += [p for p in ok if p not in landed]
+        try:  # after the cells: removing a row renumbers those below it
+            removed, kept = remove_rows(self, removals)
+        except SourceUnavailable as exc:
+            raise SourceUnavailable(exc.message, where=exc.where, hint=exc.hint, applied=tuple(landed)) from None
+        return Applied(applied=tuple(landed) + tuple(removed), deferred=tuple(deferred) + tuple(kept),
+                       prior_fills=prior, api_calls=self.api_calls - before)
 
     def _reread(self, patches: Sequence[Patch]) -> dict[tuple[int, int], CellState]:
         cells = {(p.row, p.col) for p in patches} | {(p.row, p.anchor[0]) for p in patches if p.anchor}
