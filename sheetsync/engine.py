@@ -285,7 +285,7 @@ def _replay(ctx: RunContext) -> None:
     """Step 2: apply patches an interrupted run committed but did not apply."""
     if not ctx.store.outbox(ctx.name):
         return
-    ctx.result.replayed = len(_flush_outbox(ctx, None, None).applied)
+    ctx.result.replayed = len(flush_outbox(ctx, None, None).applied)
 
 
 def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
@@ -370,12 +370,12 @@ def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str
     """
     if not planned and report is None:
         return fingerprint
-    applied = _flush_outbox(ctx, report, fingerprint)
+    applied = flush_outbox(ctx, report, fingerprint)
     ctx.landed = applied.applied
     return applied.fingerprint if not applied.deferred else None
 
 
-def _flush_outbox(ctx: RunContext, report: Any, fingerprint: str | None) -> Applied:
+def flush_outbox(ctx: RunContext, report: Any, fingerprint: str | None) -> Applied:
     """Apply every outbox patch (steps 2 and 9): applied and deferred ones leave the outbox (a
     deferred cell was edited by a person, and the next read sees that), with prior fills kept.
 
