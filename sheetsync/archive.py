@@ -160,7 +160,8 @@ def finish_sheet_side(loaded: LoadedLayout, store: Store, connector: Any, run_id
     hook("archive_remove")
     applied = Applied(applied=())
     if store.outbox(loaded.name):
-        from .engine import RunContext, flush_outbox
+        from .engine import RunContext
+        from .engine_outbox import flush_outbox
         ctx = RunContext(loaded, store, connector, RunResult(loaded.name, run_id), hook, store.clock)
         applied = flush_outbox(ctx, None, None)
     hook("archive_done")
