@@ -240,3 +240,17 @@ def test_a_clear_keeps_a_persons_words_in_the_note_and_their_colour() -> None:
                 Patch(2, 2, "clear", clear=True, fill="FFC7CE", note="sheetsync: bad name")])
     assert sheet.cells[(4, 3)].color is None and sheet.cells[(4, 3)].note.text == "Bob moved."
     assert sheet.cells[(2, 2)].color == (0, 255, 0) and sheet.cells[(2, 2)].note is None
+
+
+def test_rows_are_removed_after_the_cells_and_a_changed_row_stays() -> None:
+    from sheetsync.model import removal
+    conn, book, sheet = setup()
+    data = conn.read()
+    gone = removal(2, data.rows[0].values, (1, "C1"))
+    fix = Patch(4, 2, "corrected", write=True, value="BOB", expected="Bob", anchor=(1, "C2"))
+    applied = conn.apply([gone, fix])
+    assert applied.applied == (fix, gone)
+    assert [(r.number, r.values) for r in conn.read().rows] == [(3, ("C2", "BOB", "bob@@acme"))]
+    assert conn.apply([gone]).deferred == (gone,)  # a replay: row 2 is the blank row now
+    sheet.range((3, 2)).value = "Bobby"  # a person's edit after the read: the row stays
+    assert conn.apply([removal(3, ("C2", "BOB", "bob@@acme"), (1, "C2"))]).applied == ()
