@@ -40,7 +40,11 @@ def test_the_next_sync_removes_the_merged_away_row(tmp_path, kind, request):
         assert [h["action"] for h in history[-2:]] == ["merged_into", "remove_row"]
         assert (history[-1]["new"], history[-1]["row"], history[-1]["run_id"]) == ("merged into C003", 11, run.run_id)
         assert store.records("customers")["C003"]["email"] == "user10@example.com"
-        assert {p["ident"] for p in store.problems("customers")} == {"C007", "C014", "C021", "C028"}
+        # the open problems and base rows below the removed row moved up with their rows
+        assert {p["ident"]: p["row"] for p in store.problems("customers")} == {
+            "C007": 8, "C014": 14, "C021": 21, "C028": 28}
+        base = store.base("customers", ["C009", "C010", "C011"])
+        assert (base["C009"].row, base["C011"].row, "C010" in base) == (10, 11, False)
         assert store.outbox("customers") == [] and not [m for m in store.marks("customers") if m[0] == "C010"]
     snap = [m for m in list_snapshots(tmp_path / "backups") if m.run_id == run.run_id]
     assert len(snap) == 1
