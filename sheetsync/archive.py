@@ -119,7 +119,13 @@ def _move(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,
     if data is None:
         left = sorted(rows[k] for k in moved if k in rows)
         return replace(result, rows_to_delete=left, why_not_removed="no sheet was given" if left else "")
-    return _sheet_result(result, finish_sheet_side(loaded, store, connector, run_id, hook), rows)
+    try:
+        done = finish_sheet_side(loaded, store, connector, run_id, hook)
+    except (SourceBusy, SourceChanged, SourceUnavailable) as exc:  # the store part is done and kept
+        return replace(result, rows_to_delete=sorted(rows[k] for k in moved if k in rows),
+                       why_not_removed=f"{exc.message}; the records are archived in the store: run "
+                                       "`sheetsync archive` again (or a sync) to finish the sheet")
+    return _sheet_result(result, done, rows)
 
 
 def _removals(loaded: LoadedLayout, store: Store, data: SheetData, rows: dict[str, int], keys: list[str],

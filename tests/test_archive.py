@@ -191,3 +191,19 @@ def test_one_pass_delete_matches_openpyxl_delete_rows(tmp_path: Path) -> None:
         theirs.active.delete_rows(r)
     assert saved(ours, "a.xlsx") == saved(theirs, "b.xlsx")
     assert saved(ours, "a.xlsx")[1][1] == ("4-2", None) and len(saved(ours, "a.xlsx")) == 13
+
+
+def test_a_busy_workbook_after_the_commit_is_finished_by_the_next_archive(tmp_path: Path) -> None:
+    loaded, store, conn = setup(tmp_path)
+    lock = tmp_path / "~$book.xlsx"
+    lock.write_text("Excel has it open")
+    res = archive(loaded, store, conn)
+    assert res.keys == ["C2", "C4"] and res.rows_to_delete == [3, 5] and "archive` again" in res.why_not_removed
+    assert sheet_ids(tmp_path / "book.xlsx") == ["C1", "C2", "C3", "C4"]  # nothing written meanwhile
+    assert len(store.archived("customers_archive")) == 2 and len(store.outbox(loaded.name)) == 2
+    lock.unlink()
+    again = archive(loaded, store, conn)  # nothing new to move: it finishes the sheet side
+    assert again.keys == [] and sheet_ids(tmp_path / "book.xlsx") == ["C1", "C3"]
+    tab = openpyxl.load_workbook(tmp_path / "book.xlsx")["archive"]
+    assert [r[0] for r in tab.iter_rows(min_row=2, values_only=True)] == ["C2", "C4"]
+    assert store.outbox(loaded.name) == [] and store.get_meta(loaded.name, "archive_copy") is None
