@@ -50,7 +50,7 @@ def flush_outbox(ctx: "RunContext", report: Any, fingerprint: str | None) -> App
     return Applied(applied=tuple(p for a in steps for p in a.applied),
                    deferred=tuple(p for a in steps for p in a.deferred),
                    prior_fills=steps[0].prior_fills, api_calls=sum(a.api_calls for a in steps),
-                   fingerprint=_after(steps, None), kept_rows=steps[-1].kept_rows or steps[0].kept_rows)
+                   fingerprint=_after(steps, None), kept_rows=next((a.kept_rows for a in steps if a.kept_rows), ""))
 
 
 def _after(steps: list[Applied], fingerprint: str | None) -> str | None:
