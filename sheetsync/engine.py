@@ -228,7 +228,7 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
     split = prefetch.hash_from if prefetch is not None else None  # the child hashes rows from here
     try:
         sheet = index_rows(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
-        delete_guard.hold(ctx, sheet, lambda idents: deletable(ctx, idents))
+        delete_guard.hold(ctx, sheet, lambda idents: _not_deleted(ctx, deletable(ctx, idents)))
         ctx.result.rows_read = len(data.rows)
         todo = _select(ctx, sheet)
         ctx.hook("validate")
@@ -359,6 +359,14 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
                 d.base_sheet, d.base_store = cell_texts(res.cells), {}
         decisions[ident] = d
     return decisions, new
+
+
+def _not_deleted(ctx: RunContext, idents: list[str]) -> list[str]:
+    """Rows gone whose records are not deleted already: a row sheetsync itself removed (an
+    archived or merged-away record, its removal cut short by a crash before the store knew) is
+    no person's mass delete."""
+    records = ctx.store.records(ctx.layout.table, idents) if idents else {}
+    return [i for i in idents if not records.get(i, {}).get("_deleted")]
 
 
 def keyless(ident: str) -> bool:

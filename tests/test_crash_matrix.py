@@ -351,3 +351,16 @@ def test_sigkill_in_archive_then_rerun_archives_each_record_once(tmp_path, emu, 
     assert not set(ARCHIVED) & set(_ids(cells)) and len(_ids(cells)) == 27  # no other row went
     assert all(state["records"][k]["_deleted"] == 1 for k in ARCHIVED)
     assert state == ref_state and cells == ref_cells
+
+
+def test_rows_a_killed_archive_removed_are_no_mass_delete(tmp_path):
+    rule = {"archive": {"when": [{"field": "name", "one_of": [f"Person {i}" for i in range(1, 81)]}]}}
+    sheet = SheetFixture("csv", tmp_path, customer_rows(120), extra=rule)
+    sync_once(sheet.layout)
+    killed = sheetsync_cmd("archive", str(sheet.layout), env={KILL_ENV: "removed"})
+    assert killed.returncode == -9 and len(_ids(sheet.cells())) == 40  # 80 of 120 rows went
+    run = sync_once(sheet.layout)
+    assert run.outcome in ("ok", "problems") and "max_delete" not in run.message
+    state = store_state(sheet.db)
+    assert "mass_delete" not in {code for _, _, code in state["problems"]} and state["outbox"] == []
+    assert sum(r["_deleted"] for r in state["records"].values()) == 80
