@@ -88,7 +88,9 @@ def archive(loaded: LoadedLayout, store: Store, connector: Any = None, dry_run: 
         hook("archive")  # the crash tests' kill point, with the lease held
         if connector is not None:  # an earlier archive's sheet work a crash left unfinished
             finish_sheet_side(loaded, store, connector, run_id)
-        return _move(loaded, store, connector, run_id, found, base, hook)
+        # looked up again under the lease: a sync or that finished work may have moved rows
+        found = store.archive_candidates(layout.table, tests)
+        return _move(loaded, store, connector, run_id, found, store.base(loaded.name), hook)
 
 
 def _move(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,
