@@ -1,14 +1,14 @@
 """Archive stale records: the layout's declarative `archive:` rule moves matching records into an
-archive table (soft-deleted live, history action "archive") and an archive tab or workbook.
+archive table (soft-deleted live, history action "archive"), an archive tab (or NAME.archive.csv
+beside a CSV) and off the live sheet.
 
-The sheet side is careful: a record's row is located by the hash recorded at the last sync (an
-edited row is skipped), the archive copy is written atomically with the workbook's lock-file and
-fingerprint checks, and rows are deleted only where openpyxl cannot break anything (no formulas,
-merged cells, tables, validations, conditional formats, names or links); otherwise they are listed.
+Crash-safe like a sync: one store transaction archives the records and queues the row removals in
+the outbox (and notes the archive copy as owed); only then are the copy and the removals written,
+through the connector like every other write. A re-run (or a sync, for the removals) finishes an
+interrupted one; the copy is idempotent by record and a removed row is never removed twice.
 """
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import time
@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .engine import lease
-from .errors import SourceChanged, UsageError
-from .layout import ARCHIVE_TIMESTAMPS, LoadedLayout
-from .model import SheetData, row_hash
 from .engine.run_support import env_hook
+from .errors import SourceBusy, SourceChanged, SourceUnavailable, UsageError
+from .layout import ARCHIVE_TIMESTAMPS, LoadedLayout
+from .model import Applied, ReportTab, RunResult, SheetData, canonical_text, removal, row_hash
+from .rules.headers import map_headers
 from .store import Store
+
+#: steps an archive passes, for the crash tests' SHEETSYNC_TEST_KILL_AT
+STEPS = ("archive_commit", "archive_copy", "archive_remove", "archive_done")
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ def condition_tests(loaded: LoadedLayout, now: float) -> list[tuple[str, str, An
 
 
 def archive(loaded: LoadedLayout, store: Store, connector: Any = None, dry_run: bool = False,
-            now: Callable[[], float] = time.time) -> ArchiveResult:
-    """Move the records matching the archive rule; a dry run changes nothing and lists them."""
+            now: Callable[[], float] = time.time, hook: Callable[[str], None] | None = None) -> ArchiveResult:
+    """Move the records matching the archive rule; a dry run changes nothing and lists them.
+    An earlier archive's unfinished sheet work (a crash after its commit) is finished first."""
     layout = loaded.layout
     tests = condition_tests(loaded, now())
     run_id = time.strftime("archive-%Y%m%dT%H%M%S", time.gmtime(now())) + "-" + uuid.uuid4().hex[:8]
@@ -78,13 +83,18 @@ def archive(loaded: LoadedLayout, store: Store, connector: Any = None, dry_run: 
     if dry_run:
         return ArchiveResult(loaded.name, run_id, True, layout.archive_table, list(found), rows,
                              rows_to_delete=sorted(rows.values()))
+    hook = hook or env_hook()
     with lease.held(store, loaded.name, run_id, hint="run the archive again when that run has finished"):
-        env_hook()("archive")  # the crash tests' kill point, with the lease held
-        return _move(loaded, store, connector, run_id, found, base)
+        hook("archive")  # the crash tests' kill point, with the lease held
+        if connector is not None:  # an earlier archive's sheet work a crash left unfinished
+            finish_sheet_side(loaded, store, connector, run_id)
+        # looked up again under the lease: a sync or that finished work may have moved rows
+        found = store.archive_candidates(layout.table, tests)
+        return _move(loaded, store, connector, run_id, found, store.base(loaded.name), hook)
 
 
 def _move(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,
-          found: dict[str, dict[str, Any]], base: dict) -> ArchiveResult:
+          found: dict[str, dict[str, Any]], base: dict, hook: Callable[[str], None]) -> ArchiveResult:
     layout, name = loaded.layout, loaded.name
     data = connector.read() if connector is not None and found else None
     if data is not None:
@@ -95,21 +105,104 @@ def _move(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,
     result = ArchiveResult(name, run_id, False, layout.archive_table, keys, rows, skipped)
     if not keys:
         return result
-    with store.transaction():
+    hook("archive_commit")
+    with store.transaction():  # nothing is written anywhere before this commits
         revs = store.archive_records(layout.table, layout.archive_table, keys, run_id=run_id,
                                      layout=name, rows=rows, sheet=data.sheet if data else None)
         # the row stays "unchanged" for the next sync, so a row left in the sheet is not revived
         store.put_base(name, {k: base[k]._replace(rev=r) for k, r in revs.items() if k in base}, table=layout.table)
         store.replace_problems(name, list(revs), [], run_id)
         store.put_marks(name, {m: None for m in store.marks(name) if m[0] in revs})
-        moved = [{**found[k], "_archived_at": store.clock()} for k in keys if k in revs]
-        sheet_rows = sorted(rows[k] for k in keys if k in revs and k in rows)
-        if data is not None:  # written inside the transaction: a failed write rolls it back
-            result = _sheet_side(loaded, store, connector, data, moved, sheet_rows, result)
-        else:
-            result = replace(result, rows_to_delete=sheet_rows,
-                             why_not_removed="no sheet was given" if sheet_rows else "")
-    return replace(result, keys=[k for k in keys if k in revs])
+        moved = [k for k in keys if k in revs]
+        if data is not None:
+            store.add_outbox(name, run_id, _removals(loaded, store, data, rows, moved, run_id))
+            store.set_meta(name, "archive_copy", run_id)
+    result = replace(result, keys=moved)
+    if data is None:
+        left = sorted(rows[k] for k in moved if k in rows)
+        return replace(result, rows_to_delete=left, why_not_removed="no sheet was given" if left else "")
+    try:
+        done = finish_sheet_side(loaded, store, connector, run_id, hook)
+    except (SourceBusy, SourceChanged, SourceUnavailable) as exc:  # the store part is done and kept
+        return replace(result, rows_to_delete=sorted(rows[k] for k in moved if k in rows),
+                       why_not_removed=f"{exc.message}; the records are archived in the store: run "
+                                       "`sheetsync archive` again (or a sync) to finish the sheet")
+    return _sheet_result(result, done, rows)
+
+
+def _removals(loaded: LoadedLayout, store: Store, data: SheetData, rows: dict[str, int], keys: list[str],
+              run_id: str) -> list[tuple]:
+    """Outbox entries removing the archived records' rows (noted in each record's history)."""
+    from .engine.identify import id_column
+    where = f"{data.source or loaded.path}[{data.sheet}]"
+    cols = map_headers(data.header, loaded.layout, where=where)
+    key_col = next((cols[f] for f in loaded.layout.key_fields if f in cols), None)
+    if key_col is None:
+        key_col = id_column(loaded.layout, data, where)
+    by_number = {r.number: r.values for r in data.rows}
+    out = []
+    for key in keys:
+        if key not in rows or rows[key] not in by_number:
+            continue
+        values = by_number[rows[key]]
+        anchor = None
+        if key_col is not None:
+            anchor = (key_col + 1, canonical_text(values[key_col] if key_col < len(values) else None))
+        out.append((removal(rows[key], values, anchor), key, None))
+        store.record_row_removal(loaded.layout.table, key, why="archived", run_id=run_id, layout=loaded.name,
+                                 sheet=data.sheet, row=rows[key])
+    return out
+
+
+def finish_sheet_side(loaded: LoadedLayout, store: Store, connector: Any, run_id: str,
+                      hook: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
+    """The archive copy an archive committed but did not write, then the outbox (its row
+    removals, and whatever an interrupted sync left). Safe to run any number of times."""
+    owed = store.get_meta(loaded.name, "archive_copy")
+    copy = None
+    hook("archive_copy")
+    if owed:
+        copy = write_copy(loaded, store, connector, owed)
+        with store.transaction():
+            store.set_meta(loaded.name, "archive_copy", None)
+    hook("archive_remove")
+    applied = Applied(applied=())
+    if store.outbox(loaded.name):
+        from .engine import RunContext
+        from .engine.outbox import flush_outbox
+        ctx = RunContext(loaded, store, connector, RunResult(loaded.name, run_id), hook, store.clock)
+        applied = flush_outbox(ctx, None, None)
+    hook("archive_done")
+    return {"copy": copy, "applied": applied}
+
+
+def write_copy(loaded: LoadedLayout, store: Store, connector: Any, run_id: str) -> str | None:
+    """The archive copy: NAME.archive.csv beside a CSV gets this run's records (once each); any
+    other source's archive tab is rewritten from the archive table (so it is never doubled)."""
+    rule, kind = loaded.layout.archive, loaded.layout.source.kind
+    if rule is None or rule.tab is None:
+        return None
+    records = [r for r in store.archived(loaded.layout.archive_table)
+               if kind != "csv" or r.get("archive_run") == run_id]
+    header, values = archive_rows(loaded, records)
+    path = getattr(connector, "path", None)
+    if kind == "csv" and path is not None:
+        return str(write_csv(Path(path), header, values, loaded.layout.source.encoding))
+    if not connector.capabilities.report_tab:
+        return None
+    connector.apply([], report=ReportTab(rule.tab, tuple(tuple("" if v is None else canonical_text(v) for v in row)
+                                                          for row in [header, *values])))
+    return f"{path or loaded.layout.source.kind}[{rule.tab}]"
+
+
+def _sheet_result(result: ArchiveResult, done: dict[str, Any], rows: dict[str, int]) -> ArchiveResult:
+    applied: Applied = done["applied"]
+    ours = {rows[k] for k in result.keys if k in rows}
+    removed = sorted(p.row for p in applied.applied if p.kind == "remove" and p.row in ours)
+    left = sorted(ours - set(removed))
+    why = applied.kept_rows or ("the row changed in the sheet since it was read; delete it by hand" if left else "")
+    return replace(result, archive_copy=done["copy"], rows_removed=removed, rows_to_delete=left,
+                   why_not_removed=why if left else "")
 
 
 def locate_rows(data: SheetData, base: dict, found: dict) -> tuple[dict[str, int], dict[str, str]]:
@@ -134,51 +227,36 @@ def locate_rows(data: SheetData, base: dict, found: dict) -> tuple[dict[str, int
     return rows, skipped
 
 
-def _sheet_side(loaded: LoadedLayout, store: Store, connector: Any, data: SheetData,
-                moved: list[dict], sheet_rows: list[int], result: ArchiveResult) -> ArchiveResult:
-    rule, kind = loaded.layout.archive, loaded.layout.source.kind
-    path = getattr(connector, "path", None)
-    header, values = archive_rows(loaded, moved)
-    if rule is None or rule.tab is None:
-        return replace(result, rows_to_delete=sheet_rows, why_not_removed="archive.tab is null")
-    if kind == "xlsx" and path is not None:
-        busy = "sheetsync has patches waiting to be written" if store.outbox(loaded.name) else ""
-        removed, why = write_xlsx(Path(path), data, rule.tab, header, values, sheet_rows,
-                                  loaded.layout.source.allow_feature_loss, refuse=busy)
-        copy = f"{path}[{rule.tab}]"
-    elif kind == "csv" and path is not None:
-        copy = str(write_csv(Path(path), header, values, loaded.layout.source.encoding))
-        removed, why = [], "rows are not deleted from a CSV"
-    else:
-        return replace(result, rows_to_delete=sheet_rows,
-                       why_not_removed=f"source kind {kind}: the archive table holds the records")
-    left = [r for r in sheet_rows if r not in removed]
-    return replace(result, archive_copy=copy, rows_removed=removed, rows_to_delete=left,
-                   why_not_removed=why if left else "")
-
-
 def archive_rows(loaded: LoadedLayout, records: list[dict]) -> tuple[list[str], list[list[Any]]]:
     """Header texts of the layout's columns + archived_at, and each record's stored values."""
     cols = loaded.layout.columns
     header = [c.header or f for f, c in cols.items()] + ["archived_at"]
-    at = records[0]["_archived_at"] if records and "_archived_at" in records[0] else time.time()
-    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    return header, [[rec.get(f) for f in cols] + [stamp] for rec in records]
+
+    def stamp(at: float) -> str:
+        return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return header, [[rec.get(f) for f in cols] + [stamp(rec.get("archived_at") or time.time())] for rec in records]
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]], encoding: str | None) -> Path:
-    """Append to NAME.archive.csv beside the CSV (header first when new), atomically."""
+    """Append to NAME.archive.csv beside the CSV (header first when new), atomically; a record
+    the file holds already (a re-run after a crash) is not written again."""
     from .connectors.xlsx.guard import atomic_write
     target = path.with_name(f"{path.stem}.archive.csv")
     old = target.read_bytes() if target.exists() else b""
     enc = encoding or "utf-8-sig"
+    texts = [["" if v is None else str(v) for v in row] for row in rows]
     if old:
         enc = "utf-8" if old.startswith(b"\xef\xbb\xbf") else _decodes(old)
+        have = {tuple(r) for r in csv.reader(io.StringIO(old.decode("utf-8-sig" if enc == "utf-8" else enc),
+                                                         newline=""))}
+        texts = [t for t in texts if tuple(t) not in have]
+        if not texts:
+            return target
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     if not old:
         writer.writerow(header)
-    writer.writerows([["" if v is None else v for v in row] for row in rows])
+    writer.writerows(texts)
     sep = b"" if not old or old.endswith((b"\n", b"\r")) else b"\r\n"
     body = old + sep + out.getvalue().encode(enc)
     atomic_write(target, lambda fh: fh.write(body))
@@ -191,87 +269,3 @@ def _decodes(data: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         return "gb18030"
-
-
-def write_xlsx(path: Path, data: SheetData, tab: str, header: list[str], rows: list[list[Any]],
-               delete: list[int], allow_loss: bool, refuse: str = "") -> tuple[list[int], str]:
-    """Append the archive rows to tab `tab` and, when safe, delete the archived rows from the
-    synced sheet; one atomic save. Returns (rows deleted, why rows were not deleted)."""
-    from .connectors.xlsx import _set_value
-    from .connectors.xlsx.guard import (atomic_write, fingerprint, guard_features, open_zip,
-                                        read_bytes, refuse_if_open)
-    refuse_if_open(path)
-    raw = read_bytes(path)
-    if fingerprint(raw) != data.fingerprint:
-        raise SourceChanged("the workbook changed since it was read", where=str(path),
-                            hint="nothing was archived; run `sheetsync archive` again")
-    guard_features(open_zip(raw, str(path)), str(path), allow_loss)
-    book = _open_book(path, raw)
-    ws = book[data.sheet]
-    if tab == ws.title:
-        raise UsageError("archive.tab is the synced sheet", where=f"{path}[{tab}]")
-    out = book[tab] if tab in book.sheetnames else book.create_sheet(tab)
-    start = out.max_row + 1 if out.max_row > 1 or out.cell(1, 1).value is not None else 1
-    for r, row in enumerate(([header] if start == 1 else []) + rows, start=start):
-        for c, value in enumerate(row, start=1):
-            if value is not None:
-                _set_value(out.cell(row=r, column=c), value)
-    why = refuse or unsafe_to_delete(book, ws)
-    if not why:
-        delete_rows(ws, delete)
-    if fingerprint(read_bytes(path)) != data.fingerprint:
-        raise SourceChanged("the workbook was saved by someone else while sheetsync wrote",
-                            where=str(path), hint="nothing was archived; run again")
-    refuse_if_open(path)
-    atomic_write(path, book.save)
-    return ([] if why else sorted(delete)), why
-
-
-def delete_rows(ws: Any, rows: list[int]) -> None:
-    """Delete many rows in one pass over the cells (what ws.delete_rows does per call, so
-    calling it per row costs a pass over the sheet for every deleted row)."""
-    gone = sorted(set(rows))
-    if not gone:
-        return
-    drop, moved = set(gone), {}
-    for (r, c), cell in sorted(ws._cells.items()):
-        if r in drop:
-            continue
-        shift = bisect.bisect_left(gone, r)
-        if shift:
-            cell.row = r - shift
-        moved[(r - shift, c)] = cell
-    ws._cells = moved
-
-
-def _open_book(path: Path, raw: bytes) -> Any:
-    import openpyxl
-    from .errors import SourceError
-    try:
-        return openpyxl.load_workbook(io.BytesIO(raw), rich_text=True,
-                                      keep_vba=path.suffix.lower() == ".xlsm")
-    except Exception as exc:
-        raise SourceError(f"openpyxl cannot open the workbook: {exc}", where=str(path),
-                          hint="open it in Excel and save it again as .xlsx") from None
-
-
-def unsafe_to_delete(book: Any, ws: Any) -> str:
-    """Why deleting rows with openpyxl could break the workbook ("" = safe): openpyxl shifts
-    cells but not formulas, merged ranges, tables, validations, conditional formats or names."""
-    checks = [
-        (bool(ws.merged_cells.ranges), "the sheet has merged cells"),
-        (bool(ws.tables), "the sheet has Excel tables"),
-        (bool(list(ws.conditional_formatting)), "the sheet has conditional formats"),
-        (bool(ws.data_validations.dataValidation), "the sheet has data validations"),
-        (bool(list(book.defined_names)) or any(bool(list(s.defined_names))
-                                               for s in book.worksheets), "the workbook has names"),
-    ]
-    for present, why in checks:
-        if present:
-            return why + "; delete the listed rows by hand"
-    for sheet in book.worksheets:
-        for row in sheet.iter_rows():
-            for cell in row:
-                if cell.data_type == "f" or cell.hyperlink is not None:
-                    return "the workbook has formulas or links; delete the listed rows by hand"
-    return ""

@@ -126,6 +126,16 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
     "deleted": ("Row deleted", "行已删除",
                 "row {row} ({key}) was deleted from the sheet; the record is kept as deleted",
                 "第 {row} 行（{key}）已从表格删除；记录已标记为删除并保留"),
+    "merged_away": ("Merged into another record", "已合并到另一条记录",
+                    "this row ({key}) was merged into {other_key}, which keeps its details; sheetsync "
+                    "removes this row at its next sync. If the row stays, please delete it by hand",
+                    "此行（{key}）已合并到 {other_key}，其信息已保存在 {other_key} 中；sheetsync 会在下次同步时"
+                    "删除此行。如果此行仍在，请手动删除"),
+    "merged_edited": ("Merged row was edited", "已合并的行被修改",
+                      "this row ({key}) was merged into {other_key}, so changes typed here are not saved. "
+                      "Copy anything you still need into the row of {other_key}, then delete this row",
+                      "此行（{key}）已合并到 {other_key}，在此处的修改不会保存。请把仍需要的内容复制到 "
+                      "{other_key} 那一行，然后删除此行"),
     "held_back": ("Row held back", "行未入库",
                   "row {row} ({key}) is held back (not saved) until these are fixed: {fields}",
                   "第 {row} 行（{key}）在修正 {fields} 之前不会保存"),

@@ -139,7 +139,7 @@ class SheetData:
     formulas: frozenset[tuple[int, int]] = frozenset()  # (row, col) of cells computed by a formula
 
 
-PatchKind = Literal["corrected", "invalid", "duplicate", "conflict", "protected", "pushed", "clear"]
+PatchKind = Literal["corrected", "invalid", "duplicate", "conflict", "protected", "pushed", "clear", "remove"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,11 @@ class Patch:
       is left for the next run.
     - `anchor` is (col, text) of the row's key cell, checked the same way, so a patch replayed
       after rows moved never lands on another record.
+    - `kind="remove"` removes the whole row `row` (a merged-away or archived record). Its
+      `expected` is the row_hash of the row as read and `anchor` its key cell: a row a person
+      changed since, or a replay after the row is gone, is deferred, never a wrong row removed.
+      Connectors apply removals after every cell patch of the same call, bottom-up, so the row
+      numbers of the call's other patches stay right (see `removal` and `split_removals`).
     """
 
     row: int
@@ -213,6 +218,20 @@ def typed_value(value: WriteValue, value_type: str | None) -> CellValue:
     return value
 
 
+def removal(row: int, values: Sequence[CellValue], anchor: tuple[int, str] | None) -> Patch:
+    """The patch that removes sheet row `row`, read as `values`, whose key cell is `anchor`."""
+    return Patch(row=row, col=anchor[0] if anchor else 1, kind="remove", expected=row_hash(values),
+                 anchor=anchor)
+
+
+def split_removals(patches: Sequence[Patch]) -> tuple[list[Patch], list[Patch]]:
+    """(cell patches in their order, row removals bottom-up): removing a row renumbers the rows
+    below it, so removals go last and from the bottom."""
+    cells = [p for p in patches if p.kind != "remove"]
+    gone = sorted((p for p in patches if p.kind == "remove"), key=lambda p: -p.row)
+    return cells, gone
+
+
 @dataclass(frozen=True)
 class ReportTab:
     """The report tab sheetsync (re)writes in full: a title row, a header, one row per problem."""
@@ -232,7 +251,9 @@ class Applied:
     marked cell to the fill it had before sheetsync's mark (None = none), so a later clear can
     put it back. `api_calls` counts requests made to a remote service (0 for local files).
     `fingerprint` is set by a connector that knows the exact bytes it wrote, so the next run can
-    tell "nothing changed since sheetsync's own write" without reading the rows.
+    tell "nothing changed since sheetsync's own write" without reading the rows. `kept_rows`
+    says why row removals were all deferred when the source cannot remove rows safely (an xlsx
+    with formulas or merged cells), so the caller can mark those rows for a person instead.
     """
 
     applied: tuple[Patch, ...]
@@ -240,6 +261,7 @@ class Applied:
     prior_fills: Mapping[tuple[int, int], str | None] = field(default_factory=dict)
     api_calls: int = 0
     fingerprint: str | None = None  # the source's fingerprint right after this write, when known exactly
+    kept_rows: str = ""  # why this source may not remove rows now ("": it may); its removals are deferred
 
 
 Outcome = Literal["ok", "corrected", "invalid", "protected"]

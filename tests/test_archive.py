@@ -84,8 +84,9 @@ def test_archive_moves_records_to_table_tab_and_off_the_sheet(tmp_path: Path) ->
         ("C2", "Bob", res.run_id), ("C4", "=Dee", res.run_id)]
     live = store.records("customers")
     assert live["C2"]["_deleted"] == 1 and live["C1"]["_deleted"] == 0
-    last = store.history("customers", "C2")[-1]
-    assert (last["action"], last["run_id"], last["row"]) == ("archive", res.run_id, 3)
+    moved, removed = store.history("customers", "C2")[-2:]
+    assert (moved["action"], moved["run_id"], moved["row"]) == ("archive", res.run_id, 3)
+    assert (removed["action"], removed["new"], removed["row"]) == ("remove_row", "archived", 3)
     # the next sync is quiet: archived rows left the sheet, nothing revives them
     after = sync_once(loaded, store=store)
     assert (after.inserted, after.updated, after.deleted) == (0, 0, 0)
@@ -125,7 +126,7 @@ def test_row_edited_since_last_sync_is_skipped(tmp_path: Path) -> None:
     assert sheet_ids(tmp_path / "book.xlsx") == ["C1", "C2", "C3"]
 
 
-def test_csv_gets_archive_file_and_a_list_of_rows(tmp_path: Path) -> None:
+def test_csv_gets_archive_file_and_loses_the_rows(tmp_path: Path) -> None:
     from sheetsync.connectors.csv import CsvConnector
     (tmp_path / "c.csv").write_text("ID,Name,Status,End\nC1,Ann,active,2020-01-01\n"
                                     "C2,Bob,closed,2001-01-01\n", encoding="utf-8")
@@ -135,10 +136,12 @@ def test_csv_gets_archive_file_and_a_list_of_rows(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     sync_once(loaded, store=store)
     res = archive(loaded, store, CsvConnector(tmp_path / "c.csv"))
-    assert res.keys == ["C2"] and res.rows_to_delete == [3]
+    assert res.keys == ["C2"] and res.rows_removed == [3] and res.rows_to_delete == []
     text = (tmp_path / "c.archive.csv").read_text(encoding="utf-8-sig").splitlines()
     assert text[0] == "ID,Name,Status,End,archived_at" and text[1].startswith("C2,Bob,closed,2001-01-01,")
-    assert sync_once(loaded, store=store).inserted == 0
+    assert (tmp_path / "c.csv").read_text(encoding="utf-8") == "ID,Name,Status,End\nC1,Ann,active,2020-01-01\n"
+    after = sync_once(loaded, store=store)
+    assert (after.inserted, after.deleted) == (0, 0) and store.records("customers")["C2"]["_deleted"] == 1
 
 
 def test_store_only_with_updated_at_and_one_of(tmp_path: Path) -> None:
@@ -165,7 +168,7 @@ def test_no_rule_and_busy_lease(tmp_path: Path) -> None:
 
 def test_one_pass_delete_matches_openpyxl_delete_rows(tmp_path: Path) -> None:
     from openpyxl.comments import Comment
-    from sheetsync.archive import delete_rows
+    from sheetsync.connectors.xlsx.rows import delete_rows
 
     def build():
         book = openpyxl.Workbook()
@@ -188,3 +191,19 @@ def test_one_pass_delete_matches_openpyxl_delete_rows(tmp_path: Path) -> None:
         theirs.active.delete_rows(r)
     assert saved(ours, "a.xlsx") == saved(theirs, "b.xlsx")
     assert saved(ours, "a.xlsx")[1][1] == ("4-2", None) and len(saved(ours, "a.xlsx")) == 13
+
+
+def test_a_busy_workbook_after_the_commit_is_finished_by_the_next_archive(tmp_path: Path) -> None:
+    loaded, store, conn = setup(tmp_path)
+    lock = tmp_path / "~$book.xlsx"
+    lock.write_text("Excel has it open")
+    res = archive(loaded, store, conn)
+    assert res.keys == ["C2", "C4"] and res.rows_to_delete == [3, 5] and "archive` again" in res.why_not_removed
+    assert sheet_ids(tmp_path / "book.xlsx") == ["C1", "C2", "C3", "C4"]  # nothing written meanwhile
+    assert len(store.archived("customers_archive")) == 2 and len(store.outbox(loaded.name)) == 2
+    lock.unlink()
+    again = archive(loaded, store, conn)  # nothing new to move: it finishes the sheet side
+    assert again.keys == [] and sheet_ids(tmp_path / "book.xlsx") == ["C1", "C3"]
+    tab = openpyxl.load_workbook(tmp_path / "book.xlsx")["archive"]
+    assert [r[0] for r in tab.iter_rows(min_row=2, values_only=True)] == ["C2", "C4"]
+    assert store.outbox(loaded.name) == [] and store.get_meta(loaded.name, "archive_copy") is None

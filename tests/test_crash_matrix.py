@@ -1,11 +1,14 @@
 """Crash matrix: SIGKILL a real `sheetsync sync` process at every step of the cycle, for xlsx, CSV
-and the Sheets emulator; two normal reruns must end exactly where an uncrashed twin ends."""
+and the Sheets emulator; two normal reruns must end exactly where an uncrashed twin ends. The same
+for the sync after `duplicates --merge` (it removes a row) and for `sheetsync archive`."""
 from __future__ import annotations
 
 import pytest
 
 from conftest import KILL_ENV, SheetFixture, customer_rows, store_state, sheetsync_cmd
-from sheetsync.engine import STEPS, sync_once
+from sheetsync.archive import STEPS as ARCHIVE_STEPS, archive
+from sheetsync.cli import main
+from sheetsync.engine import REMOVAL_STEPS, STEPS, sync_once
 from sheetsync.testing.sheets_emulator import SheetsEmulator
 
 SOURCES = ("xlsx", "csv", "emulator")
@@ -213,3 +216,151 @@ def test_an_archive_breaking_a_killed_syncs_lease_closes_that_run_as_finished(tm
         dead = store.runs("people")[0]
         assert store.records("people")["C1"]["name"] == "Annie"
     assert (dead["outcome"], dead["result"]["updated"]) == ("ok", 1) and dead["finished"] is not None
+
+
+# -- `duplicates --merge` and the sync after it: the merged-away row leaves the sheet once ----------
+
+MERGE_STEPS = (*STEPS, *REMOVAL_STEPS)
+
+
+def _merge_fixture(kind, folder, emu, sid):
+    rows = customer_rows()
+    rows[2][3] = ""  # C003 has no email: the merge fills it from C010
+    sheet = SheetFixture(kind, folder, rows, emu=emu, sid=sid)
+    sync_once(sheet.layout)
+    assert main(["duplicates", str(sheet.layout), "--merge", "C003", "C010"]) == 0
+    return sheet
+
+
+def _ids(cells):
+    return [v[0] for (r, c), v in sorted(cells.items()) if c == 1 and r > 1]
+
+
+@pytest.fixture(scope="module")
+def merged_reference(tmp_path_factory, emu):
+    """The clean run of each source: first sync, the merge, two syncs."""
+    cache: dict[str, tuple] = {}
+
+    def get(kind: str) -> tuple:
+        if kind not in cache:
+            sheet = _merge_fixture(kind, tmp_path_factory.mktemp(f"mref-{kind}"), emu, f"mref-{kind}")
+            sync_once(sheet.layout)
+            sync_once(sheet.layout)
+            cache[kind] = (sheet.cells(), store_state(sheet.db))
+        return cache[kind]
+    return get
+
+
+@pytest.mark.parametrize("step", MERGE_STEPS)
+@pytest.mark.parametrize("kind", SOURCES)
+def test_sigkill_in_the_sync_after_a_merge_then_rerun_matches_a_clean_run(tmp_path, emu, merged_reference,
+                                                                          kind, step):
+    sheet = _merge_fixture(kind, tmp_path, emu, f"mcrash-{kind}-{step}")
+    killed = sheetsync_cmd("sync", str(sheet.layout), env={KILL_ENV: step})
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+    after_kill = store_state(sheet.db)
+    if step == "removed":  # the source took the removal, the outbox does not know yet
+        assert "C010" not in _ids(sheet.cells()) and after_kill["outbox"]
+    elif step == "remove":  # the cells landed (C003's email), the removal waits in the outbox
+        assert "C010" in _ids(sheet.cells()) and [p.kind for _, p, _, _ in after_kill["outbox"]] == ["remove"]
+    first = sync_once(sheet.layout)
+    assert first.outcome in ("ok", "problems"), first.message
+    sync_once(sheet.layout)
+    ref_cells, ref_store = merged_reference(kind)
+    cells, state = sheet.cells(), store_state(sheet.db)
+    assert state["integrity"] == "ok" and state["outbox"] == []
+    ids = _ids(cells)
+    assert "C010" not in ids and len(ids) == 29 and ids == sorted(ids)  # removed once: C011 is still there
+    assert state["records"]["C010"]["_deleted"] == 1 and state["records"]["C003"]["email"] == "user10@example.com"
+    assert [h[3] for h in state["history"]["C010"]].count("remove_row") == 1
+    assert state == ref_store
+    assert cells == ref_cells
+
+
+# -- `sheetsync archive`: commit first, then the copy and the row removals; a re-run finishes ------
+
+ARCHIVE_RULE = {"archive": {"when": [{"field": "name", "one_of": ["Person 3", "Person 9", "Person 20"]}]}}
+ARCHIVED = ["C003", "C009", "C020"]
+
+
+def _archive_fixture(kind, folder, emu, sid):
+    sheet = SheetFixture(kind, folder, customer_rows(), emu=emu, sid=sid, extra=ARCHIVE_RULE)
+    sync_once(sheet.layout)
+    return sheet
+
+
+def _archive_now(sheet):
+    from sheetsync.connectors import from_source
+    from sheetsync.layout import load_layout
+    from sheetsync.store import Store
+    loaded = load_layout(sheet.layout)
+    with Store(sheet.db) as store:
+        return archive(loaded, store, from_source(loaded.layout.source, loaded.path.parent))
+
+
+def _archive_copy(sheet) -> list:
+    """The record ids in the archive copy: NAME.archive.csv, or the archive tab."""
+    import csv
+    if sheet.kind == "csv":
+        path = sheet.path.with_name("customers.archive.csv")
+        return [r[0] for r in csv.reader(path.read_text(encoding="utf-8-sig").splitlines())][1:]
+    if sheet.kind == "xlsx":
+        import openpyxl
+        return [r[0] for r in openpyxl.load_workbook(sheet.path)["archive"].iter_rows(min_row=2, values_only=True)]
+    return [r[0] for r in sheet.emu.values(sheet.sid, "archive")[1:]]
+
+
+def _archived_state(sheet) -> dict:
+    from sheetsync.store import Store
+    with Store(sheet.db) as store:
+        rows = store.archived("customers_archive")
+    return {**store_state(sheet.db), "archived": sorted((r["_key"], r["name"], r["email"]) for r in rows)}
+
+
+@pytest.fixture(scope="module")
+def archive_reference(tmp_path_factory, emu):
+    """The clean archive of each source: first sync, archive, sync."""
+    cache: dict[str, tuple] = {}
+
+    def get(kind: str) -> tuple:
+        if kind not in cache:
+            sheet = _archive_fixture(kind, tmp_path_factory.mktemp(f"aref-{kind}"), emu, f"aref-{kind}")
+            assert _archive_now(sheet).rows_removed == [4, 10, 21]
+            sync_once(sheet.layout)
+            cache[kind] = (sheet.cells(), _archived_state(sheet), _archive_copy(sheet))
+        return cache[kind]
+    return get
+
+
+@pytest.mark.parametrize("step", (*ARCHIVE_STEPS, *REMOVAL_STEPS))
+@pytest.mark.parametrize("kind", SOURCES)
+def test_sigkill_in_archive_then_rerun_archives_each_record_once(tmp_path, emu, archive_reference, kind, step):
+    sheet = _archive_fixture(kind, tmp_path, emu, f"acrash-{kind}-{step}")
+    killed = sheetsync_cmd("archive", str(sheet.layout), env={KILL_ENV: step})
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+    after_kill = _archived_state(sheet)
+    assert bool(after_kill["archived"]) == (step != "archive_commit")  # nothing before the commit
+    assert all(k in _ids(sheet.cells()) for k in ARCHIVED) == (step not in ("removed", "archive_done"))
+    sync_once(sheet.layout)  # breaks the dead process's lease and replays its row removals
+    _archive_now(sheet)      # writes the archive copy it owed (or, killed before its commit, all of it)
+    sync_once(sheet.layout)
+    ref_cells, ref_state, ref_copy = archive_reference(kind)
+    copy, state, cells = _archive_copy(sheet), _archived_state(sheet), sheet.cells()
+    assert sorted(copy) == ARCHIVED and copy == ref_copy  # each record once
+    assert [k for k, _, _ in state["archived"]] == ARCHIVED and state["outbox"] == []
+    assert not set(ARCHIVED) & set(_ids(cells)) and len(_ids(cells)) == 27  # no other row went
+    assert all(state["records"][k]["_deleted"] == 1 for k in ARCHIVED)
+    assert state == ref_state and cells == ref_cells
+
+
+def test_rows_a_killed_archive_removed_are_no_mass_delete(tmp_path):
+    rule = {"archive": {"when": [{"field": "name", "one_of": [f"Person {i}" for i in range(1, 81)]}]}}
+    sheet = SheetFixture("csv", tmp_path, customer_rows(120), extra=rule)
+    sync_once(sheet.layout)
+    killed = sheetsync_cmd("archive", str(sheet.layout), env={KILL_ENV: "removed"})
+    assert killed.returncode == -9 and len(_ids(sheet.cells())) == 40  # 80 of 120 rows went
+    run = sync_once(sheet.layout)
+    assert run.outcome in ("ok", "problems") and "max_delete" not in run.message
+    state = store_state(sheet.db)
+    assert "mass_delete" not in {code for _, _, code in state["problems"]} and state["outbox"] == []
+    assert sum(r["_deleted"] for r in state["records"].values()) == 80

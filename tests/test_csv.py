@@ -155,3 +155,20 @@ def test_amounts_stay_as_the_person_typed_them(tmp_path):
     assert res.corrected == 1
     assert {k: r["amount"] for k, r in store.records("o").items()} == {"O1": "880.00", "O2": "1200.50",
                                                                        "O3": "10000.00"}
+
+
+def test_rows_are_removed_byte_for_byte_and_a_replay_removes_nothing(tmp_path):
+    from sheetsync.model import removal
+    path = tmp_path / "c.csv"
+    body = "id,name\r\nC1,张三\r\nC2,\"Bob\nSmith\"\r\nC3,Cy\r\nC4,Dee"
+    path.write_bytes(body.encode("gb18030"))
+    conn = CsvConnector(path)
+    data = conn.read()
+    gone = [removal(r.number, r.values, (1, r.values[0])) for r in data.rows if r.values[0] in ("C2", "C4")]
+    fix = Patch(4, 2, "corrected", write=True, value="CY", expected="Cy", anchor=(1, "C3"))
+    applied = conn.apply([*gone, fix], expected=data.fingerprint)
+    assert len(applied.applied) == 3 and applied.deferred == ()
+    assert path.read_bytes() == "id,name\r\nC1,张三\r\nC3,CY\r\n".encode("gb18030")  # the rest as it was
+    again = conn.apply(gone)  # a replay after the rows went: C3 is row 3 now and stays
+    assert again.applied == () and len(again.deferred) == 2
+    assert path.read_bytes() == "id,name\r\nC1,张三\r\nC3,CY\r\n".encode("gb18030")

@@ -96,7 +96,9 @@ class FakeSheet:
             for c, value in enumerate(row, start=1):
                 self.range((r, c)).value = value
 
-    def range(self, start: tuple[int, int], end: tuple[int, int] | None = None) -> FakeRange:
+    def range(self, start: Any, end: tuple[int, int] | None = None) -> Any:
+        if isinstance(start, str):  # "7:7", a whole row, as xlwings takes Excel's address
+            return FakeRowRange(self, int(start.partition(":")[0]))
         return FakeRange(self, start, end)
 
     @property
@@ -108,6 +110,18 @@ class FakeSheet:
     def clear_contents(self) -> None:
         for cell in self.cells.values():
             cell.value = None
+
+
+class FakeRowRange:
+    """A whole row; delete(shift="up") moves the rows below up, as Excel does."""
+
+    def __init__(self, sheet: FakeSheet, row: int) -> None:
+        self.sheet, self.row = sheet, row
+
+    def delete(self, shift: str | None = None) -> None:
+        assert shift == "up"
+        cells = self.sheet.cells
+        self.sheet.cells = {(r - 1 if r > self.row else r, c): v for (r, c), v in cells.items() if r != self.row}
 
 
 class FakeSheets(list):
@@ -226,3 +240,17 @@ def test_a_clear_keeps_a_persons_words_in_the_note_and_their_colour() -> None:
                 Patch(2, 2, "clear", clear=True, fill="FFC7CE", note="sheetsync: bad name")])
     assert sheet.cells[(4, 3)].color is None and sheet.cells[(4, 3)].note.text == "Bob moved."
     assert sheet.cells[(2, 2)].color == (0, 255, 0) and sheet.cells[(2, 2)].note is None
+
+
+def test_rows_are_removed_after_the_cells_and_a_changed_row_stays() -> None:
+    from sheetsync.model import removal
+    conn, book, sheet = setup()
+    data = conn.read()
+    gone = removal(2, data.rows[0].values, (1, "C1"))
+    fix = Patch(4, 2, "corrected", write=True, value="BOB", expected="Bob", anchor=(1, "C2"))
+    applied = conn.apply([gone, fix])
+    assert applied.applied == (fix, gone)
+    assert [(r.number, r.values) for r in conn.read().rows] == [(3, ("C2", "BOB", "bob@@acme"))]
+    assert conn.apply([gone]).deferred == (gone,)  # a replay: row 2 is the blank row now
+    sheet.range((3, 2)).value = "Bobby"  # a person's edit after the read: the row stays
+    assert conn.apply([removal(3, ("C2", "BOB", "bob@@acme"), (1, "C2"))]).applied == ()

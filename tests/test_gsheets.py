@@ -295,3 +295,35 @@ def test_a_write_never_lands_on_a_formula_and_a_clear_keeps_a_persons_colour(emu
     emu.set_cell(SID, TAB, 3, 3, fill="00FF00", keep=True)  # a person recolours the marked cell
     c.apply([Patch(3, 3, "clear", clear=True, fill="FFC7CE", note="sheetsync: bad email")])
     assert emu.fill(SID, TAB, 3, 3) == "00FF00" and emu.note(SID, TAB, 3, 3) is None
+
+
+def test_rows_are_removed_after_the_cells_and_a_moved_or_edited_row_stays(emu: SheetsEmulator) -> None:
+    from sheetsync.model import removal
+    c = connector(emu)
+    data = c.read()
+    emu.set_cell(SID, TAB, 4, 2, "Cy", note="sheetsync: old mark", keep=True)
+    gone = removal(3, data.rows[1].values, (1, "C2"))
+    fix = Patch(4, 2, "corrected", write=True, value="CY", expected="Cy", anchor=(1, "C3"))
+    applied = c.apply([gone, fix])
+    assert applied.applied == (fix, gone) and emu.calls["spreadsheets.batchUpdate"] == 2
+    assert emu.values(SID, TAB)[1:] == [["C1", "Ann", "138 0013 8000"], ["C3", "CY", "2024-03-01"]]
+    assert emu.note(SID, TAB, 3, 2) == "sheetsync: old mark"  # the note moved up with its row
+    assert c.apply([gone]).deferred == (gone,)  # replayed: C3 sits in row 3 now, it stays
+    emu.set_cell(SID, TAB, 3, 2, "Cyrus")
+    assert c.apply([removal(3, ("C3", "CY", dt.date(2024, 3, 1)), (1, "C3"))]).applied == ()
+    assert len(emu.values(SID, TAB)) == 3
+
+
+@pytest.mark.parametrize("land", [True, False])
+def test_a_removal_whose_answer_was_lost_is_sent_again_only_if_it_did_not_land(emu: SheetsEmulator,
+                                                                               land: bool) -> None:
+    from sheetsync.model import removal
+    c = connector(emu)
+    gone = removal(3, c.read().rows[1].values, (1, "C2"))
+    emu.inject("500", match="batchUpdate", land=land)
+    if land:  # landed: the row that moved up must not go too; the next run re-reads
+        with pytest.raises(SourceUnavailable):
+            c.apply([gone])
+    else:
+        assert c.apply([gone]).applied == (gone,)
+    assert [r[0] for r in emu.values(SID, TAB)] == ["id", "C1", "C3"]

@@ -8,7 +8,7 @@ import pytest
 from sheetsync.connectors import Connector, open_connector
 from sheetsync.connectors.memory import MemoryBook, MemoryConnector
 from sheetsync.errors import SourceBusy, SourceChanged, SourceError, SourceUnavailable
-from sheetsync.model import Patch, ReportTab
+from sheetsync.model import Patch, ReportTab, removal
 
 
 def book() -> MemoryBook:
@@ -136,3 +136,19 @@ def test_typed_writes_formula_cells_and_a_clear_that_keeps_a_persons_note_text()
     b.notes[(3, 2)] = "Li: checking.\nsheetsync: computed"  # a person edits the note
     conn.apply([Patch(3, 2, "clear", clear=True, fill="FFC7CE", note="sheetsync: computed")])
     assert (3, 2) not in b.fills and b.notes[(3, 2)] == "Li: checking."
+
+
+def test_remove_patches_go_last_bottom_up_and_refuse_a_changed_or_moved_row():
+    b = MemoryBook(header=["id", "name"], rows=[["C1", "Ann"], ["C2", "Bob"], ["C3", "Cy"], ["C4", "Dee"]])
+    b.notes[(5, 2)] = "sheetsync: bad"
+    b.fills[(3, 2)] = "FFC7CE"
+    gone = [removal(3, ("C2", "Bob"), (1, "C2")), removal(4, ("C3", "Cy"), (1, "C3"))]
+    # the cell patch for row 5 was computed on the read: it must land on C4 before rows move
+    result = MemoryConnector(b).apply([*gone, Patch(5, 2, "corrected", write=True, value="DEE", expected="Dee")])
+    assert [r[0] for r in b.rows] == ["C1", "C4"] and b.get(3, 2) == "DEE"
+    assert [p.row for p in result.applied] == [5, 4, 3]  # the cells, then removals bottom-up
+    assert b.notes == {(3, 2): "sheetsync: bad"} and b.fills == {}  # marks moved with their rows
+    again = MemoryConnector(b).apply(gone)  # a replay: C4 now sits in row 3, so nothing goes
+    assert again.applied == () and len(again.deferred) == 2 and len(b.rows) == 2
+    b.set(3, 2, "Dee!")  # a person edits the row after the read
+    assert MemoryConnector(b).apply([removal(3, ("C4", "DEE"), (1, "C4"))]).applied == ()

@@ -8,7 +8,7 @@ from sheetsync.messages import PARAMS, TEMPLATES, render, title
 from sheetsync.rules import RULES
 
 ENGINE_CODES = {"corrected", "duplicate", "conflict", "conflict_row", "protected", "pushed",
-                "deleted", "held_back"}
+                "deleted", "held_back", "merged_away", "merged_edited"}
 
 
 def test_every_rule_and_engine_code_has_both_languages() -> None:

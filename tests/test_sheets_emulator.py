@@ -159,3 +159,26 @@ def test_stop_ends_the_threads_of_idle_keep_alive_connections():
     server.stop()
     assert set(threading.enumerate()) <= before
     session.close()
+
+
+def test_delete_dimension_moves_rows_and_columns_up_and_left(emu: SheetsEmulator) -> None:
+    url = f"{emu.url}/v4/spreadsheets/book:batchUpdate"
+    for r, row in enumerate([["a", "b", "c"], ["1", "2", "3"], ["4", "5", "6"]], start=1):
+        for c, value in enumerate(row, start=1):
+            emu.set_cell("book", "Sheet1", r, c, value)
+    emu.set_cell("book", "Sheet1", 3, 3, note="keep me", keep=True)
+
+    def delete(dim: str, start: int, end: int) -> requests.Response:
+        rng = {"sheetId": 0, "dimension": dim, "startIndex": start, "endIndex": end}
+        return requests.post(url, json={"requests": [{"deleteDimension": {"range": rng}}]}, timeout=5)
+
+    assert delete("ROWS", 1, 2).status_code == 200
+    assert emu.values("book", "Sheet1") == [["a", "b", "c"], ["4", "5", "6"]]
+    assert emu.note("book", "Sheet1", 2, 3) == "keep me"
+    assert delete("COLUMNS", 0, 1).status_code == 200
+    assert emu.values("book", "Sheet1") == [["b", "c"], ["5", "6"]] and emu.note("book", "Sheet1", 2, 2) == "keep me"
+    props = requests.get(f"{emu.url}/v4/spreadsheets/book", timeout=5).json()["sheets"][0]["properties"]
+    rows = props["gridProperties"]["rowCount"]
+    assert delete("ROWS", 0, rows).json()["error"]["message"].endswith("You can't delete all the rows on the sheet.")
+    assert "outside the grid" in delete("ROWS", 5, rows + 1).json()["error"]["message"]
+    assert delete("LAYERS", 0, 1).status_code == 400

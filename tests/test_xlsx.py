@@ -646,3 +646,45 @@ def test_loss_check_knows_connections_custom_xml_and_2010_drop_down_lists(tmp_pa
     z = zipfile.ZipFile(tmp_path / "round.xlsx")
     assert not {"xl/connections.xml", "customXml/item1.xml"} & set(z.namelist())
     assert b"dataValidation" not in z.read("xl/worksheets/sheet1.xml")
+
+
+def _customers(path: Path, formula: bool = False) -> XlsxConnector:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Customers"
+    for row in [["id", "name"], ["C1", "Ann"], ["C2", "Bob"], ["C3", "Cy"]]:
+        ws.append(row)
+    ws["B4"].comment = Comment("call after 6pm", "Ann")
+    ws["B4"].fill = PatternFill("solid", fgColor="00FF00")
+    if formula:
+        ws["D1"] = "=COUNTA(A:A)"
+    wb.save(path)
+    return XlsxConnector(path, sheet="Customers")
+
+
+def test_rows_are_removed_after_the_cells_with_notes_and_fills_moving_up(tmp_path):
+    from sheetsync.model import removal
+    conn = _customers(tmp_path / "b.xlsx")
+    data = conn.read()
+    gone = removal(3, data.rows[1].values, (1, "C2"))
+    fix = Patch(4, 2, "corrected", write=True, value="CY", expected="Cy", anchor=(1, "C3"))
+    applied = conn.apply([gone, fix], expected=data.fingerprint)
+    assert applied.applied == (fix, gone) and applied.kept_rows == ""
+    ws = openpyxl.load_workbook(tmp_path / "b.xlsx")["Customers"]
+    assert [[c.value for c in r] for r in ws.iter_rows()] == [["id", "name"], ["C1", "Ann"], ["C3", "CY"]]
+    assert ws["B3"].comment.text == "call after 6pm" and fill_of(ws["B3"]) == "00FF00"
+    again = conn.apply([gone])  # a replay: C3 sits in row 3 now and stays
+    assert again.applied == () and again.deferred == (gone,)
+
+
+def test_a_workbook_whose_formulas_would_break_keeps_its_rows_and_says_why(tmp_path):
+    from sheetsync.model import removal
+    conn = _customers(tmp_path / "b.xlsx", formula=True)
+    data = conn.read()
+    gone = removal(3, data.rows[1].values, (1, "C2"))
+    mark = Patch(3, 1, "duplicate", fill="F8CBAD", note="merged", expected="C2")
+    applied = conn.apply([gone, mark], expected=data.fingerprint)
+    assert applied.applied == (mark,) and applied.deferred == (gone,)
+    assert "formulas" in applied.kept_rows and "by hand" in applied.kept_rows
+    ws = openpyxl.load_workbook(tmp_path / "b.xlsx")["Customers"]
+    assert ws["A3"].value == "C2" and ws["A3"].comment.text == "sheetsync: merged" and ws["D1"].value == "=COUNTA(A:A)"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from ..errors import MissingExtra, UsageError
-from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
+from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, row_hash
 
 #: kind -> "module:Class"; plain strings so that importing sheetsync imports no gspread/openpyxl.
 REGISTRY: dict[str, str] = {
@@ -103,6 +103,17 @@ def still_applies(patch: Patch, text_at: Callable[[int, int], str]) -> bool:
     if patch.anchor is not None:
         col, text = patch.anchor
         return text_at(patch.row, col) == text
+    return True
+
+
+def row_unchanged(patch: Patch, values: Sequence[CellValue]) -> bool:
+    """May a `remove` patch take this row? Only when the row (its cells as read now, from
+    column A) still hashes as it did when the removal was planned and still carries the key."""
+    if patch.expected is not None and row_hash(values) != patch.expected:
+        return False
+    if patch.anchor is not None:
+        col, text = patch.anchor
+        return canonical_text(values[col - 1] if col <= len(values) else None) == text
     return True
 
 

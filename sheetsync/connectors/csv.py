@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import SourceError
-from ..model import Applied, Patch, ReportTab, SheetData, canonical_text
-from . import Capabilities, still_applies
+from ..model import Applied, Patch, ReportTab, SheetData, canonical_text, split_removals
+from . import Capabilities, row_unchanged, still_applies
 from .grid import rows_from_grid
 from .safe_write import atomic_write, fingerprint
 from .xlsx.guard import LocalFile, read_bytes
@@ -57,6 +57,12 @@ class ParsedCsv:
         buf = io.StringIO()
         csv.writer(buf, delimiter=self.delimiter, lineterminator="\n").writerow(record)
         self.raw[row - 1] = buf.getvalue()[:-1] + (ending.group(1) if ending else "")
+
+    def remove_record(self, row: int) -> None:
+        """Drop one record (all its lines); a last record without a line ending leaves the one
+        before it ending as it did, so the file's last line keeps its style."""
+        del self.records[row - 1]
+        del self.raw[row - 1]
 
 
 def decode(data: bytes, encoding: str | None, where: str) -> tuple[str, str, bool]:
@@ -146,11 +152,15 @@ class CsvConnector(LocalFile):
         data = self.bytes_to_patch(expected, str(self.path), "CSV file")
         parsed = self._parse(data)
         applied, deferred, changed = [], [], False
-        for patch in patches:
+        cells, removals = split_removals(patches)
+        for patch in [*cells, *removals]:  # removals last, bottom-up: rows above keep their numbers
             if not _matches(parsed, patch):
                 deferred.append(patch)
                 continue
-            if patch.write:
+            if patch.kind == "remove":
+                parsed.remove_record(patch.row)
+                changed = True
+            elif patch.write:
                 parsed.set_field(patch.row, patch.col, canonical_text(patch.value))
                 changed = True
             applied.append(patch)
@@ -180,7 +190,11 @@ class CsvConnector(LocalFile):
 
 def _matches(parsed: ParsedCsv, patch: Patch) -> bool:
     """A patch lands only on an existing record whose cell (and anchor) still read as expected."""
-    return 0 < patch.row <= len(parsed.records) and still_applies(patch, parsed.field)
+    if not 0 < patch.row <= len(parsed.records):
+        return False
+    if patch.kind == "remove":
+        return row_unchanged(patch, parsed.records[patch.row - 1])
+    return still_applies(patch, parsed.field)
 
 
 def _safe_export(text: str) -> str:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import MissingExtra, SourceBusy, SourceError
-from ..model import Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text, typed_value
-from . import Capabilities, is_our_note, merge_note, remove_note, values_snapshot
+from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text, split_removals,
+                     typed_value)
+from . import Capabilities, is_our_note, merge_note, remove_note, row_unchanged, values_snapshot
 
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
@@ -140,6 +141,7 @@ class ExcelConnector:
         book = self._book()
         sheet = self._sheet(book)
         applied, deferred, prior = [], [], {}
+        patches, removals = split_removals(patches)
         for p in patches:
             cell = sheet.range((p.row, p.col))
             anchor_ok = not p.anchor or canonical_text(
@@ -152,11 +154,30 @@ class ExcelConnector:
                 prior[(p.row, p.col)] = _hex(cell.color)
             self._patch(cell, p, note)
             applied.append(p)
+        width = self._width(sheet) if removals else 0
+        for p in removals:  # after the cells, bottom-up: a removal renumbers the rows below it
+            if width and row_unchanged(p, sheet.range((p.row, 1), (p.row, width)).options(ndim=2).value[0]):
+                sheet.range(f"{p.row}:{p.row}").delete(shift="up")
+                applied.append(p)
+            else:
+                deferred.append(p)
         if report is not None:
             self._write_report(book, report)
         if self.save:
             book.save()
         return Applied(applied=tuple(applied), deferred=tuple(deferred), prior_fills=prior)
+
+    def _width(self, sheet: Any) -> int:
+        """The header's width, as read() counts it: the data columns a row's hash covers."""
+        used = sheet.used_range
+        last = used.column + max((len(r) for r in used.options(ndim=2).value or []), default=0) - 1
+        if last < 1:
+            return 0
+        header = [canonical_text(v) for v in sheet.range((self.header_row, 1), (self.header_row, last))
+                  .options(ndim=2).value[0]]
+        while header and not header[-1]:
+            header.pop()
+        return len(header)
 
     def _patch(self, cell: Any, p: Patch, note: str | None) -> None:
         if p.write and not _has_formula(cell):  # a formula is never overwritten

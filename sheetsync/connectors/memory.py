@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 from ..errors import SourceBusy, SourceChanged, SourceError, SourceUnavailable
-from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, typed_value
-from . import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, still_applies
+from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, split_removals, typed_value
+from . import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, row_unchanged, still_applies
 from .grid import rows_from_grid
 
 Cell = tuple[int, int]
@@ -89,6 +89,16 @@ class MemoryBook:
         values[col - 1] = value
         self.version += 1
 
+    def remove_row(self, row: int) -> None:
+        """Delete a data row as a spreadsheet does: the rows below move up, with their marks."""
+        del self.rows[row - self.header_row - 1]
+        for cells in (self.fills, self.notes, self.our_fills):
+            moved = {(r - 1 if r > row else r, c): v for (r, c), v in cells.items() if r != row}
+            cells.clear()
+            cells.update(moved)
+        self.formulas = {(r - 1 if r > row else r, c) for r, c in self.formulas if r != row}
+        self.version += 1
+
     def grid(self) -> list[list[CellValue]]:
         """The sheet as rows from row 1: empty title rows, the header, the data rows."""
         return [[] for _ in range(self.header_row - 1)] + [list(self.header)] + [list(r) for r in self.rows]
@@ -139,12 +149,16 @@ class MemoryConnector:
         applied: list[Patch] = []
         deferred: list[Patch] = []
         prior: dict[Cell, str | None] = {}
-        for patch in patches:
+        cells, removals = split_removals(patches)
+        for patch in [*cells, *removals]:  # removals last, bottom-up
             self._maybe_crash(applied)
             if not self._matches(patch):
                 deferred.append(patch)
                 continue
-            self._apply_one(patch, prior)
+            if patch.kind == "remove":
+                book.remove_row(patch.row)
+            else:
+                self._apply_one(patch, prior)
             applied.append(patch)
         self._maybe_crash(applied, final=True)
         if report is not None:
@@ -176,7 +190,11 @@ class MemoryConnector:
                                     hint="try again later", applied=tuple(applied))
 
     def _matches(self, patch: Patch) -> bool:
-        return patch.row > self.book.header_row and still_applies(patch, self.book.text)
+        book = self.book
+        if patch.kind == "remove":
+            index = patch.row - book.header_row - 1
+            return 0 <= index < len(book.rows) and row_unchanged(patch, book.rows[index])
+        return patch.row > book.header_row and still_applies(patch, book.text)
 
     def _apply_one(self, patch: Patch, prior: dict[Cell, str | None]) -> None:
         book, cell = self.book, (patch.row, patch.col)

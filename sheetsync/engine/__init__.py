@@ -15,20 +15,19 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from ..dedupe import step as dedupe_step
-from . import delete_guard
-from . import lease
-from . import run_support
+from . import delete_guard, lease, merged_rows, run_support
 from ..layout import store_path  # noqa: F401 (sheetsync.engine.store_path: its old home)
 from .. import report as report_mod
 from ..connectors import Connector, from_source
 from .commit import commit, deletable
+from .outbox import apply_outbox as _apply, flush_outbox
 from ..errors import SheetsyncError, SourceBusy, SourceChanged, SourceUnavailable
 from ..rules.headers import map_headers
 from ..logs import run_context
 from ..progress import progress
 from ..layout import LoadedLayout
 from ..layout_load import load_layout
-from ..model import MAX_CELL_CHARS, Applied, Problem, RunResult, SheetData, row_hash
+from ..model import MAX_CELL_CHARS, Problem, RunResult, SheetData, row_hash
 from .reconcile import (AS_STORED, NO_LIMIT, NewRows, RowDecision, RowInput, cell_texts, creates_freely,
                         hold_back_taken_key, insert_row, reconcile_row)
 from ..rules import compile_rules
@@ -42,6 +41,9 @@ LEASE_SECONDS = lease.LEASE_SECONDS
 _NONE: Mapping = MappingProxyType({})  # an empty default, not built per row
 VALIDATE_CHUNK = 10_000  # rows checked between progress updates
 STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
+#: points inside a write-back that removes rows: before the removals, and after the source took
+#: them but before the outbox knows (the crash tests' SHEETSYNC_TEST_KILL_AT reaches them too)
+REMOVAL_STEPS = ("remove", "removed")
 
 
 @dataclass
@@ -60,6 +62,7 @@ class RunContext:
     held_deletes: Problem | None = None  # set when this run's deletions were held (delete_guard)
     problems: list | None = None  # the open problems as the run left them (read once, at its end)
     owed_snapshot: bool = False   # this run finished one killed after its commit, before its snapshot
+    merged: dict[str, str] = field(default_factory=dict)  # rows of records merged away: drop -> keep
 
     @property
     def name(self) -> str:
@@ -187,6 +190,7 @@ def _run(ctx: RunContext) -> None:
     checker = compile_rules(ctx.layout, [r.values for r in data.rows], cols,
                             date1904=bool(data.meta.get("date1904")))
     sheet, todo, known = _identify(ctx, data, cols, checker, where)
+    todo, known = merged_rows.divert(ctx, sheet, todo, known)
     checked = _validate(ctx, sheet, todo, checker, cols, known)
     ctx.hook("dedupe")
     dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
@@ -197,6 +201,7 @@ def _run(ctx: RunContext) -> None:
     dupes = dedupe_step.merge_duplicates(dupes, fuzzy)
     ctx.hook("reconcile")
     decisions, new = _reconcile(ctx, sheet, checked, dupes)
+    decisions.update(merged_rows.decisions(ctx, sheet))
     del checked, checker, dupes, fuzzy  # let the commit reuse their memory: they grow with the sheet
     ctx.hook("commit")
     planned, report = commit(ctx, data, sheet, cols, decisions, new)
@@ -225,7 +230,7 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
     split = prefetch.hash_from if prefetch is not None else None  # the child hashes rows from here
     try:
         sheet = index_rows(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
-        delete_guard.hold(ctx, sheet, lambda idents: deletable(ctx, idents))
+        delete_guard.hold(ctx, sheet, lambda idents: _not_deleted(ctx, deletable(ctx, idents)))
         ctx.result.rows_read = len(data.rows)
         todo = _select(ctx, sheet)
         ctx.hook("validate")
@@ -286,7 +291,7 @@ def _replay(ctx: RunContext) -> None:
     """Step 2: apply patches an interrupted run committed but did not apply."""
     if not ctx.store.outbox(ctx.name):
         return
-    ctx.result.replayed = len(_flush_outbox(ctx, None, None).applied)
+    ctx.result.replayed = len(flush_outbox(ctx, None, None).applied)
 
 
 def _select(ctx: RunContext, sheet: SheetIndex) -> list[str]:
@@ -358,64 +363,15 @@ def _reconcile(ctx: RunContext, sheet: SheetIndex, checked: Checked, dupes: dict
     return decisions, new
 
 
+def _not_deleted(ctx: RunContext, idents: list[str]) -> list[str]:
+    """Rows gone whose records are not deleted already: a row sheetsync itself removed (an
+    archived or merged-away record, its removal cut short by a crash before the store knew) is
+    no person's mass delete."""
+    records = ctx.store.records(ctx.layout.table, idents) if idents else {}
+    return [i for i in idents if not records.get(i, {}).get("_deleted")]
+
+
 def keyless(ident: str) -> bool:
     """True for a row whose key cells are empty or invalid (identify.py names it `row:N`): it goes
     through reconcile_row, which holds it back; it never becomes a record of that name."""
     return ident.startswith("row:")
-
-
-def _apply(ctx: RunContext, planned: list, report: Any, fingerprint: str) -> str | None:
-    """Step 9: write the outbox back; what lands leaves the outbox, the rest waits for a later run.
-
-    Returns the source's fingerprint after the write when it is exactly known (None otherwise).
-    """
-    if not planned and report is None:
-        return fingerprint
-    applied = _flush_outbox(ctx, report, fingerprint)
-    ctx.landed = applied.applied
-    return applied.fingerprint if not applied.deferred else None
-
-
-def _flush_outbox(ctx: RunContext, report: Any, fingerprint: str | None) -> Applied:
-    """Apply every outbox patch (steps 2 and 9): applied and deferred ones leave the outbox (a
-    deferred cell was edited by a person, and the next read sees that), with prior fills kept."""
-    pending = ctx.store.outbox(ctx.name)
-    applied = _apply_patches(ctx, [p for _, p, _, _ in pending], report, fingerprint)
-    done = set(applied.applied) | set(applied.deferred)
-    with ctx.store.transaction():
-        ctx.store.drop_outbox([i for i, p, _, _ in pending if p in done])
-        _remember_prior_fills(ctx, [(p, i, f) for _, p, i, f in pending], applied)
-        if report is not None:
-            ctx.store.set_meta(ctx.name, "report_hash", report_mod.report_hash(report))
-    return applied
-
-
-def _apply_patches(ctx: RunContext, patches: list, report: Any, fingerprint: str | None) -> Applied:
-    try:
-        applied = ctx.connector.apply(patches, report=report, expected=fingerprint)
-    except SourceUnavailable as exc:
-        landed = set(exc.applied)
-        ctx.result.patches_applied += len(landed)
-        with ctx.store.transaction():
-            ctx.store.drop_outbox([i for i, p, _, _ in ctx.store.outbox(ctx.name) if p in landed])
-        raise
-    ctx.result.patches_applied += len(applied.applied)
-    ctx.result.patches_deferred += len(applied.deferred)
-    ctx.result.api_calls += applied.api_calls
-    return applied
-
-
-def _remember_prior_fills(ctx: RunContext, triples: list, applied: Applied) -> None:
-    if not applied.prior_fills:
-        return
-    marks = ctx.store.marks(ctx.name)
-    ours = set(ctx.layout.colours.model_dump().values())
-    updates = {}
-    for patch, ident, fld in triples:
-        key = (ident, fld)
-        prior = applied.prior_fills.get((patch.row, patch.col), "missing")
-        if patch.fill and key in marks and prior != "missing" and marks[key].prior_fill is None:
-            m = marks[key]
-            if prior != m.fill and prior not in ours:
-                updates[key] = type(m)(m.kind, m.fill, m.note, prior)
-    ctx.store.put_marks(ctx.name, updates)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..dedupe import step as dedupe_step
-from . import delete_guard
+from . import delete_guard, merged_rows
 from .. import report as report_mod
 from ..model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash, typed_value
 from .reconcile import AS_STORED, NewRows, RowDecision
@@ -60,13 +60,16 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                 planned.append((Patch(row=sheet.rows[ident], col=ctx.id_col + 1, kind="corrected", write=True,
                                       value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
                                 ident, None))
-            base[ident] = _next_base(sheet, ident, d, cols, rev, extra, types)
+            if ident not in ctx.merged:  # a merged-away row keeps the base it had (see merged_rows)
+                base[ident] = _next_base(sheet, ident, d, cols, rev, extra, types)
         for ident in deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
                                    sheet=data.sheet, row=sheet.base[ident].row):
                 res.deleted += 1
             marks.update({k: None for k in stored if k[0] == ident})
-        dedupe_step.index_rows(store, layout, [*(i for i, d in decisions.items() if not d.held_back), *new.idents],
+        planned.extend(merged_rows.removals(ctx, sheet, col1, data.sheet))
+        dedupe_step.index_rows(store, layout, [*(i for i, d in decisions.items()
+                                                 if not d.held_back and i not in ctx.merged), *new.idents],
                                deleted=sheet.deleted)
         problems.extend(delete_guard.problems(ctx))  # the sheet's own problem, opened or closed here
         store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted, delete_guard.SHEET],

@@ -5,6 +5,7 @@ Kept apart from engine/__init__.py so the ten steps read in one screen; `ctx` is
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
@@ -135,20 +136,26 @@ def _newest_snapshot(loaded: LoadedLayout) -> str | None:
 
 
 def as_written(data: SheetData, landed: tuple) -> tuple[SheetRow, ...]:
-    """The rows as they read after the patches that landed."""
+    """The rows as they read after the patches that landed: values written, rows removed (the
+    rows below a removed one move up)."""
     written: dict[int, dict[int, Any]] = {}
+    gone = sorted(p.row for p in landed if p.kind == "remove")
     for p in landed:
         if p.write:
             written.setdefault(p.row, {})[p.col] = p.value
-    if not written:
+    if not written and not gone:
         return data.rows
     rows = []
+    dropped = set(gone)
     for r in data.rows:
+        if r.number in dropped:
+            continue
         cols = written.get(r.number)
         if cols:
             values = list(r.values) + [None] * max(0, max(cols) - len(r.values))
             for c, v in cols.items():
                 values[c - 1] = v
             r = SheetRow(r.number, tuple(values))
-        rows.append(r)
+        shift = bisect.bisect_left(gone, r.number)
+        rows.append(SheetRow(r.number - shift, r.values) if shift else r)
     return tuple(rows)

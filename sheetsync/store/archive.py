@@ -93,6 +93,19 @@ class ArchiveStoreMixin:
                               layout, sheet, (rows or {}).get(key), None)
         return revs
 
+    def record_row_removal(self, table: str, key: str, *, why: str, run_id: str, layout: str,
+                           sheet: str | None, row: int | None) -> bool:
+        """History action "remove_row": sheetsync committed to removing the record's row from a
+        sheet (`why`: "merged into K", "archived"). Once per removal: a replanned removal (the
+        first was deferred) adds nothing. Returns whether a history row was added."""
+        last = self.db.execute("SELECT action, layout FROM _sheetsync_history WHERE tbl = ? AND record_key = ? "
+                               "ORDER BY id DESC LIMIT 1", (table, key)).fetchone()
+        if last is not None and tuple(last) == ("remove_row", layout):
+            return False
+        self._history(table, key, None, None, why, "remove_row", run_id, self.clock(),  # type: ignore[attr-defined]
+                      layout, sheet, row, None)
+        return True
+
     def archived(self, archive_table: str) -> list[dict[str, Any]]:
         """Every row of an archive table, oldest archive first (empty if it does not exist)."""
         if not self._has_table(archive_table):

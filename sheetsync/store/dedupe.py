@@ -178,6 +178,20 @@ class DedupeStoreMixin:
             self._decide(table, keep, drop, "merged", actor)
         return rev
 
+    def merged_into(self, table: str) -> dict[str, str]:
+        """drop -> keep for every record of `table` merged away and still deleted, so a sync never
+        revives its row (it removes the row, or marks it where it must stay)."""
+        from .sql import quote
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = '_sheetsync_pairs'").fetchone() is None:
+            return {}
+        # from the few merged pairs, not a scan of the table's whole history (every sync asks)
+        cur = self.db.execute(
+            f"SELECT h.record_key, h.new FROM _sheetsync_pairs AS p JOIN _sheetsync_history AS h "
+            f"ON h.tbl = p.tbl AND h.record_key IN (p.a, p.b) AND h.action = 'merged_into' "
+            f'JOIN {quote(table)} AS t ON t."_key" = h.record_key AND t."_deleted" = 1 '
+            f"WHERE p.tbl = ? AND p.decision = 'merged' ORDER BY h.id", (table,))
+        return dict(cur.fetchall())
+
     def close_duplicate_problems(self, layout: str, a: str, b: str) -> int:
         """Close the open `duplicate` problems of the pair (either direction) once an admin
         resolved it, and forget their cell marks, so the next sync clears the orange note

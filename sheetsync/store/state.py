@@ -6,6 +6,7 @@ only place these tables are touched.
 """
 from __future__ import annotations
 
+import bisect
 import json
 from json.encoder import encode_basestring as _escape  # the C escaper json.dumps uses
 from dataclasses import dataclass
@@ -167,6 +168,21 @@ class SyncStateMixin:
                             [(r, layout, i) for i, r in moved.items()])
         self.db.executemany("UPDATE _sheetsync_base SET row = ? WHERE layout = ? AND ident = ?",
                             [(r, layout, i) for i, r in moved.items()])
+
+    def rows_removed(self, layout: str, removed: Sequence[tuple[str | None, int]]) -> None:
+        """Rows sheetsync removed from the sheet, (ident, row as numbered before the removals):
+        their base row, problems and marks go, and every row below moves up past them."""
+        if not removed:
+            return
+        idents = [(layout, i) for i, _ in removed if i is not None]
+        for table in ("_sheetsync_base", "_sheetsync_problems", "_sheetsync_marks"):
+            self.db.executemany(f"DELETE FROM {table} WHERE layout = ? AND ident = ?", idents)
+        gone = sorted(r for _, r in removed)
+        for table in ("_sheetsync_base", "_sheetsync_problems"):
+            below = self.db.execute(f"SELECT rowid, row FROM {table} WHERE layout = ? AND row > ?",
+                                    (layout, gone[0])).fetchall()
+            self.db.executemany(f"UPDATE {table} SET row = ? WHERE rowid = ?",
+                                [(row - bisect.bisect_left(gone, row), rid) for rid, row in below])
 
     def problems(self, layout: str) -> list[dict[str, Any]]:
         cur = self.db.execute("SELECT ident, field, code, params, row, col, run_id, opened "

@@ -159,7 +159,39 @@ def update_sheet_properties(book: Spreadsheet, params: dict[str, Any]) -> dict[s
     return {}
 
 
+def delete_dimension(book: Spreadsheet, params: dict[str, Any]) -> dict[str, Any]:
+    """Delete rows (or columns) [startIndex, endIndex): the cells after them move up (left)."""
+    rng = params.get("range", {})
+    sheet = _sheet(book, int(rng.get("sheetId", 0)))
+    dim = rng.get("dimension")
+    if dim not in ("ROWS", "COLUMNS"):
+        raise ApiError(400, f"Invalid dimension: {dim}")
+    size = sheet.rows if dim == "ROWS" else sheet.cols
+    start, end = int(rng.get("startIndex", 0)), int(rng.get("endIndex", size))
+    if not 0 <= start < end <= size:
+        raise ApiError(400, f"Invalid requests[0].deleteDimension: range {start}:{end} is outside "
+                            f"the grid of sheet {sheet.title!r} ({size} {dim.lower()})")
+    if end - start == size:
+        raise ApiError(400, "Invalid requests[0].deleteDimension: You can't delete all the "
+                            f"{dim.lower()} on the sheet.")
+    at, n = (0 if dim == "ROWS" else 1), end - start
+    moved = {}
+    for key, cell in sheet.cells.items():
+        if start <= key[at] < end:
+            continue
+        if key[at] >= end:
+            key = (key[0] - n, key[1]) if at == 0 else (key[0], key[1] - n)
+        moved[key] = cell
+    sheet.cells = moved
+    if dim == "ROWS":
+        sheet.rows -= n
+    else:
+        sheet.cols -= n
+    return {}
+
+
 BATCH_REQUESTS: dict[str, Callable[[Spreadsheet, dict[str, Any]], dict[str, Any]]] = {
     "updateCells": update_cells, "repeatCell": repeat_cell, "addSheet": add_sheet,
     "deleteSheet": delete_sheet, "updateSheetProperties": update_sheet_properties,
+    "deleteDimension": delete_dimension,
 }

@@ -25,10 +25,11 @@ from google.auth import exceptions as gauth
 from gspread.exceptions import APIError
 
 from ...errors import SourceError, SourceUnavailable
-from ...model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text,
-                     column_letter, typed_value)
+from ...model import (Applied, Patch, ReportTab, SheetData, SheetRow, canonical_text,
+                     column_letter, split_removals, typed_value)
 from .. import Capabilities, is_our_note, merge_note, remove_note, values_snapshot
 from .auth import make_session
+from .cells import EPOCH, _grid_cells, _quote, cell_value  # noqa: F401 (EPOCH, cell_value: used by callers of this module)
 from .retry import DEFAULT_TIMEOUT, AmbiguousWrite, call_with_retry, describe, status_of
 
 SHEETS = "https://sheets.googleapis.com/v4/spreadsheets/"
@@ -39,7 +40,6 @@ GRID_FIELDS = (f"sheets(properties(sheetId,title,index,gridProperties(rowCount,c
                f"data(startRow,startColumn,rowData(values({CELL_FIELDS}))))")
 DRIVE_FIELDS = "modifiedTime,version,lastModifyingUser(displayName,emailAddress)"
 MAX_BODY = 2_000_000  # bytes per batchUpdate; above this the write is chunked
-EPOCH = _dt.datetime(1899, 12, 30)
 
 
 @dataclass(frozen=True)
@@ -80,41 +80,6 @@ def _hex(color: dict[str, float] | None) -> str | None:
 def _color(rgb: str) -> dict[str, float]:
     rgb = rgb.lstrip("#")
     return {k: int(rgb[i:i + 2], 16) / 255 for k, i in (("red", 0), ("green", 2), ("blue", 4))}
-
-
-def cell_value(data: dict[str, Any]) -> CellValue:
-    """A CellData's effective value as Python; date-formatted serials become dates."""
-    ev = data.get("effectiveValue")
-    if not ev:
-        return None
-    if "stringValue" in ev:
-        return ev["stringValue"]
-    if "boolValue" in ev:
-        return bool(ev["boolValue"])
-    if "errorValue" in ev:  # a broken formula: reported, never taken as a value
-        return CellError(data.get("formattedValue") or "#ERROR!")
-    number = ev.get("numberValue", 0)
-    kind = data.get("effectiveFormat", {}).get("numberFormat", {}).get("type")
-    if kind in ("DATE", "DATE_TIME", "TIME"):
-        moment = EPOCH + _dt.timedelta(days=number)
-        return moment.date() if kind == "DATE" else moment.time() if kind == "TIME" else moment
-    return int(number) if float(number).is_integer() and abs(number) < 2**53 else number
-
-
-def _quote(title: str) -> str:
-    return "'" + title.replace("'", "''") + "'"
-
-
-def _grid_cells(sheet: dict[str, Any]) -> dict[tuple[int, int], dict[str, Any]]:
-    """(row, col) 1-based -> CellData for every cell present in a sheet's GridData blocks."""
-    cells: dict[tuple[int, int], dict[str, Any]] = {}
-    for block in sheet.get("data", []):
-        r0, c0 = block.get("startRow", 0), block.get("startColumn", 0)
-        for i, row in enumerate(block.get("rowData", [])):
-            for j, data in enumerate(row.get("values", [])):
-                if data:
-                    cells[(r0 + i + 1, c0 + j + 1)] = data
-    return cells
 
 
 def reread_ranges(title: str | None, cells: set[tuple[int, int]], gap: int = 2) -> list[str]:
@@ -292,18 +257,24 @@ class GSheetsConnector:
 
         `expected` is not needed: every cell is checked on its own just before the write.
         """
+        from .rows import remove_rows
         before = self.api_calls
-        patches = list(patches)
-        if not patches and report is None:
+        patches, removals = split_removals(patches)
+        if not patches and not removals and report is None:
             return Applied(applied=())
         state = self._reread(patches) if patches else {}
         ok, deferred = self._still_valid(patches, state)
         prior = {(p.row, p.col): state.get((p.row, p.col), CellState()).fill for p in ok
                  if p.fill and not p.clear
                  and not is_our_note(state.get((p.row, p.col), CellState()).note)}
-        landed = self._write(ok, state, report)
-        return Applied(applied=tuple(landed), deferred=tuple(deferred) + tuple(
-            p for p in ok if p not in landed), prior_fills=prior, api_calls=self.api_calls - before)
+        landed = self._write(ok, state, report) if ok or report is not None else []
+        deferred += [p for p in ok if p not in landed]
+        try:  # after the cells: removing a row renumbers those below it
+            removed, kept = remove_rows(self, removals)
+        except SourceUnavailable as exc:
+            raise SourceUnavailable(exc.message, where=exc.where, hint=exc.hint, applied=tuple(landed)) from None
+        return Applied(applied=tuple(landed) + tuple(removed), deferred=tuple(deferred) + tuple(kept),
+                       prior_fills=prior, api_calls=self.api_calls - before)
 
     def _reread(self, patches: Sequence[Patch]) -> dict[tuple[int, int], CellState]:
         cells = {(p.row, p.col) for p in patches} | {(p.row, p.anchor[0]) for p in patches if p.anchor}

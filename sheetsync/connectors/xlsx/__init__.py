@@ -9,19 +9,21 @@ from __future__ import annotations
 import io
 import logging
 import re
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ...errors import SourceError
+from ...errors import FeatureLossError, SourceError
 from ...model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, canonical_text,
-                     column_letter, typed_value)
-from .. import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, still_applies
+                     column_letter, split_removals, typed_value)
+from .. import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, row_unchanged, still_applies
 from ..grid import rows_from_grid
 from .patch import Unsupported, direct_patch_blocker, patch_xlsx
 from .guard import (LocalFile, atomic_write, date1904, fingerprint, guard_features, open_zip,
                          read_bytes, read_comments, refuse_if_open, refuse_unwritable, sheet_comments_part,
                          sheet_part, special_cells)
+from .rows import delete_rows, unsafe_to_delete
 
 log = logging.getLogger(__name__)
 
@@ -193,24 +195,42 @@ class XlsxConnector(LocalFile):
         # Checked on calamine's view of these same bytes: the view `expected` texts came from,
         # and it lets an apply whose patches are all stale skip writing entirely.
         texts = _CellTexts(lambda: self._calamine_grid(data)[1])
+        cells, removals = split_removals(patches)
         ready: list[Patch] = []
         deferred: list[Patch] = []
-        for patch in patches:
+        for patch in cells:
             (ready if texts.matches(patch) else deferred).append(patch)
+        gone = [p for p in removals if texts.row_matches(p)]
+        deferred += [p for p in removals if p not in gone]
+        kept = self._why_rows_stay(data) if gone else ""
+        if gone and not kept:  # rows go through openpyxl, which shifts every cell below them
+            return self._apply_openpyxl(data, ready, deferred, report, gone)
+        deferred += gone
         if not ready and report is None:
-            return Applied(applied=(), deferred=tuple(deferred))
+            return Applied(applied=(), deferred=tuple(deferred), kept_rows=kept)
         try:
             fast = patch_xlsx(data, self.sheet, ready, report, where=self._where(self.sheet))
         except Unsupported as exc:
             log.info("%s: direct patch not possible (%s); writing with openpyxl", self._where(self.sheet), exc)
-            return self._apply_openpyxl(data, ready, deferred, report)
+            return replace(self._apply_openpyxl(data, ready, deferred, report), kept_rows=kept)
         written = self._save(lambda fh: fh.write(fast.data), data) if fast.applied or report is not None else None
         return Applied(applied=fast.applied, deferred=tuple(deferred) + fast.deferred,
-                       prior_fills=fast.prior_fills, fingerprint=written)
+                       prior_fills=fast.prior_fills, fingerprint=written, kept_rows=kept)
+
+    def _why_rows_stay(self, data: bytes) -> str:
+        """Why rows may not be removed from this workbook ("" = they may): openpyxl would drop a
+        feature, or cannot shift what refers to rows (formulas, merged cells, tables, names)."""
+        try:
+            guard_features(open_zip(data, self._where()), self._where(self.sheet), self.allow_feature_loss)
+        except FeatureLossError as exc:
+            return exc.message
+        book, ws = self._load(data)
+        return unsafe_to_delete(book, ws)
 
     def _apply_openpyxl(self, data: bytes, ready: list[Patch], deferred: list[Patch],
-                        report: ReportTab | None) -> Applied:
-        """The slow path: a full openpyxl load and save, guarded against what openpyxl drops."""
+                        report: ReportTab | None, removals: Sequence[Patch] = ()) -> Applied:
+        """The slow path: a full openpyxl load and save, guarded against what openpyxl drops.
+        `removals` (checked, and safe to make) go after the cell patches, in one pass."""
         guard_features(open_zip(data, self._where()), self._where(self.sheet), self.allow_feature_loss)
         book, ws = self._load(data)
         applied, prior = [], {}
@@ -222,6 +242,8 @@ class XlsxConnector(LocalFile):
             if before is not _NOT_MARKED:
                 prior[(patch.row, patch.col)] = before
             applied.append(patch)
+        delete_rows(ws, [p.row for p in removals])
+        applied += removals
         if report is not None:
             _write_report(book, ws, report, self._where(report.name))
         written = self._save(book.save, data) if applied or report is not None else None
@@ -265,6 +287,13 @@ class _CellTexts:
 
     def matches(self, patch: Patch) -> bool:
         return still_applies(patch, self.text)
+
+    def row_matches(self, patch: Patch) -> bool:
+        """Does a `remove` patch's row still read as it did (see connectors.row_unchanged)?"""
+        if self._grid is None:
+            self._grid = self._grid_factory()
+        row = self._grid[patch.row - 1] if 0 < patch.row <= len(self._grid) else []
+        return bool(row) and row_unchanged(patch, row)
 
 
 _NOT_MARKED = object()
