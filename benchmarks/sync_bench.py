@@ -161,7 +161,7 @@ def bench(kind: str, work: Path, n: int) -> list[tuple[str, float, str]]:
 _FRESH = """
 import sys, time
 from sheetsync.engine import sync_once
-from sheetsync.layout import load_layout
+from sheetsync.layout_load import load_layout
 loaded = load_layout(sys.argv[1])
 started = time.perf_counter()
 result = sync_once(loaded)

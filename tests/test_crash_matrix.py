@@ -291,7 +291,7 @@ def _archive_fixture(kind, folder, emu, sid):
 
 def _archive_now(sheet):
     from sheetsync.connectors import from_source
-    from sheetsync.layout import load_layout
+    from sheetsync.layout_load import load_layout
     from sheetsync.store import Store
     loaded = load_layout(sheet.layout)
     with Store(sheet.db) as store:
