@@ -490,7 +490,9 @@ def test_a_damaged_object_is_written_again_not_reused_by_the_next_snapshot(tmp_p
     sheet.edit(6, 2, "Renamed Person")
     proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
     assert json_run(proc)["outcome"] == "problems", proc.stderr
-    second = manifests(backups)[-1]
+    # ids start with the second the snapshot was taken, so two in one second sort by their random
+    # suffix: the new one is the one that is not the first
+    second = next(m for m in manifests(backups) if m["id"] != first["id"])
     reused = objects_of(first) & objects_of(second)
     assert reused, "the second snapshot shares no object with the first: nothing was tested"
     assert "damaged" in proc.stderr and sorted(reused)[0] in proc.stderr  # said in the log
