@@ -13,7 +13,7 @@ from typing import IO, Any, Iterable
 
 from .errors import MissingExtra, UsageError
 from .model import MAX_CELL_CHARS
-from .rules.normalise import UNSEEN
+from .text import UNSEEN
 
 FORMATS = ("csv", "xlsx", "json", "parquet")
 #: control characters an xlsx file cannot hold as such (XML 1.0), written as Excel itself writes

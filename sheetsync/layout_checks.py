@@ -5,11 +5,11 @@ source locations, archive rules. Run on the raw YAML data so they add to pydanti
 from __future__ import annotations
 
 import difflib
-import unicodedata
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 from .layout import ARCHIVE_TIMESTAMPS
+from .text import fold_header
 
 Path_ = tuple[Union[str, int], ...]  # keys and item indexes from the YAML root to one node
 
@@ -95,12 +95,9 @@ def _column_issues(field: str, col: dict, ref: Any) -> list[tuple[Path_, str]]:
     return out
 
 
-def fold_header(text: str) -> str:
-    """Header texts match case-, width- and space-insensitively."""
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
 def _header_issues(columns: dict) -> list[tuple[Path_, str]]:
+    """Two fields whose header texts fold alike would read one column: the same fold as the read
+    (sheetsync/text.py), and the same texts (`header:` else the field name, plus aliases)."""
     owner: dict[str, str] = {}
     out: list[tuple[Path_, str]] = []
     for field, col in columns.items():

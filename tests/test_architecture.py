@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sheetsync"
 #: lowest floor first; a module may import its own floor or lower ones, never a higher one.
 #: An entry names a module or a package (the package covers everything under it).
 FLOORS: list[tuple[str, ...]] = [
+    # text: the one table of unseen characters and the header fold (rules, connectors, checks)
     ("sheetsync", "sheetsync.errors", "sheetsync.model", "sheetsync.messages", "sheetsync.fileio",
-     "sheetsync.logs", "sheetsync.progress"),
+     "sheetsync.logs", "sheetsync.progress", "sheetsync.text"),
     # backup.crypto is a leaf (key format, AES-GCM; errors only): layout_checks uses it to refuse
     # `encrypt: true` without a readable key at `check` time, so it sits here, not with backup
     ("sheetsync.rules", "sheetsync.connectors", "sheetsync.testing", "sheetsync.backup.crypto"),
@@ -30,7 +31,7 @@ FLOORS: list[tuple[str, ...]] = [
 #: third-party packages that belong to one connector, never to the engine
 CONNECTOR_LIBRARIES = {"openpyxl", "gspread", "xlwings", "python_calamine", "google"}
 #: what a connector may import from sheetsync besides its own package
-CONNECTOR_MAY_USE = {"sheetsync.errors", "sheetsync.model", "sheetsync.fileio"}
+CONNECTOR_MAY_USE = {"sheetsync.errors", "sheetsync.model", "sheetsync.fileio", "sheetsync.text"}
 
 
 class Import(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sheetsync.errors import SourceError
-from sheetsync.rules.headers import fold, map_headers
+from sheetsync.rules.headers import map_headers
 from sheetsync.layout import Layout
 
 WHERE = "customers.xlsx[Customers]"
@@ -21,26 +21,6 @@ LAYOUT = _layout({
     "phone": {"header": "Phone", "aliases": ["Tel", "手机"]},
     "email": {},  # header defaults to the field name
 })
-
-
-def test_fold_ignores_case_spaces_underscores_and_hyphens() -> None:
-    assert fold("Customer ID") == "customerid"
-    assert fold("  customer_id ") == "customerid"
-    assert fold("CUSTOMER-ID") == "customerid"
-    assert fold("Customer\tI D") == "customerid"
-
-
-def test_fold_full_width_and_invisible_characters() -> None:
-    assert fold("ＣＵＳＴＯＭＥＲ\u3000ＩＤ") == "customerid"  # full-width letters and space
-    assert fold("\ufeff\u200bName\u200d\u00ad") == "name"    # BOM, zero-width, soft hyphen
-    assert fold("Stra\u00dfe") == fold("STRASSE")              # casefold, not lower
-
-
-def test_fold_of_empty_and_non_text() -> None:
-    assert fold(None) == ""
-    assert fold("") == ""
-    assert fold(" \u200b ") == ""
-    assert fold(2024) == "2024"
 
 
 def test_map_headers_by_header_alias_and_field_name() -> None:
@@ -99,3 +79,21 @@ def test_composite_key_fields_are_required() -> None:
     assert map_headers(("Code", "Region"), layout, where=WHERE) == {"code": 0, "region": 1}
     with pytest.raises(SourceError, match="'code' \\(header 'code'\\)"):
         map_headers(("Region", "Note"), layout, where=WHERE)
+
+
+def test_two_fields_folding_onto_one_column_are_refused() -> None:
+    # "Customer ID" and "Customer_ID" fold alike: before, both fields silently read column A
+    layout = _layout({"customer_id": {"header": "Customer ID"}, "legacy_id": {"header": "Customer_ID"},
+                      "name": {}}, key="customer_id")
+    with pytest.raises(SourceError) as info:
+        map_headers(("Customer ID", "Name"), layout, where=WHERE)
+    assert info.value.message == "fields 'customer_id', 'legacy_id' all match column A ('Customer ID')"
+    assert info.value.where == WHERE
+    assert "header:" in info.value.hint
+
+
+def test_a_set_header_replaces_the_field_name() -> None:
+    # field `c2` with `header: Phone` no longer also grabs a column titled "C2"
+    layout = _layout({"id": {}, "c2": {"header": "Phone"}})
+    assert map_headers(("id", "C2", "Phone"), layout, where=WHERE) == {"id": 0, "c2": 2}
+    assert map_headers(("id", "C2"), layout, where=WHERE) == {"id": 0}

@@ -276,3 +276,12 @@ def test_check_names_the_backup_key_a_layout_needs_here(tmp_path: Path, monkeypa
     write(tmp_path, GOOD + "backup:\n  encrypt: true\n")
     monkeypatch.setenv("SHEETSYNC_BACKUP_KEY", generate_key())
     assert check_paths([path]) == []
+
+
+def test_check_refuses_two_fields_whose_headers_fold_alike(tmp_path: Path) -> None:
+    # `check` used its own fold (no `_`/`-`): Customer ID and Customer_ID passed, then both
+    # fields read the same column; the read and the check now share sheetsync.text.fold_header
+    text = GOOD.replace("  customer_id:\n", "  customer_id:\n    header: Customer ID\n", 1)
+    text = text.replace("  phone:\n", "  legacy_id:\n    header: Customer_ID\n  phone:\n", 1)
+    found = {key: msg for _, key, msg in issues_of(write(tmp_path, text))}
+    assert found == {"columns.legacy_id.header": "header text 'Customer_ID' is also used by column 'customer_id'"}

@@ -83,7 +83,7 @@ def make_plan(grid: list[list[Any]], header_row: int, formulas: set[str]) -> Pla
     pattern its longest values fail, number and date columns a maximum at their median (invalid
     marks on typed cells), booleans are typed, mixed columns plain text. A header that appears
     twice is left out, unless the row has no other: then sheetsync must refuse the layout."""
-    from sheetsync.rules.headers import fold
+    from sheetsync.text import fold_header as fold
     header = grid[header_row - 1] if len(grid) >= header_row else []
     folded = [fold(h) if isinstance(h, str) else "" for h in header]
     unique = [j for j, f in enumerate(folded) if f and folded.count(f) == 1]

@@ -7,7 +7,7 @@ import contextlib
 import sys
 from typing import Any, Iterator, TextIO
 
-from ..rules.normalise import UNSEEN
+from ..text import UNSEEN
 
 #: the control characters of the one table (rules/normalise.py), written as JSON writes them;
 #: stdout also escapes carriage return (it rewrites a line), stderr keeps it for the progress line

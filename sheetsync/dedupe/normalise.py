@@ -9,8 +9,8 @@ import unicodedata
 from typing import Any
 
 from sheetsync.model import canonical_text
+from sheetsync.text import INVISIBLE as _INVISIBLE
 
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 _SPACES = re.compile(r"\s+")
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]{7,}$")
 _NON_DIGIT = re.compile(r"\D+")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import LayoutError, SourceError
 from ..layout_checks import NO_IDENTITY
-from ..rules.headers import fold
+from ..text import fold_header as fold
 from ..layout import Layout
 from ..model import Problem, SheetData, canonical_text, row_hash
 from ..rules import column_of

@@ -13,22 +13,13 @@ from typing import Callable
 import phonenumbers
 
 from ..model import CellValue, canonical_text
+from ..text import CONTROLS, INVISIBLE, UNSEEN
 from .dates import date_text
 
-#: the one table of characters a person cannot see in a cell, by what sheetsync does with them:
-#: "invisible" (zero-width, bidi) and "control" (C0 but tab, line feed and carriage return; DEL;
-#: C1: ESC or BEL typed or pasted in, which no sheet can show and an xlsx file cannot even hold)
-#: are deleted, by strip_invisible and strip_controls; "space" (NBSP-like) becomes a plain space
-UNSEEN: dict[int, str] = {
-    **{c: "invisible" for c in [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E,
-                                *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F]},
-    **{c: "control" for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]},
-    **{c: "space" for c in [0x00A0, 0x3000, 0x2007, 0x202F, 0x2002, 0x2003, 0x2009]},
-}
-_INVISIBLE = {c: None for c, kind in UNSEEN.items() if kind == "invisible"}
+#: the table of unseen characters lives in sheetsync/text.py (connectors share it)
+_INVISIBLE = INVISIBLE
 _SPACES = {c: " " for c, kind in UNSEEN.items() if kind == "space"}
 _TRANSLATE = {**_INVISIBLE, **_SPACES}
-CONTROLS: dict[int, None] = {c: None for c, kind in UNSEEN.items() if kind == "control"}
 _RUNS = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 #: free text keeps the ideographic space (U+3000): it is Chinese typing (aligning 王　五 with
 #: three-character names), not a hidden character; making it a plain space is width folding

@@ -18,6 +18,7 @@ from ...errors import FeatureLossError, SourceError
 from ...model import (Applied, CellError, CellValue, Patch, ReportTab, SheetData, canonical_text,
                      column_letter, split_removals, typed_value)
 from .. import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, row_unchanged, still_applies
+from ...text import XML_ILLEGAL
 from ..grid import rows_from_grid
 from .patch import Unsupported, direct_patch_blocker, patch_xlsx
 from .guard import (LocalFile, atomic_write, date1904, fingerprint, guard_features, open_zip,
@@ -330,9 +331,8 @@ def _apply_patch(ws: Any, patch: Patch) -> Any:
 def _set_value(cell: Any, value: Any) -> None:
     """Text stays text (a leading `=` is not a formula); numbers and booleans keep their type; a
     date gets a date format only if the cell has none (openpyxl's rule), in the book's date system."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     if isinstance(value, str):
-        cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell.value = XML_ILLEGAL.sub("", value)
         cell.data_type = "s"
     else:
         cell.value = value

@@ -12,11 +12,12 @@ from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree as DET
 
+from ...text import XML_ILLEGAL as _ILLEGAL  # what openpyxl strips, too
+
 P = rb"(?:[\w.-]+:)?"  # an optional namespace prefix on an element name
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")  # what openpyxl strips, too
 
 
 class Unsupported(Exception):
