@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from sheetsync.layout import Layout
-from sheetsync.rules import RowChecker, compile_rules, unique_violations
+from sheetsync.rules import RowChecker, compile_rules, unique_problems
 
 LAYOUT = Layout.model_validate({
     "table": "customers", "source": {"kind": "memory", "name": "m"}, "key": "customer_id",
@@ -116,6 +116,13 @@ def test_required_if_and_compare_across_fields() -> None:
     assert flat(skipped) == [("signup_date", "type.date")]
 
 
+def unique_violations(field: str, values: dict, existing: dict) -> dict[str, str]:
+    column = LAYOUT.columns["email"].model_copy(update={"unique": True})
+    found = unique_problems(field, column, LAYOUT, values, existing)
+    assert {p.code for p in found.values()} <= {"unique"}
+    return {ident: p.params["other"] for ident, p in found.items()}
+
+
 def test_unique_violations() -> None:
     batch = {"C1": "a@x.cn", "C2": "b@x.cn", "C3": "a@x.cn", "C4": None, "C5": "", "C6": "c@x.cn"}
     stored = {"C9": "b@x.cn", "C1": "old@x.cn", "C7": None, "C8": ""}
@@ -123,6 +130,16 @@ def test_unique_violations() -> None:
     # a record keeping its own value does not collide with itself
     assert unique_violations("email", {"C9": "b@x.cn"}, stored) == {}
     assert unique_violations("n", {"a": 1, "b": 1.0}, {}) == {"b": "a"}
+
+
+def test_unique_problems_come_from_the_unique_rule_only_for_unique_columns() -> None:
+    # the Unique rule class was never built: the engine made Problem("unique") by hand
+    plain = LAYOUT.columns["email"].model_copy(update={"unique": False})
+    assert unique_problems("email", plain, LAYOUT, {"C1": "a@x.cn", "C2": "a@x.cn"}, {}) == {}
+    column = plain.model_copy(update={"unique": True})
+    found = unique_problems("email", column, LAYOUT, {"C1": "a@x.cn", "C2": "a@x.cn"}, {})
+    assert [(i, p.code, p.field, p.params) for i, p in found.items()] == [
+        ("C2", "unique", "email", {"field": "email", "value": "a@x.cn", "other": "C1"})]
 
 
 def test_cache_returns_equal_results_and_distinguishes_types() -> None:

@@ -307,7 +307,7 @@ def test_check_unique_later_batch_row_becomes_invalid_naming_the_holder() -> Non
     out = check_unique(_store(layout), layout, checked)
     assert out["C001"] is checked["C001"] and out["C002"] is checked["C002"]
     cell = out["C003"].cells["email"]
-    problem = Problem("unique", "email", {"value": "ann@example.com", "other": "C001"})
+    problem = Problem("unique", "email", {"field": "email", "value": "ann@example.com", "other": "C001"})
     assert (cell.outcome, cell.value, cell.raw, cell.problems) == ("invalid", None, "ann@example.com", (problem,))
     assert out["C003"].problems == (problem,)
     assert out["C003"].cells["name"] == checked["C003"].cells["name"]
@@ -322,7 +322,8 @@ def test_check_unique_against_live_records_but_not_the_rows_own() -> None:
     sheet = _index(layout, _data(A, B))
     out = check_unique(store, layout, _checked(layout, sheet))
     assert out["C001"].problems == ()
-    assert out["C002"].problems == (Problem("unique", "email", {"value": "bob@example.com", "other": "C900"}),)
+    assert out["C002"].problems == (Problem("unique", "email", {"field": "email", "value": "bob@example.com",
+                                                                 "other": "C900"}),)
 
 
 def test_check_unique_without_unique_columns_changes_nothing() -> None:

@@ -282,7 +282,7 @@ def _flag(out: dict, sheet: SheetIndex, ident: str, other: str, fld: str, reason
 def check_unique(store: Store, layout: Layout, checked: dict[str, Any]) -> dict[str, Any]:
     """`unique: true` columns: a value another row of the batch or a live record already holds
     makes the cell invalid (so it never reaches the store), naming the holder."""
-    from ..rules import CellResult, RowResult, unique_violations
+    from ..rules import CellResult, RowResult, unique_problems
     if not any(column.unique for column in layout.columns.values()):
         return checked
     out = checked.copy() if isinstance(checked, Checked) else dict(checked)
@@ -292,9 +292,8 @@ def check_unique(store: Store, layout: Layout, checked: dict[str, Any]) -> dict[
         values = {i: v[0] for i, v in _key_values(out, [fld]).items()}
         held = store.find_by_values(layout.table, [fld], [(v,) for v in values.values()]) if values else {}
         existing = {key: vals[0] for vals, keys in held.items() for key in keys}
-        for ident, other in unique_violations(fld, values, existing).items():
+        for ident, problem in unique_problems(fld, column, layout, values, existing).items():
             res, cell = out[ident], out[ident].cells[fld]
-            problem = Problem("unique", fld, {"value": canonical_text(cell.value), "other": other})
             bad = CellResult(fld, cell.raw, None, "invalid", (problem,), cell.rule)
             cells = {**res.cells, fld: bad}
             out[ident] = RowResult(cells, tuple(p for c in cells.values() for p in c.problems))

@@ -1,7 +1,7 @@
 """The rules engine: compile a layout's columns into a RowChecker that normalises and validates rows.
 
 Per cell: raw -> text (cell_to_text) -> normalisers -> type -> constraints -> CellResult.
-Per row: required_if and compare checks across fields. Uniqueness across rows: unique_violations.
+Per row: required_if and compare checks across fields. Uniqueness across rows: unique_problems (the Unique rule).
 No user text is ever evaluated; patterns are bounded-cost regexes (rules/pattern.py).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequen
 
 from ..model import MAX_CELL_CHARS, CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
-from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, is_empty
+from .checks import CHECKS, COLUMN_RULES, Compare, Required, RequiredIf, Unique, is_empty
 from .normalise import (DEFAULT_NORMALISERS, TEXT_DEFAULTS, apply_chain, cell_to_text, is_clean,
                         normaliser_chain)
 from .dates import column_order
@@ -21,7 +21,7 @@ from .types import TYPES, DatedType
 if TYPE_CHECKING:
     from ..layout import Column, Layout
 
-__all__ = ["CellResult", "RowResult", "RowChecker", "compile_rules", "unique_violations", "RULES"]
+__all__ = ["CellResult", "RowResult", "RowChecker", "compile_rules", "unique_problems", "RULES"]
 
 #: every rule class by its stable problem code
 RULES: dict[str, type] = {**{cls.code: cls for cls in TYPES.values()}, **CHECKS}
@@ -322,26 +322,29 @@ def compile_rules(layout: "Layout", rows: Sequence[Sequence[CellValue]] = (),
     return RowChecker(layout, rows, cols, date1904)
 
 
-def unique_violations(field: str, values: Mapping[str, object],
-                      existing: Mapping[str, object]) -> dict[str, str]:
-    """identity -> identity of another holder of the same value, for each batch identity.
+def unique_problems(field: str, column: "Column", layout: "Layout", values: Mapping[str, object],
+                    existing: Mapping[str, object]) -> dict[str, Problem]:
+    """identity -> the `Unique` rule's problem, for each batch identity whose value another holds.
 
     `values`: this batch, identity -> normalised value; `existing`: the store, identity ->
     value (a batch identity's stored value is superseded by its batch value). A value held in
     the store by another identity flags every batch holder; within the batch the first holder
-    keeps it and later ones are flagged. Empty values never collide. `field` is for symmetry
-    with the other rule entry points and error messages.
+    keeps it and later ones are flagged. Empty values never collide. The check itself is the
+    rule class (the one a `unique: true` column compiles to); this only fills its `taken` map.
     """
-    holders: dict[str, str] = {}
+    rule = Unique.from_column(column, layout)
+    if rule is None:
+        return {}
+    taken: dict[str, str] = {}
     for identity, value in existing.items():
         if identity not in values and not is_empty(value):  # type: ignore[arg-type]
-            holders.setdefault(canonical_text(value), identity)  # type: ignore[arg-type]
-    out: dict[str, str] = {}
+            taken.setdefault(canonical_text(value), identity)  # type: ignore[arg-type]
+    ctx = Ctx(field, column, layout, taken=taken)
+    out: dict[str, Problem] = {}
     for identity, value in values.items():
-        if is_empty(value):  # type: ignore[arg-type]
-            continue
-        text = canonical_text(value)  # type: ignore[arg-type]
-        holder = holders.setdefault(text, identity)
-        if holder != identity:
-            out[identity] = holder
+        problem = rule.check(value, ctx)  # type: ignore[arg-type]
+        if problem is not None:
+            out[identity] = problem
+        elif not is_empty(value):  # type: ignore[arg-type]
+            taken[canonical_text(value)] = identity  # type: ignore[arg-type]
     return out
