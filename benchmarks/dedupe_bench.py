@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "dedupe-datasets" / "splink"
 
-from sheetsync.dedupe import DedupeConfig, find_duplicates  # noqa: E402
+from sheetsync.dedupe import DedupeConfig, scan_pairs  # noqa: E402
 
 FAKE_CFG = DedupeConfig(
     block_on=["first_name+surname", "dob", "email", "surname_soundex+dob_year",
@@ -42,7 +42,7 @@ def true_pair_count(clusters: list[str]) -> int:
 
 def evaluate(name: str, records: dict[str, dict], cluster: dict[str, str], cfg: DedupeConfig) -> dict:
     t0 = time.perf_counter()
-    pairs, stats = find_duplicates(records, cfg)
+    pairs, stats = scan_pairs(records, cfg)
     secs = time.perf_counter() - t0
     tp = sum(cluster[p.a] == cluster[p.b] for p in pairs)
     true = true_pair_count(list(cluster.values()))

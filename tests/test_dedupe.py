@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sheetsync.dedupe import (DedupeConfig, block_keys, exact_pairs, find_duplicates, fit_model,
+from sheetsync.dedupe import (DedupeConfig, block_keys, exact_pairs, scan_pairs, fit_model,
                               score_pairs)
 from sheetsync.dedupe.scoring import FSModel
 
@@ -108,7 +108,7 @@ def test_block_keys_and_chinese_key() -> None:
 def test_block_stats_flag_oversize_block() -> None:
     records = {f"r{k}": {"city": "上海" if k < 30 else f"c{k % 5}", "name": f"n{k}"} for k in range(60)}
     cfg = DedupeConfig(block_on=["city"], fields={"name": "name", "city": "string"}, max_block=20)
-    _, stats = find_duplicates(records, cfg)
+    _, stats = scan_pairs(records, cfg)
     assert stats.oversize == [("city", "上海", 30)]
     assert stats.rules[0].largest == 30 and stats.rules[0].pairs == 5 * 15  # 5 blocks of 6
     assert "SKIPPED oversize block city='上海': 30 records" in stats.summary()
@@ -143,7 +143,7 @@ def test_em_learns_m_above_u_and_model_round_trips() -> None:
 
 def test_fake_1000_quality_and_pairs_not_chained() -> None:
     records, cluster = _fake()
-    pairs, stats = find_duplicates(records, FAKE_CFG)
+    pairs, stats = scan_pairs(records, FAKE_CFG)
     true = sum(n * (n - 1) // 2 for n in Counter(cluster.values()).values())
     tp = sum(cluster[p.a] == cluster[p.b] for p in pairs)
     precision, recall = tp / len(pairs), tp / true

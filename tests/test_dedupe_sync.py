@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sheetsync.dedupe import step as dedupe_step
-from sheetsync.dedupe.step import (ensure_index, fuzzy_duplicates, index_rows, load_model,
+from sheetsync.dedupe.step import (ensure_index, fuzzy_duplicates, reindex_block_keys, load_model,
                                    merge_duplicates, rescan, rescan_with_stats)
 from sheetsync.dedupe.scoring import FSModel
 from sheetsync.errors import UsageError
@@ -43,7 +43,7 @@ def save(store: Store, lay: Layout, records: dict[str, dict[str, Any]]) -> None:
     with store.transaction():
         for key, values in records.items():
             store.write_record(lay.table, key, values, action="insert", run_id="r0", layout=lay.name)
-        index_rows(store, lay, records)
+        reindex_block_keys(store, lay, records)
 
 
 @pytest.fixture()
@@ -103,7 +103,7 @@ def test_distinct_pairs_and_deleted_records_are_not_flagged(store: Store) -> Non
     new = {"C00051": {"name": "李 娜", "email": "ln@qq.com"}}
     with store.transaction():
         store.delete_record("customers", "C00043", run_id="r1")
-        index_rows(store, layout(), [], deleted=["C00043"])
+        reindex_block_keys(store, layout(), [], deleted=["C00043"])
     assert fuzzy_duplicates(store, layout(), {}, new) == {}
 
 
@@ -111,7 +111,7 @@ def test_index_follows_writes_and_rebuilds_for_new_rules(store: Store) -> None:
     assert dedupe_step.indexed_rules(store, "customers") == ["email_local", "name_cjk", "phone_last4"]
     with store.transaction():   # a partial update is keyed on the whole record, read back
         store.write_record("customers", "C00042", {"phone": "+86 138 0013 9999"}, action="update", run_id="r1")
-        index_rows(store, layout(), {"C00042": {"phone": "+86 138 0013 9999"}})
+        reindex_block_keys(store, layout(), {"C00042": {"phone": "+86 138 0013 9999"}})
     assert store.candidates("customers", ["phone_last4:9999", "name_cjk:张小"]) == {"C00042"}
     assert store.candidates("customers", ["phone_last4:8000"]) == set()
     wider = layout(block_on=["phone_last4", "dob_year"])

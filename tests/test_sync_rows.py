@@ -10,7 +10,7 @@ from sheetsync.layout import Layout
 from sheetsync.model import Problem, SheetData, SheetRow, row_hash
 from sheetsync.rules import compile_rules
 from sheetsync.store import BaseRow, Store
-from sheetsync.engine.identify import check_unique, find_duplicates, id_column, index_rows, later_partners
+from sheetsync.engine.identify import check_unique, flag_exact_duplicates, id_column, index_sheet, later_partners
 
 HEADER = ("ID", "Name", "Email")
 COLS = {"id": 0, "name": 1, "email": 2}
@@ -33,7 +33,7 @@ def _base(**rows: tuple[int, tuple]) -> dict[str, BaseRow]:
 
 
 def _index(layout: Layout, data: SheetData, base: dict | None = None):
-    return index_rows(data, COLS, layout, compile_rules(layout), base or {})
+    return index_sheet(data, COLS, layout, compile_rules(layout), base or {})
 
 
 def _store(layout: Layout) -> Store:
@@ -58,7 +58,7 @@ B = ("C002", "Bob", "bob@example.com")
 C = ("C003", "Cy", "cy@example.com")
 
 
-# -- index_rows ---------------------------------------------------------------------------------
+# -- index_sheet -----------------------------------------------------------------------------
 
 def test_first_read_every_row_is_new_and_keyed_by_its_normalised_key() -> None:
     sheet = _index(_layout(), _data((" C001 ", "Ann", None), B, ("bad", "X", None)))
@@ -163,7 +163,7 @@ def _index_managed(data: SheetData, base: dict | None = None):
     layout = _managed()
     id_col = id_column(layout, data, "w")
     counter = itertools.count(1)
-    return index_rows(data, {"name": 1, "email": 2}, layout, compile_rules(layout), base or {},
+    return index_sheet(data, {"name": 1, "email": 2}, layout, compile_rules(layout), base or {},
                       id_col, new_id=lambda: f"N{next(counter)}")
 
 
@@ -204,17 +204,17 @@ def test_a_first_sync_may_hash_its_rows_later_and_ends_the_same() -> None:
     layout = _layout()
     data = _data(("C001", "Ann", "a@x.cn"), ("C002", "Bo", "b@x.cn"), ("C001", "Cy", "c@x.cn"))  # a clash
     now = _index(layout, data)
-    later = index_rows(data, COLS, layout, compile_rules(layout), {}, hash_later=True)
+    later = index_sheet(data, COLS, layout, compile_rules(layout), {}, hash_later=True)
     assert set(later.hashes.values()) == {None}
     with pytest.raises(ValueError):
         later.set_hashes(["h"])
     later.set_hashes([row_hash(r.values) for r in data.rows])
     assert later == now
     with pytest.raises(ValueError):  # with a base, hashes find the unchanged rows: not later
-        index_rows(data, COLS, layout, compile_rules(layout), _base(C001=(2, data.rows[0].values)), hash_later=True)
+        index_sheet(data, COLS, layout, compile_rules(layout), _base(C001=(2, data.rows[0].values)), hash_later=True)
 
 
-# -- find_duplicates ----------------------------------------------------------------------------
+# -- flag_exact_duplicates ------------------------------------------------------------
 
 def _dupe(other_row: object, other_key: str, reason: str, fld: str = "email") -> dict:
     params = {"other_row": other_row, "other_key": other_key, "reason": reason}
@@ -225,7 +225,7 @@ def test_batch_duplicate_flags_only_the_later_row_pointing_at_the_earlier() -> N
     layout = _layout(dedupe={"exact": [["email"]]})
     sheet = _index(layout, _data(A, B, ("C003", "Ann again", "ann@example.com"),
                                  ("C004", "Ann thrice", "ann@example.com")))
-    out = find_duplicates(_store(layout), layout, sheet, _checked(layout, sheet))
+    out = flag_exact_duplicates(_store(layout), layout, sheet, _checked(layout, sheet))
     assert out == {"C003": _dupe(2, "C001", "same email"), "C004": _dupe(2, "C001", "same email")}
 
 
@@ -237,7 +237,7 @@ def test_duplicate_of_a_stored_record_not_in_the_sheet() -> None:
     with store.transaction():
         store.delete_record("customers", "C901", run_id="r1")  # deleted records do not count
     sheet = _index(layout, _data(A, B))
-    assert find_duplicates(store, layout, sheet, _checked(layout, sheet)) == {
+    assert flag_exact_duplicates(store, layout, sheet, _checked(layout, sheet)) == {
         "C001": _dupe("-", "C900", "same email")}
 
 
@@ -246,7 +246,7 @@ def test_a_rows_own_stored_record_is_no_duplicate() -> None:
     store = _store(layout)
     _put(store, "C001", "Ann", "ann@example.com")
     sheet = _index(layout, _data(("C001", "Ann B.", "ann@example.com")))
-    assert find_duplicates(store, layout, sheet, _checked(layout, sheet)) == {}
+    assert flag_exact_duplicates(store, layout, sheet, _checked(layout, sheet)) == {}
 
 
 def test_duplicate_of_an_archived_record() -> None:
@@ -256,14 +256,14 @@ def test_duplicate_of_an_archived_record() -> None:
     assert store.archive_records("customers", "customers_archive", ["C900"], run_id="a1", layout="customers")
     assert store.find_by_values("customers", ["email"], [("ann@example.com",)]) == {}  # not live
     sheet = _index(layout, _data(A))
-    assert find_duplicates(store, layout, sheet, _checked(layout, sheet)) == {
+    assert flag_exact_duplicates(store, layout, sheet, _checked(layout, sheet)) == {
         "C001": _dupe("-", "C900", "same email")}
 
 
 def test_key_clash_is_flagged_on_the_key_field_and_not_compared_further() -> None:
     layout = _layout(dedupe={"exact": [["email"]]})
     sheet = _index(layout, _data(A, ("C001", "Ann copy", "ann@example.com")))
-    out = find_duplicates(_store(layout), layout, sheet, _checked(layout, sheet))
+    out = flag_exact_duplicates(_store(layout), layout, sheet, _checked(layout, sheet))
     assert out == {"C001@row3": _dupe(2, "C001", "same key", fld="id")}
 
 
@@ -272,7 +272,7 @@ def test_multi_field_rule_invalid_and_empty_values_never_match() -> None:
     sheet = _index(layout, _data(("C001", "Ann", "bad@@x"), ("C002", "Ann", "bad@@x"),
                                  ("C003", "Ann", None), ("C004", "Ann", None),
                                  ("C005", "Bo", "bo@example.com"), ("C006", "Bo", "bo@example.com")))
-    out = find_duplicates(_store(layout), layout, sheet, _checked(layout, sheet))
+    out = flag_exact_duplicates(_store(layout), layout, sheet, _checked(layout, sheet))
     assert out == {"C006": _dupe(6, "C005", "same name, email", fld="name")}
 
 
@@ -288,7 +288,7 @@ def test_earlier_row_edited_to_repeat_a_later_unchanged_row_is_flagged() -> None
     checked = _checked(layout, sheet)
     assert later_partners(store, layout, sheet, checked) == ["C002"]
     checked["C002"] = compile_rules(layout).check(sheet.field_values("C002"))
-    out = find_duplicates(store, layout, sheet, checked)
+    out = flag_exact_duplicates(store, layout, sheet, checked)
     assert list(out) == ["C002"] and out["C002"]["email"][0]["other_key"] == "C001"
 
 

@@ -267,9 +267,9 @@ def _with_exact(pairs: list[Pair], exact: list[Pair]) -> list[Pair]:
     return exact + [p for p in pairs if frozenset((p.a, p.b)) not in seen]
 
 
-def find_duplicates(records: Mapping[str, Record], cfg: DedupeConfig,
-                    model: "FSModel | None" = None, rng_seed: int = 0,
-                    fit: bool = True) -> tuple[list[Pair], "BlockStats"]:
+def scan_pairs(records: Mapping[str, Record], cfg: DedupeConfig,
+               model: "FSModel | None" = None, rng_seed: int = 0,
+               fit: bool = True) -> tuple[list[Pair], "BlockStats"]:
     """Full re-scan: block, compare, fit EM (unless `model` or admin weights), flag pairs."""
     from sheetsync.dedupe.blocking import candidate_pairs
     frame = _Frame(records, cfg)

@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from . import DedupeConfig, Pair, default_model, find_duplicates, fit_model, score_pairs
+from . import DedupeConfig, Pair, default_model, scan_pairs, fit_model, score_pairs
 from ..errors import UsageError
 from ..layout import Layout
 from ..model import Problem
@@ -38,7 +38,7 @@ def config(layout: Layout) -> DedupeConfig | None:
 
 def fuzzy_duplicates(store: "Store", layout: Layout, sheet_rows: Mapping[str, int],
                      values: Mapping[str, Mapping[str, object]]) -> Flags:
-    """ident -> field -> (mark params, Problem), the shape of engine/identify.find_duplicates.
+    """ident -> field -> (mark params, Problem), the shape of engine/identify.flag_exact_duplicates.
 
     `values`: ident -> valid normalised values of the new and changed rows. Each is compared with
     the live stored records sharing a block key and with the other rows of `values`; pairs an
@@ -147,7 +147,7 @@ def ensure_index(store: "Store", table: str, cfg: DedupeConfig) -> list["Rule"]:
     return rules
 
 
-def index_rows(store: "Store", layout: Layout, values: Iterable[str] | Mapping[str, object],
+def reindex_block_keys(store: "Store", layout: Layout, values: Iterable[str] | Mapping[str, object],
                deleted: Iterable[str] = ()) -> None:
     """Inside the commit: re-key the records just written (read back, so a partial update is
     keyed on the whole record) and drop the keys of deleted ones. Works for a layout without
@@ -195,7 +195,7 @@ def rescan_with_stats(store: "Store", layout: Layout) -> tuple[list[Pair], "Bloc
                          where="dedupe.block_on")
     records = store.records(layout.table, include_deleted=False)
     fit = len(records) >= FIT_MIN and not cfg.weights
-    pairs, stats = find_duplicates(records, cfg, fit=fit)
+    pairs, stats = scan_pairs(records, cfg, fit=fit)
     resolved = store.resolved_pairs(layout.table)
     return [p for p in pairs if frozenset((p.a, p.b)) not in resolved], stats
 

@@ -34,7 +34,7 @@ from ..rules import compile_rules
 from ..rules.checked import Checked
 from ..rules.prefetch import Prefetch
 from ..store import Store
-from .identify import SheetIndex, check_unique, find_duplicates, id_column, index_rows, later_partners
+from .identify import SheetIndex, check_unique, flag_exact_duplicates, id_column, index_sheet, later_partners
 
 log = logging.getLogger("sheetsync.engine")
 LEASE_SECONDS = lease.LEASE_SECONDS
@@ -193,7 +193,7 @@ def _run(ctx: RunContext) -> None:
     todo, known = merged_rows.divert(ctx, sheet, todo, known)
     checked = _validate(ctx, sheet, todo, checker, cols, known)
     ctx.hook("dedupe")
-    dupes = find_duplicates(ctx.store, ctx.layout, sheet, checked)
+    dupes = flag_exact_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = {}
     if dedupe_step.config(ctx.layout) is not None:  # only then: collecting every row's valid values is not free
         fuzzy = dedupe_step.fuzzy_duplicates(ctx.store, ctx.layout, sheet.rows,
@@ -229,7 +229,7 @@ def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: A
                                   hashing=not base and id_col is None)
     split = prefetch.hash_from if prefetch is not None else None  # the child hashes rows from here
     try:
-        sheet = index_rows(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
+        sheet = index_sheet(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
         delete_guard.hold(ctx, sheet, lambda idents: _not_deleted(ctx, deletable(ctx, idents)))
         ctx.result.rows_read = len(data.rows)
         todo = _select(ctx, sheet)

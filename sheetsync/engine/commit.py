@@ -68,7 +68,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                 res.deleted += 1
             marks.update({k: None for k in stored if k[0] == ident})
         planned.extend(merged_rows.removals(ctx, sheet, col1, data.sheet))
-        dedupe_step.index_rows(store, layout, [*(i for i, d in decisions.items()
+        dedupe_step.reindex_block_keys(store, layout, [*(i for i, d in decisions.items()
                                                  if not d.held_back and i not in ctx.merged), *new.idents],
                                deleted=sheet.deleted)
         problems.extend(delete_guard.problems(ctx))  # the sheet's own problem, opened or closed here

@@ -55,7 +55,7 @@ class SheetIndex:
     _cols: dict[str, int] = field(default_factory=dict)
 
     def set_hashes(self, hashes: Sequence[str]) -> None:
-        """Each row's hash, in sheet order (see index_rows' `hash_later`)."""
+        """Each row's hash, in sheet order (see index_sheet's `hash_later`)."""
         if len(hashes) != len(self.rows):
             raise ValueError(f"{len(hashes)} hashes for {len(self.rows)} rows")
         self.hashes = dict(zip(self.rows, hashes))
@@ -71,7 +71,7 @@ class SheetIndex:
         return raw
 
 
-def index_rows(data: SheetData, cols: Mapping[str, int], layout: Layout, checker: Any,
+def index_sheet(data: SheetData, cols: Mapping[str, int], layout: Layout, checker: Any,
                base: dict[str, BaseRow], id_col: int | None = None,
                new_id: Callable[[], str] = lambda: "R" + uuid.uuid4().hex[:12],
                hash_later: bool = False) -> SheetIndex:
@@ -213,7 +213,7 @@ def _idents(rows: list, cols: Mapping[str, int], keys: list[str], checker: Any) 
     return out
 
 
-def find_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Mapping[str, Any]
+def flag_exact_duplicates(store: Store, layout: Layout, sheet: SheetIndex, checked: Mapping[str, Any]
                     ) -> dict[str, dict[str, tuple[dict[str, Any], Problem]]]:
     """ident -> field -> (mark params, Problem) for rows that share an exact key with another row
     of the batch or a live stored record. Pairs are flagged, never merged."""
