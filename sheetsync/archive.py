@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,7 +75,7 @@ def archive(loaded: LoadedLayout, store: Store, connector: Any = None, dry_run: 
     An earlier archive's unfinished sheet work (a crash after its commit) is finished first."""
     layout = loaded.layout
     tests = condition_tests(loaded, now())
-    run_id = time.strftime("archive-%Y%m%dT%H%M%S", time.gmtime(now())) + "-" + uuid.uuid4().hex[:8]
+    run_id = lease.new_run_id(now(), "archive")
     found = store.archive_candidates(layout.table, tests)
     base = store.base(loaded.name)
     rows = {k: base[k].row for k in found if k in base and base[k].row}

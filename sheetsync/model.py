@@ -280,6 +280,8 @@ class Problem:
 
 
 RunOutcome = Literal["ok", "problems", "partial", "failed"]
+#: the process exit code for a run's outcome (`sync` and `run` both; 2 is a layout error)
+EXIT_FOR_OUTCOME: dict[str, int] = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
 
 
 @dataclass

@@ -19,13 +19,12 @@ import schedule
 from .errors import LayoutError, SheetsyncError, SourceBusy, SourceUnavailable
 from .layout import LoadedLayout
 from .layout_load import format_issue, layout_files, load_layout
-from .model import RunResult
+from .model import EXIT_FOR_OUTCOME, RunResult
 from .store import Store
 from .engine.run_support import damaged_store
 from .store.damage import damage
 
 log = logging.getLogger("sheetsync.scheduler")
-EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
 
 
 class RunAbandoned(SourceUnavailable):

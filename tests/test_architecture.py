@@ -191,3 +191,25 @@ def test_only_the_store_talks_to_sqlite():
     bad = [f"{i.source}:{i.line}" for i in all_imports()
            if i.target == "sqlite3" and not i.source.startswith("sheetsync.store")]
     assert bad == []
+
+
+#: concepts that lived twice (issue 14): each name is bound at module level in exactly one module
+ONE_HOME = {"EXIT_FOR_OUTCOME": "sheetsync.model", "LEASE_SECONDS": "sheetsync.engine.lease",
+            "UNSEEN": "sheetsync.text", "fold_header": "sheetsync.text", "new_run_id": "sheetsync.engine.lease"}
+
+
+def _module_level_names(name: str) -> set[str]:
+    found: set[str] = set()
+    for node in ast.parse(MODULES[name].read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found.update(t.id for t in targets if isinstance(t, ast.Name))
+    return found
+
+
+def test_each_shared_concept_is_defined_once():
+    homes = {concept: sorted(name for name in MODULES if concept in _module_level_names(name))
+             for concept in ONE_HOME}
+    assert homes == {concept: [home] for concept, home in ONE_HOME.items()}

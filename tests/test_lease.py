@@ -4,6 +4,7 @@ saved, and the store copies of killed restores removed (real folders, real dead 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -80,3 +81,13 @@ def test_only_restore_folders_of_gone_processes_are_removed(store, tmp_path: Pat
 def test_an_in_memory_store_has_no_folder_to_clean() -> None:
     with Store() as memory:
         assert lease.clean_restore_leftovers(memory) == []
+
+
+def test_one_run_id_shape_for_sync_archive_and_merge() -> None:
+    # engine, archive and `duplicates --merge` each rolled their own id; one helper now
+    now = 1_780_000_000.0  # 2026-05-28 UTC
+    sync, archive = lease.new_run_id(now), lease.new_run_id(now, "archive")
+    assert re.fullmatch(r"20260528T\d{6}-[0-9a-f]{8}", sync)
+    assert re.fullmatch(r"archive-20260528T\d{6}-[0-9a-f]{8}", archive)
+    assert lease.new_run_id(now, "merge").startswith("merge-20260528T")
+    assert len({lease.new_run_id(now) for _ in range(50)}) == 50  # one second, many processes

@@ -15,9 +15,9 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import LayoutError, SheetsyncError, SourceBusy, UsageError
+from ..model import EXIT_FOR_OUTCOME
 from .layouts import _expand, _store_for_dir, layouts_dir, resolve_layouts
 
-EXIT_FOR_OUTCOME = {"ok": 0, "problems": 1, "partial": 3, "failed": 4}
 #: the reader of our output went away (`sheetsync status | head -1`): what a shell reports for a
 #: process that SIGPIPE ended (128 + 13), as git does; said quietly, since nothing went wrong here
 EXIT_READER_GONE = 141

@@ -10,7 +10,6 @@ import getpass
 import json
 import sys
 import time
-import uuid
 from typing import Any
 
 from ..errors import UsageError
@@ -107,7 +106,8 @@ def _merge(store: Any, loaded: Any, keep: str, drop: str) -> int:
     found = _live(store, table, keep, drop)
     fields = [f for f in loaded.layout.columns if f in store.tables().get(table, {})]
     values = merged_values(found[keep], found[drop], fields)
-    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-merge-" + uuid.uuid4().hex[:8]
+    from ..engine.lease import new_run_id
+    run_id = new_run_id(time.time(), "merge")
     with store.transaction():
         store.merge_records(table, keep, drop, values, run_id, actor=_actor(), layout=loaded.name)
         store.close_duplicate_problems(loaded.name, keep, drop)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import time
-import uuid
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,6 @@ from ..store import Store
 from .identify import SheetIndex, check_unique, flag_exact_duplicates, id_column, index_sheet, later_partners
 
 log = logging.getLogger("sheetsync.engine")
-LEASE_SECONDS = lease.LEASE_SECONDS
 _NONE: Mapping = MappingProxyType({})  # an empty default, not built per row
 VALIDATE_CHUNK = 10_000  # rows checked between progress updates
 STEPS = ("lease", "replay", "read", "detect", "validate", "dedupe", "reconcile", "commit", "apply", "finish")
@@ -95,7 +93,7 @@ def sync_once(layout: LoadedLayout | str | Path, *, store: Store | None = None,
         store = store or open_store(loaded)
     except SheetsyncError as exc:
         raise run_support.damaged_store(loaded, exc) or exc from None
-    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(clock())) + "-" + uuid.uuid4().hex[:8]
+    run_id = lease.new_run_id(clock())
     result = RunResult(layout=loaded.name, run_id=run_id)
     started = time.perf_counter()
     try:

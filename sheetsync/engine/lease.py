@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,6 +23,14 @@ LEASE_SECONDS = 15 * 60
 RESTORE_PREFIX = ".sheetsync-restore-"
 #: a restore folder of an older sheetsync names no process: it is left alone this long
 OLD_FOLDER_SECONDS = 60 * 60
+
+
+def new_run_id(now: float, kind: str = "") -> str:
+    """The one shape of a run id (sync, archive, merge): `[kind-]YYYYMMDDTHHMMSS-xxxxxxxx`, UTC
+    time first so a sync's ids sort by start, eight random hex digits so two runs in one second
+    of two processes never share one (the lease holder and the history rows name it)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}" if kind else f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
 def holder_of(run_id: str) -> str:
