@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from .layout import Alerts, EmailTarget, LoadedLayout, WebhookTarget, duration_seconds
 from .layout_load import load_alerts_file
+from .retry import GaveUp, parse_retry_after, retry_call
 from .store import Store
 
 log = logging.getLogger("sheetsync.alerts")
@@ -258,36 +259,44 @@ def deliver_alert(alert: Alert, cfg: Alerts, env: Mapping[str, str],
 
 def post_webhook(target: WebhookTarget, payload: dict[str, Any], env: Mapping[str, str],
                  sleep: Callable[[float], None] = time.sleep) -> str | None:
-    """JSON POST with a timeout; retries 5xx, 429 and network errors a bounded number of times."""
+    """JSON POST with a timeout, through the one bounded retry (sheetsync/retry.py): 5xx, 429 and
+    network errors are tried again `retries` times, without jitter (one alert, no crowd)."""
     headers = {"Content-Type": "application/json", "User-Agent": "sheetsync-alerts",
                **target.headers, **{h: env.get(v, "") for h, v in target.headers_env.items()}}
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     host = urlsplit(target.url).netloc.rpartition("@")[2]
-    error = ""
-    for attempt in range(target.retries + 1):
-        wait = min(0.5 * 2 ** attempt, MAX_RETRY_AFTER)
-        try:
-            req = urllib.request.Request(target.url, data=body, headers=headers, method="POST")
-            with urllib.request.urlopen(req, timeout=target.timeout) as resp:
-                resp.read(65536)
-            return None
-        except urllib.error.HTTPError as exc:
-            error = f"webhook {host} answered HTTP {exc.code}"
-            if exc.code != 429 and exc.code < 500:
-                return error
-            wait = _retry_after(exc.headers.get("Retry-After"), wait)
-        except (urllib.error.URLError, OSError) as exc:
-            error = f"webhook {host} unreachable: {type(getattr(exc, 'reason', exc)).__name__}"
-        if attempt < target.retries:
-            sleep(wait)
-    return error
 
+    def post() -> None:
+        req = urllib.request.Request(target.url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=target.timeout) as resp:
+            resp.read(65536)
 
-def _retry_after(value: str | None, default: float) -> float:
     try:
-        return max(0.0, min(float(value), MAX_RETRY_AFTER)) if value else default
-    except ValueError:
-        return default
+        retry_call(post, transient=_webhook_transient, wait_hint=_webhook_retry_after,
+                   max_tries=target.retries + 1, sleep=sleep, base=0.5, cap=MAX_RETRY_AFTER, rng=lambda: 1.0)
+        return None
+    except GaveUp as gave:
+        return _webhook_error(host, gave.last)
+    except urllib.error.HTTPError as exc:  # a 4xx other than 429: trying again changes nothing
+        return _webhook_error(host, exc)
+
+
+def _webhook_transient(exc: BaseException) -> bool:
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code == 429 or exc.code >= 500
+    return isinstance(exc, (urllib.error.URLError, OSError))
+
+
+def _webhook_retry_after(exc: BaseException) -> float | None:
+    headers = getattr(exc, "headers", None) if isinstance(exc, urllib.error.HTTPError) else None
+    asked = parse_retry_after(headers.get("Retry-After")) if headers is not None else None
+    return None if asked is None else min(asked, MAX_RETRY_AFTER)
+
+
+def _webhook_error(host: str, exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"webhook {host} answered HTTP {exc.code}"
+    return f"webhook {host} unreachable: {type(getattr(exc, 'reason', exc)).__name__}"
 
 
 def send_email(target: EmailTarget, alert: Alert, env: Mapping[str, str]) -> str | None:

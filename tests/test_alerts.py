@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,6 +37,7 @@ class Hook:
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
         self.codes: list[int] = []
+        self.retry_after = "2"
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,7 +48,7 @@ class Hook:
                 code = hook.codes.pop(0) if hook.codes else 200
                 self.send_response(code)
                 if code == 429:
-                    self.send_header("Retry-After", "2")
+                    self.send_header("Retry-After", hook.retry_after)
                 self.end_headers()
 
             def log_message(self, *args) -> None:
@@ -217,6 +220,20 @@ def test_webhook_retries_are_bounded_and_honour_retry_after(hook):
     assert error == f"webhook 127.0.0.1:{hook.server.server_port} answered HTTP 500" and len(hook.bodies) == 6
     hook.codes = [404]
     assert "HTTP 404" in post_webhook(target, {}, {}, slept.append) and len(hook.bodies) == 7  # no retry
+
+
+def test_webhook_honours_retry_after_given_as_an_http_date(hook):
+    # alerts kept their own copy of the retry and read Retry-After only as seconds: a date fell
+    # back to 0.5 s; the one retry module reads both forms (and caps the wait at 30 s)
+    slept: list[float] = []
+    hook.retry_after = email.utils.formatdate(time.time() + 20, usegmt=True)
+    hook.codes = [429]
+    assert post_webhook(WebhookTarget(url=hook.url, retries=1, timeout=5), {"a": 1}, {}, slept.append) is None
+    assert len(hook.bodies) == 2 and len(slept) == 1 and 15 <= slept[0] <= 20
+    hook.retry_after = email.utils.formatdate(time.time() + 600, usegmt=True)
+    hook.codes = [429]
+    assert post_webhook(WebhookTarget(url=hook.url, retries=1, timeout=5), {"a": 1}, {}, slept.append) is None
+    assert slept[1] == 30.0
 
 
 def test_an_undelivered_alert_is_tried_again_after_the_next_run(tmp_path, hook):

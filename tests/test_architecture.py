@@ -13,9 +13,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sheetsync"
 #: lowest floor first; a module may import its own floor or lower ones, never a higher one.
 #: An entry names a module or a package (the package covers everything under it).
 FLOORS: list[tuple[str, ...]] = [
-    # text: the one table of unseen characters and the header fold (rules, connectors, checks)
+    # text: the one table of unseen characters and the header fold (rules, connectors, checks);
+    # retry: the one bounded retry (the Google Sheets connector and alert webhooks)
     ("sheetsync", "sheetsync.errors", "sheetsync.model", "sheetsync.messages", "sheetsync.fileio",
-     "sheetsync.logs", "sheetsync.progress", "sheetsync.text"),
+     "sheetsync.logs", "sheetsync.progress", "sheetsync.text", "sheetsync.retry"),
     # backup.crypto is a leaf (key format, AES-GCM; errors only): layout_checks uses it to refuse
     # `encrypt: true` without a readable key at `check` time, so it sits here, not with backup
     ("sheetsync.rules", "sheetsync.connectors", "sheetsync.testing", "sheetsync.backup.crypto"),
@@ -31,7 +32,8 @@ FLOORS: list[tuple[str, ...]] = [
 #: third-party packages that belong to one connector, never to the engine
 CONNECTOR_LIBRARIES = {"openpyxl", "gspread", "xlwings", "python_calamine", "google"}
 #: what a connector may import from sheetsync besides its own package
-CONNECTOR_MAY_USE = {"sheetsync.errors", "sheetsync.model", "sheetsync.fileio", "sheetsync.text"}
+CONNECTOR_MAY_USE = {"sheetsync.errors", "sheetsync.model", "sheetsync.fileio", "sheetsync.text",
+                     "sheetsync.retry"}
 
 
 class Import(NamedTuple):
@@ -195,7 +197,8 @@ def test_only_the_store_talks_to_sqlite():
 
 #: concepts that lived twice (issue 14): each name is bound at module level in exactly one module
 ONE_HOME = {"EXIT_FOR_OUTCOME": "sheetsync.model", "LEASE_SECONDS": "sheetsync.engine.lease",
-            "UNSEEN": "sheetsync.text", "fold_header": "sheetsync.text", "new_run_id": "sheetsync.engine.lease"}
+            "UNSEEN": "sheetsync.text", "fold_header": "sheetsync.text", "new_run_id": "sheetsync.engine.lease",
+            "parse_retry_after": "sheetsync.retry", "_retry_after": None}
 
 
 def _module_level_names(name: str) -> set[str]:
@@ -212,4 +215,4 @@ def _module_level_names(name: str) -> set[str]:
 def test_each_shared_concept_is_defined_once():
     homes = {concept: sorted(name for name in MODULES if concept in _module_level_names(name))
              for concept in ONE_HOME}
-    assert homes == {concept: [home] for concept, home in ONE_HOME.items()}
+    assert homes == {concept: [home] if home else [] for concept, home in ONE_HOME.items()}

@@ -1,4 +1,5 @@
-"""Bounded retry: backoff with jitter, Retry-After, deadline, and no blind re-send of writes."""
+"""Bounded retry: the shared loop (sheetsync/retry.py) and the Google Sheets side of it
+(connectors/gsheets/retry.py): backoff with jitter, Retry-After, deadline, no blind re-send of writes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +9,7 @@ import requests
 
 from sheetsync.connectors.gsheets.retry import AmbiguousWrite, call_with_retry, not_sent, retry_after
 from sheetsync.errors import SourceUnavailable
+from sheetsync.retry import GaveUp, parse_retry_after, retry_call
 
 
 class FakeClock:
@@ -113,3 +115,40 @@ def test_write_is_resent_after_429_and_unsent_connection_failure() -> None:
     assert run(fn, FakeClock(), idempotent=False) == "ok"
     assert len(calls) == 3
     assert not_sent(refused) and not not_sent(requests.exceptions.ConnectionError("Connection aborted."))
+
+
+# -- the shared loop (sheetsync/retry.py) --------------------------------------------------------
+
+def test_retry_call_raises_a_failure_not_worth_another_try_at_once() -> None:
+    clock = FakeClock()
+    fn, calls = flaky([KeyError("x"), KeyError("y")])
+    with pytest.raises(KeyError):
+        retry_call(fn, transient=lambda e: isinstance(e, OSError), max_tries=5, sleep=clock.sleep,
+                   base=1, cap=8, rng=lambda: 1.0, clock=clock)
+    assert len(calls) == 1 and clock.sleeps == []
+
+
+def test_retry_call_backs_off_honours_the_hint_and_gives_up_after_max_tries() -> None:
+    clock = FakeClock()
+    fn, calls = flaky([OSError("a"), OSError("b"), OSError("c"), OSError("d")])
+    with pytest.raises(GaveUp) as info:
+        retry_call(fn, transient=lambda e: True, max_tries=3, sleep=clock.sleep, base=1, cap=3,
+                   wait_hint=lambda e: 5.0 if str(e) == "b" else None, rng=lambda: 1.0, clock=clock)
+    assert (info.value.tries, str(info.value.last)) == (3, "c")
+    assert len(calls) == 3 and clock.sleeps == [1.0, 5.0]  # 1*2**0, then the hint beats 1*2**1
+
+
+def test_retry_call_stops_before_a_wait_past_the_deadline() -> None:
+    clock = FakeClock()
+    fn, calls = flaky([OSError("a")] * 9)
+    with pytest.raises(GaveUp) as info:
+        retry_call(fn, transient=lambda e: True, max_tries=9, sleep=clock.sleep, base=2, cap=100,
+                   rng=lambda: 1.0, clock=clock, deadline=5.0)
+    assert info.value.tries == 2 and clock.sleeps == [2.0]  # the next wait (4 s) would end at 6 s
+
+
+def test_parse_retry_after_seconds_date_and_garbage() -> None:
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    assert parse_retry_after("7") == 7.0 and parse_retry_after("-3") == 0.0
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:09 GMT", now=lambda: now) == 9.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None

@@ -1,4 +1,5 @@
-"""Bounded retry for Google API calls: backoff with full jitter, Retry-After, a per-run deadline.
+"""Google API calls through the one bounded retry (sheetsync/retry.py): which failures are
+transient, and which writes may not be re-sent.
 
 gspread's BackOffHTTPClient retries forever, ignores Retry-After and re-sends a POST after a
 5xx; here a non-idempotent request is re-sent only when Google cannot have acted on it (the
@@ -8,12 +9,12 @@ re-read before deciding.
 from __future__ import annotations
 
 import datetime as _dt
-import email.utils
 from typing import Callable, TypeVar
 
 import requests
 
 from ...errors import SourceUnavailable
+from ...retry import GaveUp, parse_retry_after, retry_call
 
 T = TypeVar("T")
 
@@ -63,18 +64,7 @@ def retry_after(exc: BaseException, now: Callable[[], _dt.datetime] | None = Non
     """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date)."""
     response = getattr(exc, "response", None)
     value = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = now() if now else _dt.datetime.now(_dt.timezone.utc)
-    return max(0.0, (when - current).total_seconds())
+    return parse_retry_after(value, now)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -92,20 +82,17 @@ def call_with_retry(fn: Callable[[], T], *, deadline: float, max_tries: int = 6,
     Raises the original exception for terminal errors (403, 404, 400...), AmbiguousWrite when a
     non-idempotent call failed after it may have been processed, and SourceUnavailable on giving up.
     """
-    last: BaseException | None = None
-    for attempt in range(max_tries):
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - classified just below
-            if not _transient(exc):
-                raise
-            if not idempotent and status_of(exc) != 429 and not not_sent(exc):
-                raise AmbiguousWrite(exc) from None
-            last = exc
-        wait = max(rng() * min(cap, base * 2 ** attempt), retry_after(last) or 0.0)
-        if attempt + 1 >= max_tries or clock() + wait > deadline:
-            break
-        sleep(wait)
-    raise SourceUnavailable(f"{what} failed after {attempt + 1} tries: {describe(last)}",
-                            hint="Google Sheets is busy or unreachable; the run ends partial and "
-                                 "the next run finishes the work (quota: 60 requests/min/user)")
+    def worth_another_try(exc: BaseException) -> bool:
+        if not _transient(exc):
+            return False
+        if not idempotent and status_of(exc) != 429 and not not_sent(exc):
+            raise AmbiguousWrite(exc) from None
+        return True
+
+    try:
+        return retry_call(fn, transient=worth_another_try, wait_hint=retry_after, max_tries=max_tries,
+                          sleep=sleep, base=base, cap=cap, rng=rng, clock=clock, deadline=deadline)
+    except GaveUp as gave:
+        raise SourceUnavailable(f"{what} failed after {gave.tries} tries: {describe(gave.last)}",
+                                hint="Google Sheets is busy or unreachable; the run ends partial and "
+                                     "the next run finishes the work (quota: 60 requests/min/user)") from None
