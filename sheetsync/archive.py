@@ -184,7 +184,7 @@ def write_copy(loaded: LoadedLayout, store: Store, connector: Any, run_id: str) 
     records = [r for r in store.archived(loaded.layout.archive_table)
                if kind != "csv" or r.get("archive_run") == run_id]
     header, values = archive_rows(loaded, records)
-    path = getattr(connector, "path", None)
+    path = connector.path
     if kind == "csv" and path is not None:
         return str(write_csv(Path(path), header, values, loaded.layout.source.encoding))
     if not connector.capabilities.report_tab:

@@ -9,7 +9,7 @@ import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, Union, runtime_checkable
 
 from ..errors import MissingExtra, UsageError
 from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, row_hash
@@ -52,9 +52,20 @@ class Capabilities:
     typed: bool = True  # cells hold numbers, dates, booleans (a Patch's value_type is honoured)
 
 
+#: turns a path from a layout's `source:` into an absolute one (relative to the layout's folder)
+Resolve = Callable[[Union[str, None]], Union[Path, None]]
+
+
 @runtime_checkable
 class Connector(Protocol):
+    """The whole contract between the engine and a source: the engine uses nothing else."""
+
     capabilities: Capabilities
+    path: Path | None  # the local file, if the source is one (archive writes a CSV's tab beside it)
+
+    @classmethod
+    def from_source(cls, source: Any, resolve: Resolve) -> "Connector":
+        """Build the connector a layout's `source:` describes."""
 
     def read(self) -> SheetData:
         """Read the header and every data row. Raises SourceError, SourceBusy, SourceUnavailable."""
@@ -62,7 +73,6 @@ class Connector(Protocol):
     def apply(self, patches: Sequence[Patch], *, report: ReportTab | None = None,
               expected: str | None = None) -> Applied:
         """Apply patches (and rewrite the report tab) in as few writes as the source allows.
-
         `expected` is the fingerprint of the read the patches were computed from: a connector
         that cannot check single cells refuses with SourceChanged if the source moved on.
         Patches whose cell or anchor no longer matches are returned as deferred, not applied.
@@ -70,6 +80,26 @@ class Connector(Protocol):
 
     def snapshot(self) -> bytes:
         """The source's current bytes (a file) or canonical JSON of its values (a remote sheet)."""
+
+    def unchanged_since(self, fingerprint: str) -> bool:
+        """True only when the source certainly still is the read with that fingerprint (a run may
+        then skip reading it); False when unsure."""
+
+    def call_counts(self) -> tuple[int, int] | None:
+        """(Sheets, Drive) requests made so far by a remote source; None for one that makes none."""
+
+
+class ConnectorBase:
+    """The protocol's defaults, so that a connector writes only what it can do: no local file,
+    no cheap unchanged check, no API calls to count."""
+
+    path: Path | None = None
+
+    def unchanged_since(self, fingerprint: str) -> bool:
+        return False
+
+    def call_counts(self) -> tuple[int, int] | None:
+        return None
 
 
 def connector_class(kind: str) -> type:
@@ -167,25 +197,11 @@ def is_our_note(text: str | None) -> bool:
 
 
 def from_source(source: Any, base_dir: Path) -> Connector:
-    """Build the connector a layout's `source:` describes; relative paths are from the layout's folder."""
+    """Build the connector a layout's `source:` describes (its class from REGISTRY, which reads
+    its own options); relative paths are from the layout's folder."""
     def resolve(p: str | None) -> Path | None:
         if p is None:
             return None
         path = Path(p).expanduser()
         return path if path.is_absolute() else base_dir / path
-
-    kind = source.kind
-    if kind == "xlsx":
-        return open_connector(kind, path=resolve(source.path), sheet=source.sheet, header_row=source.header_row,
-                              allow_feature_loss=source.allow_feature_loss, totals_row=source.totals_row)
-    if kind == "csv":
-        return open_connector(kind, path=resolve(source.path), header_row=source.header_row,
-                              encoding=source.encoding, delimiter=source.delimiter)
-    if kind == "gsheets":
-        return open_connector(kind, spreadsheet_id=source.spreadsheet_id, url=source.url, sheet=source.sheet,
-                              header_row=source.header_row, credentials=resolve(source.credentials),
-                              endpoint=source.endpoint)
-    if kind == "excel":
-        return open_connector(kind, path=resolve(source.path), sheet=source.sheet, header_row=source.header_row,
-                              save=source.save)
-    return open_connector(kind, name=source.name)
+    return connector_class(source.kind).from_source(source, resolve)

@@ -11,7 +11,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import SourceError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text, split_removals
@@ -128,6 +128,11 @@ class CsvConnector(LocalFile):
         self.header_row = header_row
         self.encoding = encoding
         self.delimiter = delimiter
+
+    @classmethod
+    def from_source(cls, source: Any, resolve: Callable) -> "CsvConnector":
+        return cls(resolve(source.path), header_row=source.header_row, encoding=source.encoding,
+                   delimiter=source.delimiter)
 
     @property
     def report_path(self) -> Path:

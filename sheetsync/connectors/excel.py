@@ -10,12 +10,12 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import MissingExtra, SourceBusy, SourceError
 from ..model import (Applied, CellValue, Patch, ReportTab, SheetData, SheetRow, canonical_text, split_removals,
                      typed_value)
-from . import Capabilities, is_our_note, merge_note, remove_note, row_unchanged, values_snapshot
+from . import Capabilities, ConnectorBase, is_our_note, merge_note, remove_note, row_unchanged, values_snapshot
 
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
@@ -53,7 +53,7 @@ def _formula_cells(used: Any, grid: list) -> frozenset[tuple[int, int]]:
                      if isinstance(text, str) and text.startswith("=") and text != grid[i][j])
 
 
-class ExcelConnector:
+class ExcelConnector(ConnectorBase):
     """Reads/patches one worksheet of a workbook open in Excel; `app` injects a fake in tests."""
 
     capabilities = Capabilities(fills=True, notes=True, report_tab=True, remote=False)
@@ -62,6 +62,10 @@ class ExcelConnector:
                  save: bool = False, app: Any = None) -> None:
         self.path, self.sheet, self.header_row = Path(path), sheet, header_row
         self.save, self.app = save, app
+
+    @classmethod
+    def from_source(cls, source: Any, resolve: Callable) -> "ExcelConnector":
+        return cls(resolve(source.path), sheet=source.sheet, header_row=source.header_row, save=source.save)
 
     # --- attaching -----------------------------------------------------------------------
     def _book(self) -> Any:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from ..errors import SourceBusy, SourceChanged, SourceError, SourceUnavailable
 from ..model import Applied, CellValue, Patch, ReportTab, SheetData, canonical_text, split_removals, typed_value
-from . import Capabilities, default_mark_colours, is_our_note, merge_note, remove_note, row_unchanged, still_applies
+from . import Capabilities, ConnectorBase, default_mark_colours, is_our_note, merge_note, remove_note, row_unchanged, still_applies
 from .grid import rows_from_grid
 
 Cell = tuple[int, int]
@@ -104,8 +104,11 @@ class MemoryBook:
         return [[] for _ in range(self.header_row - 1)] + [list(self.header)] + [list(r) for r in self.rows]
 
 
-class MemoryConnector:
+class MemoryConnector(ConnectorBase):
     """Connector over a MemoryBook, counting reads and applies and obeying its failure knobs."""
+
+    #: a remote sheet's by default; a test hands in others (a CSV-like source without fills)
+    capabilities = Capabilities(fills=True, notes=True, report_tab=True, remote=True)
 
     def __init__(self, book: MemoryBook | None = None, *, name: str | None = None,
                  capabilities: Capabilities | None = None, **_ignored: Any) -> None:
@@ -115,8 +118,11 @@ class MemoryConnector:
                                   hint="set source.name to a registered MemoryBook")
             book = MemoryBook.lookup(name)
         self.book = book
-        self.capabilities = capabilities or Capabilities(fills=True, notes=True, report_tab=True,
-                                                         remote=True)
+        self.capabilities = capabilities or type(self).capabilities
+
+    @classmethod
+    def from_source(cls, source: Any, resolve: Callable) -> "MemoryConnector":
+        return cls(name=source.name)
 
     @property
     def _where(self) -> str:

@@ -125,7 +125,7 @@ def _leased_run(ctx: RunContext, started: float) -> None:
     log.info("run started")
     gc_was_on = gc.isenabled()
     gc.disable()  # a run allocates millions of small objects and frees them all at its end
-    calls = run_support.calls(ctx.connector)
+    calls = ctx.connector.call_counts()
     try:
         _run(ctx)
     except (SourceBusy, SourceChanged, SourceUnavailable) as exc:
@@ -147,7 +147,7 @@ def _leased_run(ctx: RunContext, started: float) -> None:
         if gc_was_on:
             gc.enable()
         if calls is not None:
-            now_calls = run_support.calls(ctx.connector)
+            now_calls = ctx.connector.call_counts()
             result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
         result.seconds = time.perf_counter() - started
         _finish(store, name, holder, result, ctx.problems)

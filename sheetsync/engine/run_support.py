@@ -41,13 +41,6 @@ def env_hook() -> Callable[[str], None]:
     return kill
 
 
-def calls(connector: Any) -> tuple[int, int] | None:
-    """(Sheets, Drive) requests so far, for connectors that count them (remote ones)."""
-    if not hasattr(connector, "api_calls"):
-        return None
-    return int(connector.api_calls), int(getattr(connector, "drive_calls", 0))
-
-
 def state_marks(ctx: "RunContext") -> dict[str, str]:
     """What must be equal for a run to skip comparing rows: the layout and the store table."""
     layout_json = ctx.layout.model_dump_json()
@@ -59,9 +52,8 @@ def source_unchanged(ctx: "RunContext") -> bool:
     """True when the source is exactly as sheetsync last left it and nothing else moved: same
     fingerprint (a file hash, a Drive version), same layout, no store change, empty outbox,
     and no backup left to retry."""
-    check = getattr(ctx.connector, "unchanged_since", None)
     last = ctx.store.get_meta(ctx.name, "fingerprint")
-    if check is None or not last or ctx.result.replayed or ctx.store.outbox(ctx.name) \
+    if not last or ctx.result.replayed or ctx.store.outbox(ctx.name) \
             or ctx.store.get_meta(ctx.name, BACKUP_FAILED):
         return False
     try:
@@ -69,7 +61,7 @@ def source_unchanged(ctx: "RunContext") -> bool:
             return False
     except Exception:  # the table does not exist yet
         return False
-    return bool(check(last))
+    return bool(ctx.connector.unchanged_since(last))
 
 
 def remember_source_state(ctx: "RunContext", fingerprint: str | None) -> None:

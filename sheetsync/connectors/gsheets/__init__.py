@@ -27,7 +27,7 @@ from gspread.exceptions import APIError
 from ...errors import SourceError, SourceUnavailable
 from ...model import (Applied, Patch, ReportTab, SheetData, SheetRow, canonical_text,
                      column_letter, split_removals, typed_value)
-from .. import Capabilities, is_our_note, merge_note, remove_note, values_snapshot
+from .. import Capabilities, ConnectorBase, is_our_note, merge_note, remove_note, values_snapshot
 from .auth import make_session
 from .cells import EPOCH, _grid_cells, _quote, cell_value  # noqa: F401 (EPOCH, cell_value: used by callers of this module)
 from .retry import DEFAULT_TIMEOUT, AmbiguousWrite, call_with_retry, describe, status_of
@@ -106,7 +106,7 @@ def _spreadsheet_id(spreadsheet_id: str | None, url: str | None) -> str:
     return m.group(1)
 
 
-class GSheetsConnector:
+class GSheetsConnector(ConnectorBase):
     """Reads and patches one worksheet of a Google Sheet through gspread's HTTP client.
 
     `endpoint` (or SHEETSYNC_SHEETS_ENDPOINT) points it at the emulator, no credentials needed.
@@ -138,6 +138,16 @@ class GSheetsConnector:
         self._drive: dict[str, Any] | None = None
         self._sheet_id: int | None = None
         self._tabs: dict[str, int] = {}
+
+    @classmethod
+    def from_source(cls, source: Any, resolve: Callable) -> "GSheetsConnector":
+        return cls(spreadsheet_id=source.spreadsheet_id, url=source.url, sheet=source.sheet,
+                   header_row=source.header_row, credentials=resolve(source.credentials),
+                   endpoint=source.endpoint)
+
+    def call_counts(self) -> tuple[int, int]:
+        """Sheets and Drive requests so far (two quotas, counted apart)."""
+        return self.api_calls, self.drive_calls
         self._formulas: frozenset[tuple[int, int]] = frozenset()
 
     # --- HTTP ----------------------------------------------------------------------------

@@ -114,6 +114,11 @@ class XlsxConnector(LocalFile):
         self.allow_feature_loss = allow_feature_loss
         self.totals_row = totals_row
 
+    @classmethod
+    def from_source(cls, source: Any, resolve: Callable) -> "XlsxConnector":
+        return cls(resolve(source.path), sheet=source.sheet, header_row=source.header_row,
+                   allow_feature_loss=source.allow_feature_loss, totals_row=source.totals_row)
+
     def _where(self, sheet: str | None = None) -> str:
         return f"{self.path}[{sheet}]" if sheet else str(self.path)
 

@@ -14,6 +14,7 @@ from xml.sax.saxutils import unescape
 
 from ...errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
 from ...model import CellError, UncalculatedFormula
+from .. import ConnectorBase
 from ..safe_write import atomic_write, fingerprint, real_path  # noqa: F401  (atomic_write: its old home)
 
 log = logging.getLogger(__name__)
@@ -322,7 +323,7 @@ def lock_files(path: Path) -> list[Path]:
     return [p for p in candidates if p.exists()]
 
 
-class LocalFile:
+class LocalFile(ConnectorBase):
     """What the xlsx and CSV connectors share: a file's bytes as its snapshot, its hash as its
     fingerprint, and the checks before a write (not open in an editor, unchanged since read)."""
 
