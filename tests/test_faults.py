@@ -701,3 +701,62 @@ def test_a_workbook_only_openpyxl_could_write_and_would_damage_is_refused_before
     sheet.layout.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     run = sync_once(sheet.layout)
     assert run.outcome == "problems" and run.inserted == 12 and run.patches_applied > 0
+
+
+# -- a column renamed or deleted in the sheet: its stored values are kept, never read as empty -----
+
+MISSING_COLUMNS = {"id": {"header": "ID", "required": True}, "name": {"header": "Name"},
+                   "email": {"header": "Email", "type": "email"},
+                   "limit": {"header": "Limit", "type": "integer", "protected": True}}
+
+
+def write_sheet(sheet: SheetFixture, rows: list[list]) -> None:
+    """A person saves the whole sheet (header included) as `rows`."""
+    if sheet.kind == "csv":
+        sheet._write_csv(rows)
+        return
+    import openpyxl
+    wb = openpyxl.Workbook()
+    wb.active.title = TAB
+    for r in rows:
+        wb.active.append(r)
+    wb.save(sheet.path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+@pytest.mark.parametrize("header", [["ID", "Name", "E-mail address", "Limit"], ["ID", "Name"]])
+def test_a_renamed_or_deleted_column_keeps_its_stored_values_and_says_so(tmp_path, hook, kind, header):
+    sheet = SheetFixture(kind, tmp_path, [], extra={"columns": MISSING_COLUMNS, "language": "zh",
+                                                    "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
+    people = [["C001", "Ann", "ann@x.com", 100], ["C002", "Bob", "bob@x.com", 200]]
+    write_sheet(sheet, [["ID", "Name", "Email", "Limit"], *people])
+    assert sheetsync_cmd("sync", str(sheet.layout)).returncode == 0
+    before = store_state(sheet.db)
+    write_sheet(sheet, [header, *([p[:len(header)] for p in people])])
+    sheet.edit(2, 2, "Ann B")  # a person renames one customer
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    run = json_run(proc)
+    assert proc.returncode == 1 and run["outcome"] == "problems", proc.stdout + proc.stderr
+    gone = [f for f in ("email", "limit") if MISSING_COLUMNS[f]["header"] not in header]
+    assert "not found in the sheet: their stored values are kept" in run["message"]
+    after = store_state(sheet.db)
+    assert after["records"]["C001"] == {**before["records"]["C001"], "name": "Ann B"}
+    assert after["records"]["C002"] == before["records"]["C002"]
+    assert after["history"]["C001"] == [*before["history"]["C001"], ("name", "Ann", "Ann B", "update")]
+    assert after["problems"] == [("", f, "column_missing") for f in gone]
+    report = (tmp_path / "customers.sheetsync.csv").read_text(encoding="utf-8-sig") if kind == "csv" else \
+        "".join(str(c.value) for row in __import__("openpyxl").load_workbook(sheet.path)["sheetsync"].iter_rows()
+                for c in row)
+    assert "本表中找不到列 Email（可能被改名或删除），sheetsync 保留了该列已存储的值" in report
+    status = sheetsync_cmd("status", str(sheet.layout))
+    assert "column_missing" in status.stdout, status.stdout
+    alerts = [b for b in hook.bodies if b["kind"] == "column_missing"]
+    assert len(alerts) == 1 and alerts[0]["state"] == "firing" and "Email" in alerts[0]["detail"]
+    # the header put back: the problem closes, an edit made meanwhile is taken, no false conflict
+    write_sheet(sheet, [["ID", "Name", "Email", "Limit"], ["C001", "Ann B", "ann@x.com", 100],
+                        ["C002", "Bob", "bob2@x.com", 200]])
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    final = store_state(sheet.db)
+    assert final["problems"] == [] and final["records"]["C002"]["email"] == "bob2@x.com"
+    assert final["records"]["C001"]["email"] == "ann@x.com" and final["records"]["C001"]["limit"] == 100
