@@ -760,3 +760,22 @@ def test_a_renamed_or_deleted_column_keeps_its_stored_values_and_says_so(tmp_pat
     final = store_state(sheet.db)
     assert final["problems"] == [] and final["records"]["C002"]["email"] == "bob2@x.com"
     assert final["records"]["C001"]["email"] == "ann@x.com" and final["records"]["C001"]["limit"] == 100
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_protected_value_first_typed_invalid_then_fixed_is_taken_not_blanked(tmp_path, kind):
+    columns = {**MISSING_COLUMNS, "limit": {**MISSING_COLUMNS["limit"], "min": 0}}
+    sheet = SheetFixture(kind, tmp_path, [], extra={"columns": columns})
+    write_sheet(sheet, [["ID", "Name", "Email", "Limit"], ["C001", "Ann", "ann@x.com", 100],
+                        ["C002", "Bob", "bob@x.com", -100]])
+    sync_once(sheet.layout)
+    assert store_state(sheet.db)["records"]["C002"]["limit"] is None  # invalid: nothing stored
+    sheet.edit(3, 4, 150)  # a person fixes the value
+    sheet.edit(2, 4, 999)  # and edits a validly stored one: still reverted
+    res = sync_once(sheet.layout)
+    state = store_state(sheet.db)
+    assert state["records"]["C002"]["limit"] == 150 and ("limit", None, "150", "update") in state["history"]["C002"]
+    assert state["records"]["C001"]["limit"] == 100 and res.protected == 1
+    cells = sheet.cells()
+    assert cells[(3, 4)][0] == "150" and cells[(2, 4)][0] == "100"
+    assert ("C002", "limit", "invalid") not in state["problems"]
