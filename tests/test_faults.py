@@ -779,3 +779,48 @@ def test_a_protected_value_first_typed_invalid_then_fixed_is_taken_not_blanked(t
     cells = sheet.cells()
     assert cells[(3, 4)][0] == "150" and cells[(2, 4)][0] == "100"
     assert ("C002", "limit", "invalid") not in state["problems"]
+
+
+# -- file modes: files made for people follow the umask, a rebuilt store keeps its mode ------------
+
+@contextmanager
+def umask(mask: int):
+    old = os.umask(mask)  # the sheetsync child inherits it
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_files_made_for_people_get_the_umask_mode_and_sit_beside_a_links_target(tmp_path):
+    shared = SheetFixture("csv", tmp_path / "share", customer_rows())
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / shared.path.name).symlink_to(shared.path)
+    layout = work / "customers.yaml"
+    layout.write_text(shared.layout.read_text(encoding="utf-8"), encoding="utf-8")
+    with umask(0o002):
+        proc = sheetsync_cmd("sync", str(layout))
+        assert proc.returncode == 1, proc.stderr
+        report = shared.folder / "customers.sheetsync.csv"  # beside the shared file, for everyone using it
+        assert report.stat().st_mode & 0o777 == 0o664 and not (work / report.name).exists()
+        snap = manifests(work / "backups")[-1]["id"]
+        proc = sheetsync_cmd("snapshots", "restore", snap, "--layout", "customers", "--layouts-dir", str(work))
+        assert proc.returncode == 0, proc.stderr
+    copies = list(shared.folder.glob(f"*.restored-{snap}*")) + list(work.glob(f"*.restored-{snap}*"))
+    assert len(copies) == 1 and copies[0].stat().st_mode & 0o777 == 0o664
+
+
+def test_a_store_rebuilt_by_restore_replace_keeps_its_file_mode(tmp_path):
+    sheet = edited(SheetFixture("csv", tmp_path, customer_rows()))
+    before = store_state(sheet.db)
+    sheet.db.chmod(0o600)  # a private store
+    snap = manifests(tmp_path / "backups")[-1]["id"]
+    damage_store(sheet.db, "flipped")
+    with umask(0o022):
+        restore = sheetsync_cmd("snapshots", "restore", snap, "--replace", "--layout", "customers",
+                                "--layouts-dir", str(tmp_path))
+    assert restore.returncode == 0, restore.stderr
+    assert sheet.db.stat().st_mode & 0o777 == 0o600
+    assert {k: assert_store_sound(sheet.db)[k] for k in ("records", "history")} == \
+        {k: before[k] for k in ("records", "history")}
