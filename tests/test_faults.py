@@ -824,3 +824,20 @@ def test_a_store_rebuilt_by_restore_replace_keeps_its_file_mode(tmp_path):
     assert sheet.db.stat().st_mode & 0o777 == 0o600
     assert {k: assert_store_sound(sheet.db)[k] for k in ("records", "history")} == \
         {k: before[k] for k in ("records", "history")}
+
+
+def test_a_new_rows_uncalculated_formula_in_a_required_column_holds_it_back_asking_for_a_save(tmp_path):
+    columns = {"id": {"header": "ID", "required": True}, "name": {"header": "Name", "required": True},
+               "email": {"header": "Email", "type": "email"}}
+    sheet = SheetFixture("xlsx", tmp_path, [], extra={"columns": columns})
+    write_sheet(sheet, [["ID", "Name", "Email"], ["C001", '=UPPER("ann")', "ann@x.com"], ["C002", "Bob", "b@x.com"]])
+    res = sync_once(sheet.layout)  # openpyxl saved the formula without its result
+    state = store_state(sheet.db)
+    assert state["problems"] == [("C001", "", "held_back"), ("C001", "name", "formula_uncalculated")]
+    assert set(state["records"]) == {"C002"} and res.held_back == 1
+    note = sheet.cells()[(2, 2)][2]
+    assert "open the file in Excel and save it" in note and "computed from" not in note
+    sheet.edit(2, 2, "ANN")  # the value is there now (Excel saved it, or a person typed it)
+    sync_once(sheet.layout)
+    state = store_state(sheet.db)
+    assert state["records"]["C001"]["name"] == "ANN" and state["problems"] == []
