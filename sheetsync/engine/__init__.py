@@ -5,7 +5,6 @@ finish the write-back. Imports no gspread, openpyxl or xlwings: sources come thr
 """
 from __future__ import annotations
 
-import gc
 import time
 import uuid
 import logging
@@ -124,8 +123,7 @@ def _leased_run(ctx: RunContext, started: float) -> None:
     lease.clean_restore_leftovers(store)
     store.start_run(result.run_id, name)
     log.info("run started")
-    gc_was_on = gc.isenabled()
-    gc.disable()  # a run allocates millions of small objects and frees them all at its end
+    resume_collector = run_support.pause_collector()
     calls = run_support.calls(ctx.connector)
     try:
         _run(ctx)
@@ -145,8 +143,7 @@ def _leased_run(ctx: RunContext, started: float) -> None:
         result.outcome, result.message = "partial", "interrupted"
         raise
     finally:
-        if gc_was_on:
-            gc.enable()
+        resume_collector()
         if calls is not None:
             now_calls = run_support.calls(ctx.connector)
             result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
