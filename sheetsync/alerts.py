@@ -25,15 +25,16 @@ from .store import Store
 
 log = logging.getLogger("sheetsync.alerts")
 ENV_FILE = "SHEETSYNC_ALERTS"
-KINDS = ("failed", "partial_streak", "invalid_share", "mass_delete")
+KINDS = ("failed", "partial_streak", "invalid_share", "mass_delete", "column_missing")
 #: problem codes that are not "the row is invalid" (marks, duplicates, conflicts, held rows)
 NOT_INVALID = frozenset({"corrected", "duplicate", "conflict", "conflict_row", "protected", "pushed",
-                         "deleted", "held_back", "suggestions", "mass_delete"})
+                         "deleted", "held_back", "suggestions", "mass_delete", "column_missing"})
 COUNT_KEYS = ("rows_read", "inserted", "updated", "unchanged", "deleted", "corrected", "invalid",
               "duplicates", "conflicts", "patches_applied", "patches_deferred")
 MAX_RETRY_AFTER = 30.0
 TITLES = {"failed": "run failed", "partial_streak": "runs keep ending partial",
-          "invalid_share": "too many invalid rows", "mass_delete": "rows not deleted (more than max_delete)"}
+          "invalid_share": "too many invalid rows", "mass_delete": "rows not deleted (more than max_delete)",
+          "column_missing": "column(s) of the layout not found in the sheet"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Alert:
     """One message to send: which layout, which condition, whether it starts, repeats or ends."""
 
     layout: str
-    kind: str                      # failed | partial_streak | invalid_share | mass_delete
+    kind: str                      # failed | partial_streak | invalid_share | mass_delete | column_missing
     state: str                     # firing | reminder | recovered
     outcome: str | None
     run_id: str | None
@@ -140,8 +141,17 @@ def held_deletes(store: Store, layout: str) -> str | None:
             "deleted; `sheetsync sync --allow-mass-delete` confirms")
 
 
+def missing_columns(store: Store, layout: str) -> str | None:
+    """Which layout columns the sheet's header lacks (engine/missing_columns' open problems), or None."""
+    gone = [p["params"].get("header") for p in store.problems(layout) if p["code"] == "column_missing"]
+    if not gone:
+        return None
+    return (f"column(s) {', '.join(map(str, gone))} not found in the sheet: their stored values are kept; "
+            "rename the header back or set header: in the layout")
+
+
 def conditions(cfg: Alerts, runs: list[dict[str, Any]], share: float | None,
-               failure: str | None = None, held: str | None = None) -> dict[str, str]:
+               failure: str | None = None, held: str | None = None, missing: str | None = None) -> dict[str, str]:
     """Active conditions -> why, from the newest finished runs first (pure: tests call it alone)."""
     done = [r for r in runs if r.get("finished") is not None]
     active: dict[str, str] = {}
@@ -155,6 +165,8 @@ def conditions(cfg: Alerts, runs: list[dict[str, Any]], share: float | None,
         active["invalid_share"] = f"{share:.0%} of rows invalid (threshold {limit:.0%})"
     if held:
         active["mass_delete"] = held
+    if missing:
+        active["column_missing"] = missing
     return active
 
 
@@ -205,7 +217,8 @@ def check_layout(loaded: LoadedLayout, store: Store, *, clock: Callable[[], floa
     if cfg is None or not (cfg.webhook or cfg.email):
         return []
     runs = store.runs(loaded.name, limit=max(cfg.partial_streak or 1, 1) + 1)
-    active = conditions(cfg, runs, invalid_share(store, loaded.name), failure, held_deletes(store, loaded.name))
+    active = conditions(cfg, runs, invalid_share(store, loaded.name), failure, held_deletes(store, loaded.name),
+                        missing_columns(store, loaded.name))
     now = clock()
     todo = _transitions(store, loaded.name, cfg, active, now)
     last = next((r for r in runs if r.get("finished") is not None), None)

@@ -240,8 +240,9 @@ def archive_rows(loaded: LoadedLayout, records: list[dict]) -> tuple[list[str], 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]], encoding: str | None) -> Path:
     """Append to NAME.archive.csv beside the CSV (header first when new), atomically; a record
     the file holds already (a re-run after a crash) is not written again."""
-    from .connectors.xlsx.guard import atomic_write
-    target = path.with_name(f"{path.stem}.archive.csv")
+    from .connectors.xlsx.guard import atomic_write, real_path
+    real = real_path(path)  # a symlinked CSV: beside the shared file, as its report
+    target = real.with_name(f"{real.stem}.archive.csv")
     old = target.read_bytes() if target.exists() else b""
     enc = encoding or "utf-8-sig"
     texts = [["" if v is None else str(v) for v in row] for row in rows]

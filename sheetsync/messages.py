@@ -155,6 +155,12 @@ TEMPLATES: dict[str, tuple[str, str, str, str]] = {
                              "value is kept",
                              "{field}：公式 `{value}` 在文件中没有保存计算结果（文件由 Excel 以外的程序写入）；"
                              "请用 Excel 打开并保存该文件。在此之前保留已存储的值"),
+    "column_missing": ("Column not found", "找不到列",
+                       "the column {header} is not in this sheet any more (renamed or deleted), so sheetsync "
+                       "kept the values it had stored for it and changed none of them. Rename the column "
+                       "back to {header}, or ask the admin to set its new name in the layout",
+                       "本表中找不到列 {header}（可能被改名或删除），sheetsync 保留了该列已存储的值，"
+                       "没有做任何改动。请把列名改回 {header}，或请管理员在布局中设置新的列名"),
     "mass_delete": ("Rows not deleted", "未删除行",
                     "{gone} of the {rows} rows are gone from this sheet, more than the {limit} that "
                     "sheetsync deletes at once, so it deleted none of them. If rows were removed by "

@@ -701,3 +701,143 @@ def test_a_workbook_only_openpyxl_could_write_and_would_damage_is_refused_before
     sheet.layout.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     run = sync_once(sheet.layout)
     assert run.outcome == "problems" and run.inserted == 12 and run.patches_applied > 0
+
+
+# -- a column renamed or deleted in the sheet: its stored values are kept, never read as empty -----
+
+MISSING_COLUMNS = {"id": {"header": "ID", "required": True}, "name": {"header": "Name"},
+                   "email": {"header": "Email", "type": "email"},
+                   "limit": {"header": "Limit", "type": "integer", "protected": True}}
+
+
+def write_sheet(sheet: SheetFixture, rows: list[list]) -> None:
+    """A person saves the whole sheet (header included) as `rows`."""
+    if sheet.kind == "csv":
+        sheet._write_csv(rows)
+        return
+    import openpyxl
+    wb = openpyxl.Workbook()
+    wb.active.title = TAB
+    for r in rows:
+        wb.active.append(r)
+    wb.save(sheet.path)
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+@pytest.mark.parametrize("header", [["ID", "Name", "E-mail address", "Limit"], ["ID", "Name"]])
+def test_a_renamed_or_deleted_column_keeps_its_stored_values_and_says_so(tmp_path, hook, kind, header):
+    sheet = SheetFixture(kind, tmp_path, [], extra={"columns": MISSING_COLUMNS, "language": "zh",
+                                                    "alerts": {"webhook": {"url": hook.url, "retries": 0}}})
+    people = [["C001", "Ann", "ann@x.com", 100], ["C002", "Bob", "bob@x.com", 200]]
+    write_sheet(sheet, [["ID", "Name", "Email", "Limit"], *people])
+    assert sheetsync_cmd("sync", str(sheet.layout)).returncode == 0
+    before = store_state(sheet.db)
+    write_sheet(sheet, [header, *([p[:len(header)] for p in people])])
+    sheet.edit(2, 2, "Ann B")  # a person renames one customer
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    run = json_run(proc)
+    assert proc.returncode == 1 and run["outcome"] == "problems", proc.stdout + proc.stderr
+    gone = [f for f in ("email", "limit") if MISSING_COLUMNS[f]["header"] not in header]
+    assert "not found in the sheet: their stored values are kept" in run["message"]
+    after = store_state(sheet.db)
+    assert after["records"]["C001"] == {**before["records"]["C001"], "name": "Ann B"}
+    assert after["records"]["C002"] == before["records"]["C002"]
+    assert after["history"]["C001"] == [*before["history"]["C001"], ("name", "Ann", "Ann B", "update")]
+    assert after["problems"] == [("", f, "column_missing") for f in gone]
+    report = (tmp_path / "customers.sheetsync.csv").read_text(encoding="utf-8-sig") if kind == "csv" else \
+        "".join(str(c.value) for row in __import__("openpyxl").load_workbook(sheet.path)["sheetsync"].iter_rows()
+                for c in row)
+    assert "本表中找不到列 Email（可能被改名或删除），sheetsync 保留了该列已存储的值" in report
+    status = sheetsync_cmd("status", str(sheet.layout))
+    assert "column_missing" in status.stdout, status.stdout
+    alerts = [b for b in hook.bodies if b["kind"] == "column_missing"]
+    assert len(alerts) == 1 and alerts[0]["state"] == "firing" and "Email" in alerts[0]["detail"]
+    # the header put back: the problem closes, an edit made meanwhile is taken, no false conflict
+    write_sheet(sheet, [["ID", "Name", "Email", "Limit"], ["C001", "Ann B", "ann@x.com", 100],
+                        ["C002", "Bob", "bob2@x.com", 200]])
+    proc = sheetsync_cmd("sync", str(sheet.layout), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    final = store_state(sheet.db)
+    assert final["problems"] == [] and final["records"]["C002"]["email"] == "bob2@x.com"
+    assert final["records"]["C001"]["email"] == "ann@x.com" and final["records"]["C001"]["limit"] == 100
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_a_protected_value_first_typed_invalid_then_fixed_is_taken_not_blanked(tmp_path, kind):
+    columns = {**MISSING_COLUMNS, "limit": {**MISSING_COLUMNS["limit"], "min": 0}}
+    sheet = SheetFixture(kind, tmp_path, [], extra={"columns": columns})
+    write_sheet(sheet, [["ID", "Name", "Email", "Limit"], ["C001", "Ann", "ann@x.com", 100],
+                        ["C002", "Bob", "bob@x.com", -100]])
+    sync_once(sheet.layout)
+    assert store_state(sheet.db)["records"]["C002"]["limit"] is None  # invalid: nothing stored
+    sheet.edit(3, 4, 150)  # a person fixes the value
+    sheet.edit(2, 4, 999)  # and edits a validly stored one: still reverted
+    res = sync_once(sheet.layout)
+    state = store_state(sheet.db)
+    assert state["records"]["C002"]["limit"] == 150 and ("limit", None, "150", "update") in state["history"]["C002"]
+    assert state["records"]["C001"]["limit"] == 100 and res.protected == 1
+    cells = sheet.cells()
+    assert cells[(3, 4)][0] == "150" and cells[(2, 4)][0] == "100"
+    assert ("C002", "limit", "invalid") not in state["problems"]
+
+
+# -- file modes: files made for people follow the umask, a rebuilt store keeps its mode ------------
+
+@contextmanager
+def umask(mask: int):
+    old = os.umask(mask)  # the sheetsync child inherits it
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_files_made_for_people_get_the_umask_mode_and_sit_beside_a_links_target(tmp_path):
+    shared = SheetFixture("csv", tmp_path / "share", customer_rows())
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / shared.path.name).symlink_to(shared.path)
+    layout = work / "customers.yaml"
+    layout.write_text(shared.layout.read_text(encoding="utf-8"), encoding="utf-8")
+    with umask(0o002):
+        proc = sheetsync_cmd("sync", str(layout))
+        assert proc.returncode == 1, proc.stderr
+        report = shared.folder / "customers.sheetsync.csv"  # beside the shared file, for everyone using it
+        assert report.stat().st_mode & 0o777 == 0o664 and not (work / report.name).exists()
+        snap = manifests(work / "backups")[-1]["id"]
+        proc = sheetsync_cmd("snapshots", "restore", snap, "--layout", "customers", "--layouts-dir", str(work))
+        assert proc.returncode == 0, proc.stderr
+    copies = list(shared.folder.glob(f"*.restored-{snap}*")) + list(work.glob(f"*.restored-{snap}*"))
+    assert len(copies) == 1 and copies[0].stat().st_mode & 0o777 == 0o664
+
+
+def test_a_store_rebuilt_by_restore_replace_keeps_its_file_mode(tmp_path):
+    sheet = edited(SheetFixture("csv", tmp_path, customer_rows()))
+    before = store_state(sheet.db)
+    sheet.db.chmod(0o600)  # a private store
+    snap = manifests(tmp_path / "backups")[-1]["id"]
+    damage_store(sheet.db, "flipped")
+    with umask(0o022):
+        restore = sheetsync_cmd("snapshots", "restore", snap, "--replace", "--layout", "customers",
+                                "--layouts-dir", str(tmp_path))
+    assert restore.returncode == 0, restore.stderr
+    assert sheet.db.stat().st_mode & 0o777 == 0o600
+    assert {k: assert_store_sound(sheet.db)[k] for k in ("records", "history")} == \
+        {k: before[k] for k in ("records", "history")}
+
+
+def test_a_new_rows_uncalculated_formula_in_a_required_column_holds_it_back_asking_for_a_save(tmp_path):
+    columns = {"id": {"header": "ID", "required": True}, "name": {"header": "Name", "required": True},
+               "email": {"header": "Email", "type": "email"}}
+    sheet = SheetFixture("xlsx", tmp_path, [], extra={"columns": columns})
+    write_sheet(sheet, [["ID", "Name", "Email"], ["C001", '=UPPER("ann")', "ann@x.com"], ["C002", "Bob", "b@x.com"]])
+    res = sync_once(sheet.layout)  # openpyxl saved the formula without its result
+    state = store_state(sheet.db)
+    assert state["problems"] == [("C001", "", "held_back"), ("C001", "name", "formula_uncalculated")]
+    assert set(state["records"]) == {"C002"} and res.held_back == 1
+    note = sheet.cells()[(2, 2)][2]
+    assert "open the file in Excel and save it" in note and "computed from" not in note
+    sheet.edit(2, 2, "ANN")  # the value is there now (Excel saved it, or a person typed it)
+    sync_once(sheet.layout)
+    state = store_state(sheet.db)
+    assert state["records"]["C001"]["name"] == "ANN" and state["problems"] == []

@@ -447,7 +447,9 @@ def test_head_on_a_long_export_gets_its_lines_and_no_traceback(tmp_path):
                               cwd=tmp_path, capture_output=True, text=True, timeout=120,
                               env={"PATH": "/usr/bin:/bin", "SHEETSYNC_LAYOUTS": str(tmp_path)})
         assert len(proc.stdout.splitlines()) == 2 and proc.stdout.startswith(first), proc.stdout
-        assert (proc.returncode, proc.stderr) == (141, ""), fmt
+        # 141 when head left before the export finished writing; 0 when head read it all first
+        # (a race the closed-pipe test above does not leave to chance)
+        assert proc.returncode in (0, 141) and proc.stderr == "", (fmt, proc.returncode, proc.stderr)
 
 
 # -- control characters and over-long cells -----------------------------------------------------

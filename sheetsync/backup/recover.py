@@ -4,6 +4,7 @@ takes the store's name. Never opens the damaged file for writing."""
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,8 +34,11 @@ def recover_store(backup_dir: Path | str, snap_id: str, store: Path, key: bytes 
                   problem: str) -> Recovered:
     """Set the damaged store aside as NAME.damaged-TIME, then restore snapshot `snap_id` whole
     in its place (every table: records, history, base state, other layouts' tables)."""
+    mode = stat.S_IMODE(store.stat().st_mode) if store.exists() else None
     aside = set_aside(store)
     restore_store(backup_dir, snap_id, store, key)
+    if mode is not None:  # the rebuilt store keeps the old file's mode (a 0600 store stays private)
+        os.chmod(store, mode)
     _close_snapshot_run(store, Repository(backup_dir).load_manifest(snap_id))
     return Recovered(store, snap_id, problem, aside)
 

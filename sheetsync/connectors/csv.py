@@ -17,7 +17,7 @@ from ..errors import SourceError
 from ..model import Applied, Patch, ReportTab, SheetData, canonical_text, split_removals
 from . import Capabilities, row_unchanged, still_applies
 from .grid import rows_from_grid
-from .safe_write import atomic_write, fingerprint
+from .safe_write import atomic_write, fingerprint, real_path
 from .xlsx.guard import LocalFile, read_bytes
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+\Z")
@@ -131,7 +131,8 @@ class CsvConnector(LocalFile):
 
     @property
     def report_path(self) -> Path:
-        return self.path.with_name(f"{self.path.stem}.sheetsync.csv")
+        real = real_path(self.path)  # a symlinked CSV: beside the shared file the link points at
+        return real.with_name(f"{real.stem}.sheetsync.csv")
 
     def _parse(self, data: bytes, raw: bool = True) -> ParsedCsv:
         return parse(data, self.encoding, self.delimiter, str(self.path), raw)

@@ -74,8 +74,9 @@ def atomic_write(path: Path, write: Callable[[object], None], expected: bytes | 
             fh.flush()
             test_pause("fsync")
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)  # the mode is right before anyone can open the new file
+        # the mode is right before anyone can open the new file: the old file's, or (a new file:
+        # a report, an archive copy, a restored copy, all meant for people) what the umask gives
+        os.chmod(tmp, new_file_mode() if mode is None else mode)
         written = fingerprint(tmp.read_bytes())
         _replace(tmp, path, expected)
     except OSError as exc:
@@ -142,6 +143,20 @@ def _exchange(a: Path, b: Path) -> bool:
     (an old kernel, a network share, macOS), and then nothing moved."""
     fn = _renameat2()
     return fn is not None and fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def new_file_mode() -> int:
+    """0666 less the process's umask, the mode open() gives a new file (mkstemp's is 0600).
+    Read from /proc where it can be (changing the umask to read it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _writable_mode(path: Path) -> int | None:

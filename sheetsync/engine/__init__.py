@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from ..dedupe import step as dedupe_step
-from . import delete_guard, lease, merged_rows, run_support
+from . import delete_guard, lease, merged_rows, missing_columns, run_support
 from ..layout import store_path  # noqa: F401 (sheetsync.engine.store_path: its old home)
 from .. import report as report_mod
 from ..connectors import Connector, from_source
@@ -58,6 +58,7 @@ class RunContext:
     full: bool = False
     allow_mass_delete: bool = False  # an admin confirmed deletions above the layout's max_delete
     held_deletes: Problem | None = None  # set when this run's deletions were held (delete_guard)
+    missing: list = field(default_factory=list)  # layout columns not in the header (missing_columns)
     problems: list | None = None  # the open problems as the run left them (read once, at its end)
     owed_snapshot: bool = False   # this run finished one killed after its commit, before its snapshot
     merged: dict[str, str] = field(default_factory=dict)  # rows of records merged away: drop -> keep
@@ -180,6 +181,7 @@ def _run(ctx: RunContext) -> None:
     where = f"{data.source or ctx.loaded.path}[{data.sheet}]"
     cols = map_headers(data.header, ctx.layout, where=where)
     ctx.store.ensure_table(ctx.layout.table, {f: c.type for f, c in ctx.layout.columns.items()})
+    missing_columns.leave_out(ctx, cols, where)  # from here on the run's layout has only the header's fields
     exact_fields = {f for ks in ctx.layout.dedupe.exact for f in ks[:1]}
     ctx.store.index_fields(ctx.layout.table, sorted(exact_fields))
     ctx.hook("detect")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..dedupe import step as dedupe_step
-from . import delete_guard, merged_rows
+from . import delete_guard, merged_rows, missing_columns
 from .. import report as report_mod
 from ..model import Patch, Problem, RunResult, SheetData, canonical_text, row_hash, typed_value
 from .reconcile import AS_STORED, NewRows, RowDecision
@@ -61,6 +61,7 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
                                       value=ident, expected=_cell_text(sheet.values[ident], ctx.id_col)),
                                 ident, None))
             if ident not in ctx.merged:  # a merged-away row keeps the base it had (see merged_rows)
+                missing_columns.keep_base(ctx, sheet.base.get(ident), d)
                 base[ident] = _next_base(sheet, ident, d, cols, rev, extra, types)
         for ident in deletable(ctx, sheet.deleted):
             if store.delete_record(layout.table, ident, run_id=res.run_id, layout=ctx.name,
@@ -71,7 +72,8 @@ def commit(ctx: "RunContext", data: SheetData, sheet: SheetIndex, cols: dict[str
         dedupe_step.index_rows(store, layout, [*(i for i, d in decisions.items()
                                                  if not d.held_back and i not in ctx.merged), *new.idents],
                                deleted=sheet.deleted)
-        problems.extend(delete_guard.problems(ctx))  # the sheet's own problem, opened or closed here
+        problems.extend(delete_guard.problems(ctx))  # the sheet's own problems, opened or closed here
+        problems.extend(missing_columns.problems(ctx))
         store.replace_problems(ctx.name, [*decisions, *new.idents, *sheet.deleted, delete_guard.SHEET],
                                problems, res.run_id)
         store.relocate(ctx.name, sheet.moved)

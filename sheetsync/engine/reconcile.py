@@ -224,13 +224,20 @@ def _field(decision: RowDecision, row: RowInput, name: str, cell: Any, live: boo
             _take_sheet(decision, name, cell, store_text)
     elif value_text == store_text:
         _take_sheet(decision, name, cell, store_text)
-    elif name in guarded:
+    elif name in guarded and not _first_value(guarded[name], store_text):
         decision.counts["protected"] += 1
         _push(decision, row, name, store_val, raw_text, "protected", {"attempted": raw_text, **guarded[name]})
     elif not store_changed:
         _take_sheet(decision, name, cell, store_text)
     else:
         _conflict(decision, row, name, cell, store_val)
+
+
+def _first_value(why: dict[str, Any], store_text: str) -> bool:
+    """A protected field the store holds no value for (never validly set, e.g. its first value was
+    invalid): the sheet's first valid value is no edit of a stored one, so it is taken; reverting
+    it would blank the cell. Read-only sheets and row scopes stay strict."""
+    return why.get("code") == "protected" and store_text == ""
 
 
 def _take_sheet(decision: RowDecision, name: str, cell: Any, store_text: str, force: bool = False) -> None:

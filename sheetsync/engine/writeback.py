@@ -41,6 +41,8 @@ def note_text(kind: str, params: Mapping[str, Any], field: str, lang: str) -> st
     if kind == "formula":  # the problem's own words inside "computed cell: fix its inputs"
         inner_kind, inner = params["problem"], params["params"]
         detail = messages.render(inner.get("code", inner_kind), {"field": field, **inner}, lang)
+        if inner.get("code") == "formula_uncalculated":  # its inputs are fine: it only needs Excel to save it
+            return NOTE_PREFIX + detail
         return NOTE_PREFIX + messages.render("formula_cell", {"field": field}, lang) + "\n" + detail
     code = params.get("code", kind)
     return NOTE_PREFIX + messages.render(code, {"field": field, **params}, lang)
