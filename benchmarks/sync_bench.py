@@ -124,7 +124,7 @@ def bench(kind: str, work: Path, n: int) -> list[tuple[str, float, str]]:
     """The four measurements of one source. Only the file (or the emulator's sheet) holds the
     rows while a sync runs, as in a `sheetsync sync` process: the generated rows and the bare
     read's result are dropped first (kept alive, they cost the first sync ~0.5 s here, through
-    the bigger heap its forked prefetch child shares)."""
+    the bigger heap)."""
     rows = make_rows(n)
     folder = _empty_folder(work / kind)
     data = folder / f"customers.{kind}"

@@ -1,7 +1,6 @@
 """The whole run on the in-memory connector: write-back, idempotence, reconcile, crash recovery."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -402,91 +401,6 @@ def test_a_duplicate_flag_clears_when_its_partner_row_is_edited_away(tmp_path):
     book.set(2, 3, "+86 138 0013 8099")
     run(layout, book, store)
     assert not [p for p in problems(store) if p[2] == "duplicate"] and (3, 3) not in book.notes
-
-
-def test_a_first_sync_checked_partly_in_a_second_process_ends_the_same(tmp_path, monkeypatch):
-    """rules/prefetch.py checks a big first sync's rarely-repeating columns in a child process;
-    forced on for five rows here, the store, problems and sheet must come out identical."""
-    from sheetsync.rules import prefetch
-    merged = []
-    real_merge = prefetch.Prefetch.merge
-    monkeypatch.setattr(prefetch.Prefetch, "merge", lambda self: merged.append(real_merge(self)) or merged[-1])
-    outcomes = []
-    real_child = prefetch._child
-    for name, min_rows, child in (("plain", 10**9, real_child), ("prefetched", 1, real_child),
-                                  ("child dies", 1, lambda *a: os._exit(3))):  # the parent does it all
-        monkeypatch.setattr(prefetch, "MIN_ROWS", min_rows)
-        monkeypatch.setattr(prefetch, "_child", child)
-        layout, book, store = make(tmp_path / name)
-        book.rows.append(["C001", "Again", "139 0000 0001", "again@x.cn", 7])  # a key clash: rows walked one by one
-        outcome = []
-        for step in range(3):
-            if step == 1:  # new rows above the old ones (moved down): the rows checked are a part
-                book.rows[:0] = [[f"C1{i:02d}", f"New {i}", f"138 0013 81{i:02d}", f"N{i}@X.cn", i] for i in range(12)]
-            res = run(layout, book, store, full=step == 2)  # then every row compared: all unchanged
-            records = {k: {f: v for f, v in r.items() if not f.startswith("_")}
-                       for k, r in store.records("customers").items()}
-            outcome.append((records, problems(store), book.rows, book.notes, res.inserted, res.corrected,
-                            res.unchanged))
-        outcomes.append(outcome)
-    assert len(merged) == 4 and all(m and "phone" in m and "id" not in m for m in merged[:2])  # keys: the parent's
-    assert merged[2:] == [None, None]
-    assert outcomes[0] == outcomes[1] == outcomes[2] and outcomes[1][1][4] == 12 and outcomes[1][2][6] == 18
-
-
-@pytest.mark.parametrize("extra", ["", ", unique: true", ", required_if: {field: name, not_empty: true}"])
-def test_messy_first_sync_ends_the_same_with_or_without_the_second_process(tmp_path, monkeypatch, extra):
-    """Invalid keys, key clashes, phones in every format, duplicate phones, bad emails and dates:
-    a first sync and a resync end with the same store and file whether the prefetch child
-    checked part of the columns and hashed part of the rows or not (unique and cross-field
-    checks too)."""
-    import csv
-    import random
-    import sqlite3
-
-    from sheetsync.layout_load import load_layout
-    from sheetsync.rules import prefetch
-    rnd = random.Random(5)
-    data = [[rnd.choice([f"C{i:04d}", f"c{i:04d}", f"C{rnd.randrange(400):04d}", "", "X"]),
-             rnd.choice(["王伟", "Li Na", "", " 张\u200b三 "]),
-             rnd.choice([f"138 0013 {i:04d}", f"１３９{i:08d}", "12345", "", f"1380013{rnd.randrange(30):04d}.0"]),
-             rnd.choice([f"u{i}@x.cn", f" U{i}@X.CN ", "bad@@x", "", f"d{rnd.randrange(9)}@x.cn"]),
-             rnd.choice(["2024-02-30", "2024/3/5", f"20{rnd.randint(10, 24)}-0{rnd.randint(1, 9)}-1{rnd.randint(0, 9)}", ""]),
-             rnd.choice(["1,000", "-5", "abc", "", "3000.0", "7"])] for i in range(400)]
-    layout = ("table: t\nsource: {kind: csv, path: c.csv}\nstore: s.db\nkey: id\ncolumns:\n"
-              "  id: {header: ID, required: true, pattern: '^C\\d{4}$', normalise: [strip_invisible, nfkc, trim, upper]}\n"
-              "  name: {header: Name}\n  phone: {header: Phone, type: phone}\n"
-              f"  email: {{header: Email, type: email{extra}}}\n  day: {{header: Day, type: date}}\n"
-              "  credit: {header: Credit, type: integer, min: 0}\n"
-              "dedupe: {exact: [[phone]]}\nreport_tab: null\nbackup: {enabled: false}\n")
-    merged = []
-    real_merge = prefetch.Prefetch.merge
-    monkeypatch.setattr(prefetch.Prefetch, "merge", lambda self: merged.append((self.fields, self.hash_from))
-                        or real_merge(self))
-    outcomes = []
-    for mode, min_rows in (("off", 10**9), ("on", 1)):
-        monkeypatch.setattr(prefetch, "MIN_ROWS", min_rows)
-        folder = tmp_path / mode
-        folder.mkdir()
-        with (folder / "c.csv").open("w", encoding="utf-8", newline="") as f:
-            csv.writer(f).writerows([["ID", "Name", "Phone", "Email", "Day", "Credit"], *data])
-        (folder / "c.yaml").write_text(layout, encoding="utf-8")
-        loaded = load_layout(folder / "c.yaml")
-        counts = [sync_once(loaded), sync_once(loaded, full=True)]
-        db = sqlite3.connect(folder / "s.db")
-        tables = {q: sorted(db.execute(q), key=repr) for q in (
-            "SELECT _key, id, name, phone, email, day, credit, _rev FROM t",
-            "SELECT record_key, field, old, new, action, row FROM _sheetsync_history",
-            "SELECT ident, field, code, params, row FROM _sheetsync_problems",
-            "SELECT ident, hash, row, rev FROM _sheetsync_base")}
-        db.close()
-        outcomes.append((tables, (folder / "c.csv").read_text(encoding="utf-8"),
-                         [(r.inserted, r.corrected, r.invalid, r.duplicates, r.held_back, r.unchanged) for r in counts]))
-    assert outcomes[0] == outcomes[1]
-    assert len(merged) == 1 and "phone" in merged[0][0] and 0 < merged[0][1] < 400  # the child checked and hashed
-    first, again = outcomes[1][2]
-    assert first[0] > 100 and first[2] > 100 and first[3] > 10 and first[4] > 10  # inserted, invalid, dupes, held back
-    assert again[5] == 400  # then every row compared is unchanged
 
 
 def test_protected_and_read_only_reverts_never_write_over_a_formula(tmp_path):

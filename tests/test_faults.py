@@ -409,7 +409,7 @@ def big_csv(tmp_path: Path, n: int, extra: dict | None = None) -> SheetFixture:
 @pytest.fixture()
 def hook():
     """A webhook receiver on loopback (test_alerts.Hook), stopped after the test: a thread left
-    running would keep later tests' prefetch child from starting."""
+    running would outlive the test."""
     from test_alerts import Hook
     receiver = Hook()
     yield receiver

@@ -168,18 +168,6 @@ def test_check_rows_column_by_column_equals_check_row_by_row() -> None:
         [("name", "required"), ("email", "required_if")], [("customer_id", "pattern")]]
 
 
-def test_check_columns_takes_the_columns_warm_worked_out() -> None:
-    cols = {"customer_id": 0, "name": 1, "email": 2}
-    rows = [("C00001", "A", "a@x.cn"), ("C00002", " B ", "bad")]
-    rc = checker()
-    known = rc.warm(rows, cols, ["name", "email", "no_such_field"])
-    assert list(known) == ["name", "email"] and [c.value for c in known["name"]] == ["A", "B"]
-    columns, odd = rc.check_columns(rows, cols, known)
-    assert columns[list(rc.fields).index("name")] is known["name"]
-    expected = checker().check_rows(rows, cols)  # this layout has cross-field checks: every row is "odd"
-    assert odd == dict(enumerate(expected)) and not expected[1].clean
-
-
 def test_column_memo_keeps_equal_values_of_different_types_apart() -> None:
     rc = checker()
     out = rc.column("name", [1, 1.0, True, 1, "1"])

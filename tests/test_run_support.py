@@ -146,3 +146,30 @@ def test_env_hook_with_the_variable_ignores_other_steps(monkeypatch) -> None:
     assert hook("read") is None and hook("apply") is None  # only "commit" would kill (not called here)
     monkeypatch.setenv("SHEETSYNC_TEST_KILL_AT", "")
     assert env_hook()("commit") is None  # an empty value means off
+
+
+def test_a_sync_pauses_the_collector_and_leaves_it_as_it_found_it(tmp_path):
+    """A run pauses the cyclic collector (benchmarks/README.md: it paid 0.4-1.5 s at 100k rows)
+    through one seam, and the process gets it back as it was: on stays on, off stays off."""
+    import gc
+
+    from sheetsync.engine import sync_once
+    from sheetsync.engine.run_support import pause_collector
+    from sheetsync.layout_load import load_layout
+    (tmp_path / "c.csv").write_text("ID,Name\nC1,Ann\n", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text("table: t\nsource: {kind: csv, path: c.csv}\nstore: s.db\nkey: id\n"
+                                     "columns:\n  id: {header: ID}\n  name: {header: Name}\n"
+                                     "report_tab: null\nbackup: {enabled: false}\n", encoding="utf-8")
+    assert gc.isenabled()
+    resume = pause_collector()
+    assert not gc.isenabled()
+    resume()
+    assert gc.isenabled()
+    assert sync_once(load_layout(tmp_path / "c.yaml")).inserted == 1 and gc.isenabled()
+    gc.disable()
+    try:
+        pause_collector()()
+        (tmp_path / "c.csv").write_text("ID,Name\nC1,Ann\nC2,Bo\n", encoding="utf-8")
+        assert sync_once(load_layout(tmp_path / "c.yaml")).inserted == 1 and not gc.isenabled()
+    finally:
+        gc.enable()

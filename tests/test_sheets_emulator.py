@@ -147,8 +147,7 @@ def test_serve_runs_in_the_foreground_from_a_seed_file(tmp_path: Path) -> None:
 
 
 def test_stop_ends_the_threads_of_idle_keep_alive_connections():
-    # a client that keeps its connection open left a handler thread waiting after stop(), and a
-    # stray thread makes the next test's process unsafe to fork (rules/prefetch.py refuses to)
+    # a client that keeps its connection open left a handler thread waiting after stop()
     import threading
 
     before = set(threading.enumerate())

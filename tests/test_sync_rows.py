@@ -200,20 +200,6 @@ def test_managed_id_edited_row_keeps_its_id() -> None:
     assert sheet.changed == ["R7"] and sheet.new_ids == {} and sheet.deleted == []
 
 
-def test_a_first_sync_may_hash_its_rows_later_and_ends_the_same() -> None:
-    layout = _layout()
-    data = _data(("C001", "Ann", "a@x.cn"), ("C002", "Bo", "b@x.cn"), ("C001", "Cy", "c@x.cn"))  # a clash
-    now = _index(layout, data)
-    later = index_sheet(data, COLS, layout, compile_rules(layout), {}, hash_later=True)
-    assert set(later.hashes.values()) == {None}
-    with pytest.raises(ValueError):
-        later.set_hashes(["h"])
-    later.set_hashes([row_hash(r.values) for r in data.rows])
-    assert later == now
-    with pytest.raises(ValueError):  # with a base, hashes find the unchanged rows: not later
-        index_sheet(data, COLS, layout, compile_rules(layout), _base(C001=(2, data.rows[0].values)), hash_later=True)
-
-
 # -- flag_exact_duplicates ------------------------------------------------------------
 
 def _dupe(other_row: object, other_key: str, reason: str, fld: str = "email") -> dict:

@@ -5,7 +5,6 @@ finish the write-back. Imports no gspread, openpyxl or xlwings: sources come thr
 """
 from __future__ import annotations
 
-import gc
 import time
 import logging
 from dataclasses import dataclass, field
@@ -26,12 +25,11 @@ from ..logs import run_context
 from ..progress import progress
 from ..layout import LoadedLayout
 from ..layout_load import load_layout
-from ..model import MAX_CELL_CHARS, Problem, RunResult, SheetData, row_hash
+from ..model import MAX_CELL_CHARS, Problem, RunResult, SheetData
 from .reconcile import (AS_STORED, NO_LIMIT, NewRows, RowDecision, RowInput, cell_texts, creates_freely,
                         hold_back_taken_key, insert_row, reconcile_row)
 from ..rules import compile_rules
 from ..rules.checked import Checked
-from ..rules.prefetch import Prefetch
 from ..store import Store
 from .identify import SheetIndex, check_unique, flag_exact_duplicates, id_column, index_sheet, later_partners
 
@@ -124,8 +122,7 @@ def _leased_run(ctx: RunContext, started: float) -> None:
     lease.clean_restore_leftovers(store)
     store.start_run(result.run_id, name)
     log.info("run started")
-    gc_was_on = gc.isenabled()
-    gc.disable()  # a run allocates millions of small objects and frees them all at its end
+    resume_collector = run_support.pause_collector()
     calls = ctx.connector.call_counts()
     try:
         _run(ctx)
@@ -145,8 +142,7 @@ def _leased_run(ctx: RunContext, started: float) -> None:
         result.outcome, result.message = "partial", "interrupted"
         raise
     finally:
-        if gc_was_on:
-            gc.enable()
+        resume_collector()
         if calls is not None:
             now_calls = ctx.connector.call_counts()
             result.api_calls, result.drive_calls = now_calls[0] - calls[0], now_calls[1] - calls[1]
@@ -189,9 +185,9 @@ def _run(ctx: RunContext) -> None:
     ctx.hook("detect")
     checker = compile_rules(ctx.layout, [r.values for r in data.rows], cols,
                             date1904=bool(data.meta.get("date1904")))
-    sheet, todo, known = _identify(ctx, data, cols, checker, where)
-    todo, known = merged_rows.divert(ctx, sheet, todo, known)
-    checked = _validate(ctx, sheet, todo, checker, cols, known)
+    sheet, todo = _identify(ctx, data, cols, checker, where)
+    todo = merged_rows.divert(ctx, sheet, todo)
+    checked = _validate(ctx, sheet, todo, checker, cols)
     ctx.hook("dedupe")
     dupes = flag_exact_duplicates(ctx.store, ctx.layout, sheet, checked)
     fuzzy = {}
@@ -217,68 +213,24 @@ def _run(ctx: RunContext) -> None:
 
 
 def _identify(ctx: RunContext, data: SheetData, cols: dict[str, int], checker: Any,
-              where: str) -> tuple[SheetIndex, list[str], dict[str, list]]:
-    """Steps 4 and the start of 5: every row's identity, the rows to check, and (when most rows
-    are new) their rarely-repeating columns checked by a second process meanwhile. Also returns
-    the columns the parent checked of the rows to check, meanwhile (field -> CellResults)."""
+              where: str) -> tuple[SheetIndex, list[str]]:
+    """Step 4: every row's identity and the rows to check."""
     id_col = ctx.id_col = id_column(ctx.layout, data, where)
-    base = ctx.store.base_index(ctx.name)
-    prefetch, known = None, {}
-    if len(base) < len(data.rows) // 2:  # a first sync hashes its rows later, the child a share
-        prefetch = Prefetch.start(checker, data.rows, cols, [f for f in checker.fields if f not in ctx.layout.key_fields],
-                                  hashing=not base and id_col is None)
-    split = prefetch.hash_from if prefetch is not None else None  # the child hashes rows from here
-    try:
-        sheet = index_sheet(data, cols, ctx.layout, checker, base, id_col, hash_later=split is not None)
-        delete_guard.hold(ctx, sheet, lambda idents: _not_deleted(ctx, deletable(ctx, idents)))
-        ctx.result.rows_read = len(data.rows)
-        todo = _select(ctx, sheet)
-        ctx.hook("validate")
-        if prefetch is not None:  # the parent's share of the work while the child does its own
-            known = checker.warm([sheet.values[i] for i in todo], cols,
-                                 [f for f in checker.fields if f not in prefetch.fields])
-            known.update(_take_prefetch(prefetch, data, sheet, todo))
-    finally:
-        if prefetch is not None:
-            prefetch.close()
-    return sheet, todo, known
+    sheet = index_sheet(data, cols, ctx.layout, checker, ctx.store.base_index(ctx.name), id_col)
+    delete_guard.hold(ctx, sheet, lambda idents: _not_deleted(ctx, deletable(ctx, idents)))
+    ctx.result.rows_read = len(data.rows)
+    todo = _select(ctx, sheet)
+    ctx.hook("validate")
+    return sheet, todo
 
 
-def _take_prefetch(prefetch: Prefetch, data: SheetData, sheet: SheetIndex, todo: list[str]) -> dict[str, list]:
-    """The parent's share of the row hashing (a first sync), then the child's: its hashes into
-    `sheet`, and its columns of the `todo` rows returned (field -> CellResults). When the child
-    failed: {} (validation works its columns out) and the parent hashes the child's rows too."""
-    split = prefetch.hash_from
-    mine = [row_hash(r.values) for r in data.rows[:split]] if split is not None else []
-    theirs = prefetch.merge()  # in sheet order
-    if split is not None:
-        sheet.set_hashes(mine + (prefetch.hashes if theirs else [row_hash(r.values) for r in data.rows[split:]]))
-    if not theirs:
-        return {}
-    order = _sheet_positions(data, sheet, todo)
-    return {f: column if order is None else list(map(column.__getitem__, order)) for f, column in theirs.items()}
-
-
-def _sheet_positions(data: SheetData, sheet: SheetIndex, todo: list[str]) -> list[int] | None:
-    """Where each of `todo` is in data.rows; None when todo is every row in sheet order (a
-    first sync)."""
-    numbers = list(map(sheet.rows.__getitem__, todo))
-    if len(numbers) == len(data.rows) and numbers == [r.number for r in data.rows]:
-        return None
-    at = {r.number: k for k, r in enumerate(data.rows)}
-    return [at[n] for n in numbers]
-
-
-def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int],
-              known: dict[str, list]) -> Checked:
+def _validate(ctx: RunContext, sheet: SheetIndex, todo: list[str], checker: Any, cols: dict[str, int]) -> Checked:
     """Step 5: rules for the rows to check, unique columns, and unchanged rows further down that
-    share an exact key with a checked one (the later row of a pair is the one flagged).
-    `known`: columns of the `todo` rows checked already (field -> CellResults in todo order)."""
+    share an exact key with a checked one (the later row of a pair is the one flagged)."""
     checked = Checked(checker.fields)
     for start in range(0, len(todo), VALIDATE_CHUNK):
         chunk = todo[start:start + VALIDATE_CHUNK]
-        done = {f: column[start:start + len(chunk)] for f, column in known.items()}
-        checked.extend(chunk, *checker.check_columns(list(map(sheet.values.__getitem__, chunk)), cols, done))
+        checked.extend(chunk, *checker.check_columns(list(map(sheet.values.__getitem__, chunk)), cols))
         progress("validate", start + len(chunk), len(todo))
     checked = check_unique(ctx.store, ctx.layout, checked)
     partners = later_partners(ctx.store, ctx.layout, sheet, checked)

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from ..errors import LayoutError, SourceError
 from ..layout_checks import NO_IDENTITY
@@ -54,12 +54,6 @@ class SheetIndex:
     _id_col: int | None = None
     _cols: dict[str, int] = field(default_factory=dict)
 
-    def set_hashes(self, hashes: Sequence[str]) -> None:
-        """Each row's hash, in sheet order (see index_sheet's `hash_later`)."""
-        if len(hashes) != len(self.rows):
-            raise ValueError(f"{len(hashes)} hashes for {len(self.rows)} rows")
-        self.hashes = dict(zip(self.rows, hashes))
-
     def fields_of(self, values: tuple) -> dict[str, Any]:
         return {f: (values[c] if c < len(values) else None) for f, c in self._cols.items()}
 
@@ -73,15 +67,9 @@ class SheetIndex:
 
 def index_sheet(data: SheetData, cols: Mapping[str, int], layout: Layout, checker: Any,
                base: dict[str, BaseRow], id_col: int | None = None,
-               new_id: Callable[[], str] = lambda: "R" + uuid.uuid4().hex[:12],
-               hash_later: bool = False) -> SheetIndex:
+               new_id: Callable[[], str] = lambda: "R" + uuid.uuid4().hex[:12]) -> SheetIndex:
     """Identify every row. With no key but a managed id column (`id_col`, 0-based), a row's id
-    cell is its identity; a row without one (new, or a copy of another row) gets a fresh id.
-
-    `hash_later`: a first sync (no base, a key) identifies rows by key alone, so their hashes
-    may come later, from SheetIndex.set_hashes (rules/prefetch.py has a child work out a part)."""
-    if hash_later and (base or id_col is not None):
-        raise ValueError("only a first sync by key can hash its rows later")
+    cell is its identity; a row without one (new, or a copy of another row) gets a fresh id."""
     index = SheetIndex(base=base, _key_fields=tuple(layout.key_fields), _id_col=id_col, _cols=dict(cols))
     by_hash: dict[str, str] = {}
     shared: set[str] = set()  # hashes of identical rows: those need their identity worked out
@@ -90,7 +78,7 @@ def index_sheet(data: SheetData, cols: Mapping[str, int], layout: Layout, checke
             shared.add(b.hash)
         by_hash[b.hash] = ident
     claimed: set[str] = set()
-    hashes = [None] * len(data.rows) if hash_later else [row_hash(r.values) for r in data.rows]
+    hashes = [row_hash(r.values) for r in data.rows]
     if not base and id_col is None:  # a first sync: every row is new, identified by its key
         idents = _idents(data.rows, cols, layout.key_fields, checker)
         if len(set(idents)) == len(idents):  # and no two rows share one: no per-row walk needed

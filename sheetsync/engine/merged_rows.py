@@ -14,16 +14,14 @@ if TYPE_CHECKING:
     from .identify import SheetIndex
 
 
-def divert(ctx: "RunContext", sheet: "SheetIndex", todo: list[str], known: dict[str, list]
-           ) -> tuple[list[str], dict[str, list]]:
-    """Take merged-away rows out of the rows to check (`known` columns stay aligned with `todo`);
-    they are remembered in ctx.merged (drop -> keep)."""
+def divert(ctx: "RunContext", sheet: "SheetIndex", todo: list[str]) -> list[str]:
+    """Take merged-away rows out of the rows to check; they are remembered in ctx.merged
+    (drop -> keep)."""
     merged = ctx.store.merged_into(ctx.layout.table)
     ctx.merged = {drop: keep for drop, keep in merged.items() if drop in sheet.rows}
     if not ctx.merged:
-        return todo, known
-    kept = [n for n, ident in enumerate(todo) if ident not in ctx.merged]
-    return [todo[n] for n in kept], {f: [column[n] for n in kept] for f, column in known.items()}
+        return todo
+    return [ident for ident in todo if ident not in ctx.merged]
 
 
 def untouched(sheet: "SheetIndex", ident: str) -> bool:

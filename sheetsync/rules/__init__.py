@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import TYPE_CHECKING, Iterable, Literal, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, NamedTuple, Sequence
 
 from ..model import MAX_CELL_CHARS, CellError, CellValue, Problem, WriteValue, canonical_text
 from .base import Ctx, Invalid, Rule, TypeRule
@@ -137,7 +137,7 @@ class RowChecker:
             except TypeError:  # unhashable values: the loop below copes
                 pass
             else:
-                if None not in out:  # every value known (warmed, or a prefetch child's): no loop
+                if None not in out:  # every value known: no loop
                     return out
                 get = by_value.get
                 for i, result in enumerate(out):
@@ -176,22 +176,6 @@ class RowChecker:
                 self._flawed.add(field)
         return result
 
-    def warm(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int],
-             fields: Iterable[str]) -> dict[str, list[CellResult]]:
-        """Work out `fields` of `rows` now (into the memo), e.g. while a prefetch child runs;
-        returns the columns worked out (field -> CellResults), for check_columns of these rows."""
-        return {f: self.column(f, column_of(rows, cols[f])) for f in fields if f in cols}
-
-    def outcomes(self, fields: Iterable[str]) -> tuple[set[str], set[str]]:
-        """Which of `fields` had a result with problems, and which one not "ok" (what another
-        process's checker needs to know of work done here; see `learn`)."""
-        return self._flawed & set(fields), self._altered & set(fields)
-
-    def learn(self, flawed: Iterable[str], altered: Iterable[str]) -> None:
-        """Take in another checker's `outcomes`, with the columns it worked out (rules/prefetch.py)."""
-        self._flawed.update(flawed)
-        self._altered.update(altered)
-
     def check_rows(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]) -> list[RowResult]:
         """check() for many rows given as value tuples (`cols`: field -> 0-based index; a field
         without a column, or past a short row's end, is empty). Works column by column."""
@@ -199,15 +183,13 @@ class RowChecker:
         fields = self.fields
         return [odd.get(i) or RowResult(dict(zip(fields, cells)), (), True) for i, cells in enumerate(zip(*columns))]
 
-    def check_columns(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int],
-                      known: Mapping[str, Sequence[CellResult]] = {}
+    def check_columns(self, rows: Sequence[Sequence[CellValue]], cols: Mapping[str, int]
                       ) -> tuple[list[list[CellResult]], dict[int, RowResult]]:
         """check_rows kept column by column (rules.checked.Checked holds them): each field's
         CellResults in `self.fields` order, and row index -> RowResult for every row that is not
-        clean (a cell not "ok", or a cross-field check). Clean rows cost no object of their own.
-        `known`: columns of these rows worked out already (what `warm` returned for them)."""
+        clean (a cell not "ok", or a cross-field check). Clean rows cost no object of their own."""
         fields = self.fields
-        columns = [known[f] if f in known else self.column(f, column_of(rows, cols.get(f))) for f in fields]
+        columns = [self.column(f, column_of(rows, cols.get(f))) for f in fields]
         if self._cross:
             return columns, {i: self._cross_checks(dict(zip(fields, cells))) for i, cells in enumerate(zip(*columns))}
         altered = [col for f, col in zip(fields, columns) if f in self._altered]

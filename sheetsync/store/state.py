@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import json
-from json.encoder import encode_basestring as _escape  # the C escaper json.dumps uses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
@@ -17,21 +16,12 @@ from .sql import chunks
 
 
 def encode_texts(texts: Mapping[str, Any]) -> str:
-    """json.dumps(texts, ensure_ascii=False) of a flat dict of text (values that are not str go
-    through str(); None values are left out), byte for byte. Run for every row a sync inserts, so
-    each set of keys gets a %-template once and a row costs C-level str() and escape per value."""
-    if None in texts.values():
-        texts = {f: v for f, v in texts.items() if v is not None}
-    keys = tuple(texts)
-    template = _TEMPLATES.get(keys)
-    if template is None:
-        if len(_TEMPLATES) > 1024:
-            _TEMPLATES.clear()
-        template = _TEMPLATES[keys] = "{" + ", ".join(_escape(k).replace("%", "%%") + ": %s" for k in keys) + "}"
-    return template % tuple(map(_escape, map(str, texts.values())))
+    """JSON of a flat dict of text as history and base rows keep it: values that are not str go
+    through str(), None values are left out, non-ASCII stays readable in the file."""
+    return json.dumps({f: v if v.__class__ is str else str(v) for f, v in texts.items() if v is not None},
+                      ensure_ascii=False)
 
 
-_TEMPLATES: dict[tuple[str, ...], str] = {}
 _PUT_BASE = ("INSERT OR REPLACE INTO _sheetsync_base(layout, ident, hash, row, sheet_vals, store_vals, rev) "
              "VALUES (?,?,?,?,?,?,?)")
 

@@ -58,8 +58,7 @@ class SheetsEmulator:
 
     def stop(self) -> None:
         """Stop serving and end every connection's thread: a client's idle keep-alive socket
-        would otherwise keep its handler thread waiting, and a process with a stray thread may
-        not fork (rules/prefetch.py refuses to)."""
+        would otherwise keep its handler thread waiting, for as long as the process lives."""
         self._server.shutdown()
         with self.lock:
             open_now = dict(self._connections)
