@@ -239,7 +239,7 @@ def archive_rows(loaded: LoadedLayout, records: list[dict]) -> tuple[list[str], 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]], encoding: str | None) -> Path:
     """Append to NAME.archive.csv beside the CSV (header first when new), atomically; a record
     the file holds already (a re-run after a crash) is not written again."""
-    from .connectors.xlsx.guard import atomic_write, real_path
+    from .connectors.safe_write import atomic_write, real_path
     real = real_path(path)  # a symlinked CSV: beside the shared file, as its report
     target = real.with_name(f"{real.stem}.archive.csv")
     old = target.read_bytes() if target.exists() else b""

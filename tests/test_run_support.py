@@ -11,7 +11,8 @@ import pytest
 
 from sheetsync.layout import Layout, LoadedLayout
 from sheetsync.model import Patch, SheetData, SheetRow
-from sheetsync.engine.run_support import as_written, break_dead_lease, env_hook
+from sheetsync.engine.lease import break_dead_lease
+from sheetsync.engine.run_support import as_written, env_hook
 from sheetsync.layout import store_path
 from sheetsync.store import Store
 

@@ -332,7 +332,7 @@ def test_error_cell_scan_finds_the_mark_across_read_blocks(tmp_path):
     import io
     import zipfile
 
-    from sheetsync.connectors.xlsx.guard import _has_error_cell
+    from sheetsync.connectors.xlsx.guard import _has_marks
     xml = b'<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="e"><v>#N/A</v></c></row></sheetData>'
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -341,7 +341,8 @@ def test_error_cell_scan_finds_the_mark_across_read_blocks(tmp_path):
     with zipfile.ZipFile(buf) as zf:
         at = xml.index(b't="e"')
         for chunk in (1, 2, 3, 4, 5, 7, at, at + 1, at + 2, len(xml)):
-            assert _has_error_cell(zf, "s.xml", chunk) and not _has_error_cell(zf, "clean.xml", chunk), chunk
+            mark = (b't="e"',)
+            assert _has_marks(zf, "s.xml", mark, chunk) and not _has_marks(zf, "clean.xml", mark, chunk), chunk
 
 
 # ---------------------------------------------------------------- typed write-back, formulas, 1904
@@ -604,7 +605,7 @@ def test_a_workbook_sheetsync_cannot_write_is_refused_before_the_store_commits(t
 def test_loss_check_knows_openpyxl_drops_header_and_background_pictures(tmp_path):
     """Whether Pillow is installed or not: openpyxl's round trip really drops both (checked here),
     so the fallback must refuse them."""
-    from book_parts import PNG, add_header_picture, rewrite_parts, simple_book
+    from book_parts import add_header_picture, rewrite_parts, simple_book
     book = simple_book(tmp_path / "b.xlsx", [["ID"], ["C1"]])
     add_header_picture(book)
     rewrite_parts(book, lambda n, b: b.replace(b"</worksheet>", b'<picture r:id="rIdHF1" xmlns:r="http://schemas.'

@@ -20,7 +20,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.table import Table
 
 from sheetsync.connectors.xlsx import XlsxConnector, fill_code
-from sheetsync.connectors.xlsx.patch import Unsupported, patch_xlsx
+from sheetsync.connectors.xlsx.patch import patch_xlsx
 from sheetsync.model import Patch, ReportTab
 
 DEMO = Path(__file__).resolve().parent.parent / "sheetsync" / "data" / "demo" / "customers.xlsx"

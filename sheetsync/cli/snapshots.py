@@ -329,7 +329,7 @@ def restore_copy_path(loaded: LoadedLayout | None, name: str, snap_id: str) -> P
 
 def write_sheet_copy(sheet: backup.SheetCopy, target: Path, loaded: LoadedLayout | None) -> None:
     """The sheet's values, all as text (as snapshotted), in a new file written atomically."""
-    from ..connectors.xlsx.guard import atomic_write
+    from ..connectors.safe_write import atomic_write
     if target.suffix == ".csv":
         import csv
         import io

@@ -20,7 +20,6 @@ from ..backup.runner import snapshot_after_run
 from ..errors import SheetsyncError
 from ..model import SheetData, SheetRow
 from ..layout import LoadedLayout, store_path
-from .lease import break_dead_lease  # noqa: F401 (re-exported: it was here first)
 from ..store.damage import damage, restore_hint
 
 if TYPE_CHECKING:

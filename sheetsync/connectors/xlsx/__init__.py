@@ -21,9 +21,9 @@ from .. import Capabilities, default_mark_colours, is_our_note, merge_note, remo
 from ...text import XML_ILLEGAL
 from ..grid import rows_from_grid
 from .patch import Unsupported, direct_patch_blocker, patch_xlsx
-from .guard import (LocalFile, atomic_write, date1904, fingerprint, guard_features, open_zip,
-                         read_bytes, read_comments, refuse_if_open, refuse_unwritable, sheet_comments_part,
-                         sheet_part, special_cells)
+from ..safe_write import atomic_write, fingerprint
+from .guard import (LocalFile, date1904, guard_features, open_zip, read_bytes, read_comments, refuse_if_open,
+                    refuse_unwritable, sheet_comments_part, sheet_part, special_cells)
 from .rows import delete_rows, unsafe_to_delete
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from xml.sax.saxutils import unescape
 from ...errors import FeatureLossError, SourceBusy, SourceChanged, SourceError
 from ...model import CellError, UncalculatedFormula
 from .. import ConnectorBase
-from ..safe_write import atomic_write, fingerprint, real_path  # noqa: F401  (atomic_write: its old home)
+from ..safe_write import fingerprint, real_path
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +193,6 @@ _FORMULA_CELL = re.compile(rb"<c\b([^>]*)>\s*(?:<f\b[^>]*/>|<f\b[^>]*>([^<]*)</f
                            rb"(?:<v>([^<]*)</v>|(<v\s*/>))?\s*</c>")
 
 
-def error_cells(zf: zipfile.ZipFile, part: str) -> dict[str, CellError]:
-    """"A1" -> CellError of every error cell (t="e") and every formula saved without its result,
-    which calamine both reads as empty."""
-    return special_cells(zf, part)[0]
-
-
 _FORMULA = re.compile(rb"<(?:x:)?f[\s>/]")
 #: every sheet with a formula holds a closing </f> (a shared formula's children point at a master
 #: cell that spells it out; the Open XML SDK writes </x:f>); few marks keep the streamed scan cheap
@@ -259,10 +253,6 @@ def _cell_of(ref: str) -> tuple[int, int]:
     for ch in letters:
         col = col * 26 + ord(ch) - 64
     return int(ref[len(letters):]), col
-
-
-def _has_error_cell(zf: zipfile.ZipFile, part: str, chunk: int = 1 << 20) -> bool:
-    return bool(_has_marks(zf, part, (b't="e"',), chunk))
 
 
 def _has_marks(zf: zipfile.ZipFile, part: str, marks: tuple[bytes, ...], chunk: int = 1 << 20) -> set[bytes]:
